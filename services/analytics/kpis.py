@@ -1,0 +1,56 @@
+"""KPI arithmetic: how each event moves a program's counters. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from services.common.pb.mentoring.v1.common_pb2 import (
+    MATCH_STATUS_ACCEPTED,
+    MATCH_STATUS_DECLINED,
+    ROLE_MENTEE,
+    ROLE_MENTOR,
+)
+from services.common.pb.mentoring.v1.events_pb2 import Event
+
+COUNTERS: tuple[str, ...] = (
+    "mentors",
+    "mentees",
+    "matches_proposed",
+    "matches_accepted",
+    "matches_declined",
+    "active_relationships",
+    "sessions",
+    "session_minutes",
+    "events",
+)
+
+
+def empty() -> dict[str, int]:
+    return dict.fromkeys(COUNTERS, 0)
+
+
+def apply(kpis: Mapping[str, int], event: Event) -> dict[str, int]:
+    """The program's counters after one event; unknown event types only count as events."""
+    out = {**empty(), **kpis}
+    out["events"] += 1
+    kind = event.WhichOneof("payload")
+    if kind == "participant_registered":
+        role = event.participant_registered.role
+        if role == ROLE_MENTOR:
+            out["mentors"] += 1
+        elif role == ROLE_MENTEE:
+            out["mentees"] += 1
+    elif kind == "match_proposed":
+        out["matches_proposed"] += 1
+    elif kind == "match_responded":
+        status = event.match_responded.status
+        if status == MATCH_STATUS_ACCEPTED:
+            out["matches_accepted"] += 1
+        elif status == MATCH_STATUS_DECLINED:
+            out["matches_declined"] += 1
+    elif kind == "relationship_started":
+        out["active_relationships"] += 1
+    elif kind == "session_logged":
+        out["sessions"] += 1
+        out["session_minutes"] += event.session_logged.minutes
+    return out

@@ -1,0 +1,65 @@
+"""Settings from environment variables, the only place configuration comes from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# (gRPC port, metrics port) per service; the README's configuration table lists them.
+DEFAULT_PORTS: dict[str, tuple[int, int]] = {
+    "enrollment": (50051, 9101),
+    "matching": (50052, 9102),
+    "engagement": (50053, 9103),
+    "analytics": (50054, 9104),
+}
+DEFAULT_BROKER_PORT = 9092
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def service_address(service: str, env: Mapping[str, str] = os.environ) -> str:
+    """Where clients reach a service's gRPC API: `<SERVICE>_ADDR`, else loopback default port."""
+    return env.get(f"{service.upper()}_ADDR") or f"127.0.0.1:{DEFAULT_PORTS[service][0]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    service: str
+    bind_host: str
+    grpc_port: int
+    metrics_port: int
+    kafka_bootstrap_servers: str
+    topic_partitions: int
+    fetch_max_wait_ms: int
+    mongodb_uri: str | None
+    mongodb_database: str
+    shutdown_grace_seconds: float
+
+    @classmethod
+    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
+        grpc_port, metrics_port = DEFAULT_PORTS[service]
+        prefix = service.upper()
+        return cls(
+            service=service,
+            bind_host=env.get("BIND_HOST", "127.0.0.1"),
+            grpc_port=_int(env, f"{prefix}_GRPC_PORT", grpc_port),
+            metrics_port=_int(env, f"{prefix}_METRICS_PORT", metrics_port),
+            kafka_bootstrap_servers=env.get(
+                "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{DEFAULT_BROKER_PORT}"
+            ),
+            topic_partitions=_int(env, "KAFKA_TOPIC_PARTITIONS", 6),
+            # Tansu answers a fetch only when this wait runs out: it sets consumer latency.
+            fetch_max_wait_ms=_int(env, "KAFKA_FETCH_MAX_WAIT_MS", 20),
+            mongodb_uri=env.get("MONGODB_URI") or None,
+            mongodb_database=env.get(f"{prefix}_MONGODB_DATABASE", f"mentoring_{service}"),
+            shutdown_grace_seconds=float(env.get("SHUTDOWN_GRACE_SECONDS", "5")),
+        )

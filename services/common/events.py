@@ -1,0 +1,113 @@
+"""The event envelope: building, keying, routing and decoding platform events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError, Message
+
+from services.common.pb.mentoring.v1.common_pb2 import EventEnvelope
+from services.common.pb.mentoring.v1.events_pb2 import DeadLetter, Event
+
+SCHEMA_VERSION = 1
+DEAD_LETTER_TOPIC = "dead-letter"
+
+# Payload field of Event -> the topic its events travel on.
+TOPIC_BY_PAYLOAD: dict[str, str] = {
+    field.name: field.name.replace("_", "-")
+    for field in Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+}
+EVENT_TOPICS: tuple[str, ...] = tuple(TOPIC_BY_PAYLOAD.values())
+ALL_TOPICS: tuple[str, ...] = (*EVENT_TOPICS, DEAD_LETTER_TOPIC)
+
+_PAYLOAD_BY_MESSAGE: dict[str, str] = {
+    field.message_type.full_name: field.name
+    for field in Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+}
+
+
+class EventDecodeError(ValueError):
+    """A message that is not a valid platform event; the reason goes to the dead-letter topic."""
+
+
+def new_event(
+    *,
+    producer: str,
+    organization_id: str,
+    program_id: str,
+    payload: Message,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Wrap a payload in the envelope. Pass a stable event_id when a retry must not duplicate."""
+    event_type = _PAYLOAD_BY_MESSAGE[payload.DESCRIPTOR.full_name]
+    envelope = EventEnvelope(
+        event_id=event_id or str(uuid.uuid4()),
+        event_type=event_type,
+        organization_id=organization_id,
+        program_id=program_id,
+        producer=producer,
+        schema_version=SCHEMA_VERSION,
+    )
+    envelope.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
+    event = Event(envelope=envelope)
+    getattr(event, event_type).CopyFrom(payload)
+    return event
+
+
+def stable_event_id(*parts: str) -> str:
+    """An event id derived from what the event is about, so a retried request reuses it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
+
+
+def partition_key(organization_id: str, program_id: str) -> bytes:
+    # One key per program keeps every program's events in order on one partition, and lets
+    # consumer-group members own whole programs.
+    return f"{organization_id}/{program_id}".encode()
+
+
+def topic_of(event: Event) -> str:
+    return TOPIC_BY_PAYLOAD[event.envelope.event_type]
+
+
+def decode_event(value: bytes | None, topic: str | None = None) -> Event:
+    """Parse and check an event; raise EventDecodeError saying what is wrong with it."""
+    if not value:
+        raise EventDecodeError("empty message value")
+    try:
+        event = Event.FromString(value)
+    except DecodeError as exc:
+        raise EventDecodeError(f"not a protobuf mentoring.v1.Event: {exc}") from None
+    env = event.envelope
+    for field in ("event_id", "organization_id", "program_id", "event_type"):
+        if not getattr(env, field):
+            raise EventDecodeError(f"envelope.{field} is missing")
+    if env.schema_version != SCHEMA_VERSION:
+        raise EventDecodeError(f"unsupported envelope.schema_version {env.schema_version}")
+    payload = event.WhichOneof("payload")
+    if payload is None:
+        raise EventDecodeError("no payload set")
+    if payload != env.event_type:
+        raise EventDecodeError(f"envelope.event_type {env.event_type!r} but payload is {payload!r}")
+    if topic is not None and TOPIC_BY_PAYLOAD[payload] != topic:
+        raise EventDecodeError(f"a {payload} event does not belong on topic {topic!r}")
+    return event
+
+
+def dead_letter(
+    *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+    reason: str, group: str,
+) -> bytes:
+    """The dead-letter record for a message a consumer gave up on: the message whole, and why."""
+    letter = DeadLetter(
+        source_topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key or b"",
+        value=value or b"",
+        reason=reason,
+        consumer_group=group,
+    )
+    letter.failed_at.FromDatetime(datetime.now(UTC))
+    return letter.SerializeToString()

@@ -1,0 +1,114 @@
+"""Bootstrap shared by every service: gRPC server with health, reflection and interceptors,
+the metrics endpoint, its background components, and graceful shutdown on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from google.protobuf.descriptor import FileDescriptor
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common.config import Settings
+from services.common.interceptors import ObservabilityInterceptor
+from services.common.metrics import start_metrics_server
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """A background part of a service (producer, consumer) started before and stopped after RPCs."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceBinding:
+    """One gRPC service of the process: its full name, its servicer and the generated adder."""
+
+    name: str
+    servicer: Any
+    add_to_server: Callable[[Any, aio.Server], None]
+
+    @classmethod
+    def of(
+        cls, file: FileDescriptor, servicer: Any, add_to_server: Callable[[Any, aio.Server], None]
+    ) -> ServiceBinding:
+        """Bind the one service a proto file defines."""
+        (service,) = file.services_by_name.values()
+        return cls(service.full_name, servicer, add_to_server)
+
+
+class GrpcServer:
+    """A grpc.aio server with the platform's interceptors, health and reflection."""
+
+    def __init__(self, settings: Settings, bindings: Sequence[ServiceBinding]) -> None:
+        self._settings = settings
+        self._names = [b.name for b in bindings]
+        self.server = aio.server(interceptors=[ObservabilityInterceptor()])
+        self.health = health.aio.HealthServicer()
+        for binding in bindings:
+            binding.add_to_server(binding.servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.address = f"{settings.bind_host}:{settings.grpc_port}"
+        self.server.add_insecure_port(self.address)
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", *self._names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s serving gRPC on %s", self._settings.service, self.address)
+
+    async def stop(self) -> None:
+        # Health turns NOT_SERVING first so load balancers stop sending, then in-flight RPCs drain.
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self._settings.shutdown_grace_seconds)
+
+
+def main(service: str, serve: Callable[[Settings], Awaitable[None]]) -> None:
+    """Entry point of a service process."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
+    )
+    asyncio.run(serve(Settings.from_env(service)))
+
+
+async def run_service(
+    settings: Settings,
+    bindings: Sequence[ServiceBinding],
+    components: Sequence[Component] = (),
+) -> None:
+    """Run one service process until SIGTERM or SIGINT, then shut down in order."""
+    start_metrics_server(settings.bind_host, settings.metrics_port)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    started: list[Component] = []
+    server = GrpcServer(settings, bindings)
+    try:
+        for component in components:
+            await component.start()
+            started.append(component)
+        await server.start()
+        await stop_requested.wait()
+        log.info("%s shutting down", settings.service)
+        await server.stop()
+    finally:
+        # Reverse order: consumers stop (committing offsets) before the producer they use flushes.
+        for component in reversed(started):
+            await component.stop()
+    log.info("%s stopped", settings.service)

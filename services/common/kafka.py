@@ -1,0 +1,233 @@
+"""Publishing and consuming platform events on Kafka, with dead-lettering and committed offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import TopicAlreadyExistsError
+
+from services.common import metrics
+from services.common.config import Settings
+from services.common.events import (
+    ALL_TOPICS,
+    DEAD_LETTER_TOPIC,
+    EventDecodeError,
+    dead_letter,
+    decode_event,
+    partition_key,
+    topic_of,
+)
+from services.common.pb.mentoring.v1.events_pb2 import Event
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(
+    bootstrap_servers: str, partitions: int, topics: Iterable[str] = ALL_TOPICS
+) -> None:
+    """Create the platform's topics; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        if missing:
+            response = await admin.create_topics(missing)
+            for topic, code, message in response.topic_errors:
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise RuntimeError(f"cannot create topic {topic}: {message} ({code})")
+    finally:
+        await admin.close()
+
+
+class EventPublisher:
+    """Sends events keyed by program, waiting for the broker's acknowledgement."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=settings.service,
+            acks="all",
+            linger_ms=2,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        # stop() flushes what is still buffered before closing.
+        await self._producer.stop()
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Publish events and return once all are acknowledged; raises if any is not."""
+        futures = []
+        for event in events:
+            topic = topic_of(event)
+            env = event.envelope
+            futures.append(
+                await self._producer.send(
+                    topic,
+                    event.SerializeToString(),
+                    key=partition_key(env.organization_id, env.program_id),
+                )
+            )
+            metrics.EVENTS_PRODUCED.labels(topic).inc()
+        await asyncio.gather(*futures)
+
+    async def dead_letter(self, record: ConsumerRecord, reason: str, group: str) -> None:
+        value = dead_letter(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=reason,
+            group=group,
+        )
+        await self._producer.send_and_wait(DEAD_LETTER_TOPIC, value, key=record.key)
+        metrics.EVENTS_DEAD_LETTERED.labels(record.topic, group).inc()
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A decoded event and the record it came in."""
+
+    event: Event
+    record: ConsumerRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An event its handler cannot act on, ever; it goes to the dead-letter topic."""
+
+    delivered: Delivered
+    reason: str
+
+
+BatchHandler = Callable[[list[Delivered]], Awaitable[list[Rejected]]]
+
+
+class _AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        for tp in revoked:
+            metrics.ASSIGNED_PARTITIONS.labels(tp.topic, self.group).dec()
+            try:
+                metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition), self.group)
+            except KeyError:
+                pass  # no lag was exported for it yet
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        for tp in assigned:
+            metrics.ASSIGNED_PARTITIONS.labels(tp.topic, self.group).inc()
+        log.info("%s owns %s", self.group, sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class EventConsumer:
+    """A consumer-group member that hands decoded batches to a handler.
+
+    Offsets are committed only after the handler and any dead-lettering succeeded, so a crash
+    redelivers rather than loses; handlers are therefore written to be idempotent. A handler that
+    raises (a database outage, say) makes the batch run again after a pause.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        topics: Sequence[str],
+        group: str,
+        handler: BatchHandler,
+        publisher: EventPublisher,
+        max_records: int = 500,
+    ) -> None:
+        self.group = group
+        self._topics = topics
+        self._handler = handler
+        self._publisher = publisher
+        self._max_records = max_records
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=group,
+            client_id=f"{settings.service}-{group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            # Range assignment gives one member the same partition number of every topic, and
+            # all topics are keyed by program: so a member sees all of a program's events.
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(list(self._topics), listener=_AssignmentListener(self.group))
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._max_records)
+            records = [r for part in batches.values() for r in part]
+            if records:
+                await self._handle_until_done(records, batches)
+            await self._export_lag()
+
+    async def _handle_until_done(
+        self, records: list[ConsumerRecord], batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._handle(records)
+                await self._consumer.commit(
+                    {tp: part[-1].offset + 1 for tp, part in batches.items()}
+                )
+                return
+            except Exception:
+                if self._stopping.is_set():
+                    # Uncommitted: the next owner of these partitions handles them again.
+                    log.exception("batch failed while stopping; it will be redelivered")
+                    return
+                log.exception("batch failed; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _handle(self, records: list[ConsumerRecord]) -> None:
+        delivered: list[Delivered] = []
+        for record in records:
+            try:
+                delivered.append(Delivered(decode_event(record.value, record.topic), record))
+            except EventDecodeError as exc:
+                await self._publisher.dead_letter(record, str(exc), self.group)
+        rejected = await self._handler(delivered) if delivered else []
+        for rejection in rejected:
+            await self._publisher.dead_letter(rejection.delivered.record, rejection.reason, self.group)
+        for item in delivered:
+            metrics.EVENTS_CONSUMED.labels(item.record.topic, self.group).inc()
+
+    async def _export_lag(self) -> None:
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                position = await self._consumer.position(tp)
+                lag = metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition), self.group)
+                lag.set(max(end - position, 0))

@@ -1,0 +1,53 @@
+"""The connection to a service's own MongoDB database, and running its calls off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+import mongoengine
+
+from services.common.config import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def connect(settings: Settings) -> None:
+    """Connect the default mongoengine alias to this service's database.
+
+    Without MONGODB_URI the database is mongomock, in this process's memory. mongomock does not
+    make a conditional update atomic across threads, so then every call runs on one thread; a
+    real server does that itself, so it gets a pool.
+    """
+    global _executor
+    mongoengine.disconnect()
+    if settings.mongodb_uri:
+        mongoengine.connect(
+            db=settings.mongodb_database, host=settings.mongodb_uri, tz_aware=True, uuidRepresentation="standard"
+        )
+        workers = 8
+    else:
+        import mongomock
+
+        mongoengine.connect(
+            db=settings.mongodb_database,
+            host="mongodb://localhost",
+            mongo_client_class=mongomock.MongoClient,
+            tz_aware=True,
+        )
+        workers = 1
+    _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mongo")
+
+
+async def run_sync(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking mongoengine code on the storage executor, never on the event loop."""
+    if _executor is None:
+        raise RuntimeError("storage.connect() was not called")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_executor, functools.partial(fn, *args, **kwargs))

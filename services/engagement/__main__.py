@@ -1,0 +1,32 @@
+"""Run the engagement service: `python -m services.engagement`."""
+
+from __future__ import annotations
+
+from services.common import grpc_server, storage
+from services.common.config import Settings
+from services.common.kafka import EventConsumer, EventPublisher
+from services.common.api import engagement_pb2, engagement_pb2_grpc
+from services.engagement.consumer import GROUP, TOPICS, handle_proposals
+from services.engagement.servicer import EngagementServicer
+
+
+async def serve(settings: Settings) -> None:
+    storage.connect(settings)
+    publisher = EventPublisher(settings)
+    consumer = EventConsumer(
+        settings, topics=TOPICS, group=GROUP, handler=handle_proposals, publisher=publisher
+    )
+    binding = grpc_server.ServiceBinding.of(
+        engagement_pb2.DESCRIPTOR,
+        EngagementServicer(publisher),
+        engagement_pb2_grpc.add_EngagementServiceServicer_to_server,
+    )
+    await grpc_server.run_service(settings, [binding], [publisher, consumer])
+
+
+def main() -> None:
+    grpc_server.main("engagement", serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Engagement's consumer: proposed matches arrive from matching on match-proposed."""
+
+from __future__ import annotations
+
+from services.common.kafka import Delivered, Rejected
+from services.common.storage import run_sync
+from services.engagement.store import GROUP, record_proposals
+
+TOPICS = ("match-proposed",)
+__all__ = ["GROUP", "TOPICS", "handle_proposals"]
+
+
+async def handle_proposals(batch: list[Delivered]) -> list[Rejected]:
+    rejected: list[Rejected] = []
+    valid = []
+    for item in batch:
+        proposed = item.event.match_proposed
+        missing = [f for f in ("match_id", "mentor_id", "mentee_id") if not getattr(proposed, f)]
+        if missing:
+            rejected.append(Rejected(item, f"match_proposed.{missing[0]} is missing"))
+        else:
+            valid.append(item.event)
+    await run_sync(record_proposals, valid)
+    return rejected

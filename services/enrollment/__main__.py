@@ -1,0 +1,28 @@
+"""Run the enrollment service: `python -m services.enrollment`."""
+
+from __future__ import annotations
+
+from services.common import grpc_server, storage
+from services.common.config import Settings
+from services.common.kafka import EventPublisher
+from services.common.api import enrollment_pb2, enrollment_pb2_grpc
+from services.enrollment.servicer import EnrollmentServicer
+
+
+async def serve(settings: Settings) -> None:
+    storage.connect(settings)
+    publisher = EventPublisher(settings)
+    binding = grpc_server.ServiceBinding.of(
+        enrollment_pb2.DESCRIPTOR,
+        EnrollmentServicer(publisher),
+        enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server,
+    )
+    await grpc_server.run_service(settings, [binding], [publisher])
+
+
+def main() -> None:
+    grpc_server.main("enrollment", serve)
+
+
+if __name__ == "__main__":
+    main()

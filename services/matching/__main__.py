@@ -1,0 +1,31 @@
+"""Run a matching worker: `python -m services.matching`. Start several to share the load."""
+
+from __future__ import annotations
+
+from services.common import grpc_server, storage
+from services.common.config import Settings
+from services.common.kafka import EventConsumer, EventPublisher
+from services.common.api import matching_pb2, matching_pb2_grpc
+from services.matching.servicer import MatchingServicer
+from services.matching.worker import GROUP, TOPICS, MatchingWorker
+
+
+async def serve(settings: Settings) -> None:
+    storage.connect(settings)
+    publisher = EventPublisher(settings)
+    worker = MatchingWorker(publisher)
+    consumer = EventConsumer(
+        settings, topics=TOPICS, group=GROUP, handler=worker.handle, publisher=publisher
+    )
+    binding = grpc_server.ServiceBinding.of(
+        matching_pb2.DESCRIPTOR, MatchingServicer(), matching_pb2_grpc.add_MatchingServiceServicer_to_server
+    )
+    await grpc_server.run_service(settings, [binding], [publisher, worker, consumer])
+
+
+def main() -> None:
+    grpc_server.main("matching", serve)
+
+
+if __name__ == "__main__":
+    main()
