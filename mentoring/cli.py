@@ -19,7 +19,9 @@ from rich.table import Table
 from mentoring.clients import Clients
 from services.common.api import analytics_pb2
 
-app = typer.Typer(help="Open e-mentoring platform: run it, and talk to its services.", no_args_is_help=True)
+app = typer.Typer(
+    help="Open e-mentoring platform: run it, and talk to its services.", no_args_is_help=True
+)
 match_app = typer.Typer(help="Matching tools.", no_args_is_help=True)
 app.add_typer(match_app, name="match")
 console = Console()
@@ -57,11 +59,16 @@ def up(
             table.add_column(column)
         table.add_row("broker (Tansu)", stack.ports.bootstrap, "", str(log_dir / "broker.log"))
         for name in SERVICES:
-            table.add_row(name, stack.ports.address(name),
-                          f"http://127.0.0.1:{stack.ports.metrics[name]}/metrics",
-                          str(log_dir / f"{name}.log"))
+            table.add_row(
+                name,
+                stack.ports.address(name),
+                f"http://127.0.0.1:{stack.ports.metrics[name]}/metrics",
+                str(log_dir / f"{name}.log"),
+            )
         console.print(table)
-        console.print("Try [bold].venv/bin/mentoring demo[/] in another terminal. Ctrl-C stops everything.")
+        console.print(
+            "Try [bold].venv/bin/mentoring demo[/] in another terminal. Ctrl-C stops everything."
+        )
         while True:
             for managed in stack.processes:
                 if managed.process.poll() is not None:
@@ -100,9 +107,13 @@ def kpis(
 ) -> None:
     """Print a program's live KPIs."""
     with Clients() as clients, rpc_errors():
-        _print_kpis(clients.analytics.GetProgramKpis(
-            analytics_pb2.GetProgramKpisRequest(organization_id=organization, program_id=program)
-        ))
+        _print_kpis(
+            clients.analytics.GetProgramKpis(
+                analytics_pb2.GetProgramKpisRequest(
+                    organization_id=organization, program_id=program
+                )
+            )
+        )
 
 
 def _print_kpis(kpis: analytics_pb2.ProgramKpis) -> None:

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from services.common.config import service_address
 from services.common.api import (
     analytics_pb2_grpc,
     engagement_pb2_grpc,
     enrollment_pb2_grpc,
     matching_pb2_grpc,
 )
+from services.common.config import service_address
 
 
 @dataclass

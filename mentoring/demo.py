@@ -80,9 +80,13 @@ def run_demo(
     for person in track(people, description="Registering 50 participants", console=console):
         clients.enrollment.RegisterParticipant(
             enrollment_pb2.RegisterParticipantRequest(
-                organization_id=organization, program_id=pid, role=ROLES[person.role],
-                display_name=person.display_name, email=person.email,
-                skills=person.skills, capacity=person.capacity,
+                organization_id=organization,
+                program_id=pid,
+                role=ROLES[person.role],
+                display_name=person.display_name,
+                email=person.email,
+                skills=person.skills,
+                capacity=person.capacity,
             )
         )
     relationships: list[str] = []
@@ -97,15 +101,20 @@ def run_demo(
         for index, match in enumerate(open_matches):
             # In the first round every fifth mentee says no, so matching proposes again.
             mentee_says = (
-                common_pb2.MATCH_DECISION_DECLINE if round_ == 1 and index % 5 == 4
+                common_pb2.MATCH_DECISION_DECLINE
+                if round_ == 1 and index % 5 == 4
                 else common_pb2.MATCH_DECISION_ACCEPT
             )
-            for participant, decision in ((match.mentor_id, common_pb2.MATCH_DECISION_ACCEPT),
-                                          (match.mentee_id, mentee_says)):
+            for participant, decision in (
+                (match.mentor_id, common_pb2.MATCH_DECISION_ACCEPT),
+                (match.mentee_id, mentee_says),
+            ):
                 answered = clients.engagement.RespondToMatch(
                     engagement_pb2.RespondToMatchRequest(
-                        organization_id=organization, match_id=match.match_id,
-                        participant_id=participant, decision=decision,
+                        organization_id=organization,
+                        match_id=match.match_id,
+                        participant_id=participant,
+                        decision=decision,
                     )
                 )
                 if answered.status == common_pb2.MATCH_STATUS_DECLINED:
@@ -118,11 +127,15 @@ def run_demo(
     console.print(f"{len(relationships)} relationships active, {declined} proposals declined")
     sessions = 0
     now = datetime.now(UTC)
-    for index, relationship_id in enumerate(track(relationships, description="Logging sessions", console=console)):
+    for index, relationship_id in enumerate(
+        track(relationships, description="Logging sessions", console=console)
+    ):
         for week in range(1 + index % 3):
             request = engagement_pb2.LogSessionRequest(
-                organization_id=organization, relationship_id=relationship_id,
-                minutes=30 + 15 * (week % 3), mode=common_pb2.SESSION_MODE_VIRTUAL,
+                organization_id=organization,
+                relationship_id=relationship_id,
+                minutes=30 + 15 * (week % 3),
+                mode=common_pb2.SESSION_MODE_VIRTUAL,
             )
             request.held_at.FromDatetime(now - timedelta(weeks=week))
             clients.engagement.LogSession(request)

@@ -5,13 +5,59 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-FIRST = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas",
-         "Kemi", "Liam", "Maya", "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tara"]
-LAST = ["Okafor", "Schmidt", "Tanaka", "Silva", "Nguyen", "Kowalski", "Haddad", "Moreau",
-        "Larsen", "Patel", "Rossi", "Mensah", "Ivanova", "Garcia", "Chen"]
-SKILLS = ["python", "leadership", "public speaking", "data analysis", "negotiation",
-          "product management", "cloud", "career planning", "finance", "ux design",
-          "people management", "sql"]
+FIRST = [
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kemi",
+    "Liam",
+    "Maya",
+    "Noor",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tara",
+]
+LAST = [
+    "Okafor",
+    "Schmidt",
+    "Tanaka",
+    "Silva",
+    "Nguyen",
+    "Kowalski",
+    "Haddad",
+    "Moreau",
+    "Larsen",
+    "Patel",
+    "Rossi",
+    "Mensah",
+    "Ivanova",
+    "Garcia",
+    "Chen",
+]
+SKILLS = [
+    "python",
+    "leadership",
+    "public speaking",
+    "data analysis",
+    "negotiation",
+    "product management",
+    "cloud",
+    "career planning",
+    "finance",
+    "ux design",
+    "people management",
+    "sql",
+]
 
 
 @dataclass(frozen=True, slots=True)

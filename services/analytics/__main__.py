@@ -15,13 +15,13 @@ from mode import Service
 
 from services.analytics.app import AnalyticsApp
 from services.analytics.servicer import AnalyticsServicer
+from services.common.api import analytics_pb2, analytics_pb2_grpc
 from services.common.config import Settings
 from services.common.grpc_server import GrpcServer, ServiceBinding
 from services.common.metrics import start_metrics_server
-from services.common.api import analytics_pb2, analytics_pb2_grpc
 
 
-class GrpcService(Service):  # type: ignore[misc]
+class GrpcService(Service):
     def __init__(self, settings: Settings, bindings: list[ServiceBinding], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._settings = settings

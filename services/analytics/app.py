@@ -69,10 +69,21 @@ class AnalyticsApp:
         )
         # Event ids already counted, so redelivered events change nothing.
         self.seen = app.Table(
-            "seen-events", default=bool, key_type=str, help="Event ids already folded into the KPIs."
+            "seen-events",
+            default=bool,
+            key_type=str,
+            help="Event ids already folded into the KPIs.",
         )
-        self.source = app.topic(*EVENT_TOPICS, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
-        self.dead_letters = app.topic(DEAD_LETTER_TOPIC, value_serializer="raw", key_serializer="raw")
+        self.source = app.topic(
+            *EVENT_TOPICS,
+            key_type=bytes,
+            value_type=bytes,
+            value_serializer="raw",
+            key_serializer="raw",
+        )
+        self.dead_letters = app.topic(
+            DEAD_LETTER_TOPIC, value_serializer="raw", key_serializer="raw"
+        )
         app.agent(self.source, name="fold-events")(self._fold)
 
     def read(self, organization_id: str, program_id: str) -> dict[str, int] | None:
@@ -111,4 +122,6 @@ class AnalyticsApp:
         )
         await self.dead_letters.send(key=message.key, value=value)
         metrics.EVENTS_DEAD_LETTERED.labels(message.topic, GROUP).inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
+        )

@@ -14,18 +14,18 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 
 def transport_with_fetch_wait(fetch_max_wait_ms: int) -> type[faust_aiokafka.Transport]:
-    class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
             consumer = super()._create_worker_consumer(transport)
             # Read by AIOKafkaConsumer.start() when it builds its fetcher.
-            consumer._fetch_max_wait_ms = fetch_max_wait_ms  # noqa: SLF001
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms
             return consumer
 
-    class Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    class Consumer(faust_aiokafka.Consumer):
         def _new_consumer_thread(self) -> ConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    class Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+    class Transport(faust_aiokafka.Transport):
         pass
 
     Transport.Consumer = Consumer

@@ -24,6 +24,7 @@ ALL_TOPICS: tuple[str, ...] = (*EVENT_TOPICS, DEAD_LETTER_TOPIC)
 _PAYLOAD_BY_MESSAGE: dict[str, str] = {
     field.message_type.full_name: field.name
     for field in Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+    if field.message_type is not None
 }
 
 
@@ -96,8 +97,14 @@ def decode_event(value: bytes | None, topic: str | None = None) -> Event:
 
 
 def dead_letter(
-    *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-    reason: str, group: str,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+    group: str,
 ) -> bytes:
     """The dead-letter record for a message a consumer gave up on: the message whole, and why."""
     letter = DeadLetter(

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,7 +77,7 @@ class GrpcServer:
         await self.server.stop(self._settings.shutdown_grace_seconds)
 
 
-def main(service: str, serve: Callable[[Settings], Awaitable[None]]) -> None:
+def main(service: str, serve: Callable[[Settings], Coroutine[Any, Any, None]]) -> None:
     """Entry point of a service process."""
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),

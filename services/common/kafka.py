@@ -220,7 +220,9 @@ class EventConsumer:
                 await self._publisher.dead_letter(record, str(exc), self.group)
         rejected = await self._handler(delivered) if delivered else []
         for rejection in rejected:
-            await self._publisher.dead_letter(rejection.delivered.record, rejection.reason, self.group)
+            await self._publisher.dead_letter(
+                rejection.delivered.record, rejection.reason, self.group
+            )
         for item in delivered:
             metrics.EVENTS_CONSUMED.labels(item.record.topic, self.group).inc()
 

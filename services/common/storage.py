@@ -29,7 +29,10 @@ def connect(settings: Settings) -> None:
     mongoengine.disconnect()
     if settings.mongodb_uri:
         mongoengine.connect(
-            db=settings.mongodb_database, host=settings.mongodb_uri, tz_aware=True, uuidRepresentation="standard"
+            db=settings.mongodb_database,
+            host=settings.mongodb_uri,
+            tz_aware=True,
+            uuidRepresentation="standard",
         )
         workers = 8
     else:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from services.common import grpc_server, storage
+from services.common.api import engagement_pb2, engagement_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
-from services.common.api import engagement_pb2, engagement_pb2_grpc
 from services.engagement.consumer import GROUP, TOPICS, handle_proposals
 from services.engagement.servicer import EngagementServicer
 

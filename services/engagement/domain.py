@@ -56,7 +56,9 @@ def respond(
     )
 
 
-def validate_session(*, minutes: int, mode_set: bool, held_at: datetime | None, now: datetime) -> None:
+def validate_session(
+    *, minutes: int, mode_set: bool, held_at: datetime | None, now: datetime
+) -> None:
     if held_at is None:
         raise InvalidArgument("held_at", "is required")
     if held_at > now + CLOCK_SKEW:

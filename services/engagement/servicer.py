@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from grpc import aio
 
 from services.common import pagination
+from services.common.api import common_pb2, engagement_pb2, engagement_pb2_grpc, events_pb2
 from services.common.events import new_event, stable_event_id
 from services.common.kafka import EventPublisher
-from services.common.api import common_pb2, engagement_pb2, engagement_pb2_grpc, events_pb2
 from services.common.storage import run_sync
 from services.common.validation import require_id
 from services.engagement import domain, store
@@ -89,7 +89,9 @@ def response_events(match: Match, participant_id: str) -> list[events_pb2.Event]
     events = [
         new_event(
             **common,
-            event_id=stable_event_id("match-responded", match.organization_id, match.match_id, participant_id, decision),
+            event_id=stable_event_id(
+                "match-responded", match.organization_id, match.match_id, participant_id, decision
+            ),
             payload=events_pb2.MatchResponded(
                 match_id=match.match_id,
                 participant_id=participant_id,
@@ -104,7 +106,9 @@ def response_events(match: Match, participant_id: str) -> list[events_pb2.Event]
         events.append(
             new_event(
                 **common,
-                event_id=stable_event_id("relationship-started", match.organization_id, match.relationship_id),
+                event_id=stable_event_id(
+                    "relationship-started", match.organization_id, match.relationship_id
+                ),
                 payload=events_pb2.RelationshipStarted(
                     relationship_id=match.relationship_id,
                     match_id=match.match_id,

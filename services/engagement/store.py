@@ -48,7 +48,9 @@ def list_matches(
 ) -> list[Match]:
     query = Match.objects(organization_id=organization_id, program_id=program_id)
     if participant_id:
-        query = query.filter(__raw__={"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]})
+        query = query.filter(
+            __raw__={"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]}
+        )
     if after:
         query = query.filter(match_id__gt=after)
     return list(query.order_by("match_id").limit(size))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from services.common import grpc_server, storage
+from services.common.api import enrollment_pb2, enrollment_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventPublisher
-from services.common.api import enrollment_pb2, enrollment_pb2_grpc
 from services.enrollment.servicer import EnrollmentServicer
 
 

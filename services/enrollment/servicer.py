@@ -9,10 +9,10 @@ from grpc import aio
 from mongoengine.errors import NotUniqueError
 
 from services.common import pagination
+from services.common.api import common_pb2, enrollment_pb2, enrollment_pb2_grpc, events_pb2
 from services.common.errors import AlreadyExists, NotFound
 from services.common.events import new_event
 from services.common.kafka import EventPublisher
-from services.common.api import common_pb2, enrollment_pb2, enrollment_pb2_grpc, events_pb2
 from services.common.storage import run_sync
 from services.common.validation import require_id
 from services.enrollment import domain

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from services.common import grpc_server, storage
+from services.common.api import matching_pb2, matching_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
-from services.common.api import matching_pb2, matching_pb2_grpc
 from services.matching.servicer import MatchingServicer
 from services.matching.worker import GROUP, TOPICS, MatchingWorker
 
@@ -18,7 +18,9 @@ async def serve(settings: Settings) -> None:
         settings, topics=TOPICS, group=GROUP, handler=worker.handle, publisher=publisher
     )
     binding = grpc_server.ServiceBinding.of(
-        matching_pb2.DESCRIPTOR, MatchingServicer(), matching_pb2_grpc.add_MatchingServiceServicer_to_server
+        matching_pb2.DESCRIPTOR,
+        MatchingServicer(),
+        matching_pb2_grpc.add_MatchingServiceServicer_to_server,
     )
     await grpc_server.run_service(settings, [binding], [publisher, worker, consumer])
 

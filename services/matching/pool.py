@@ -39,9 +39,7 @@ def decline(organization_id: str, program_id: str, match_id: str) -> None:
     proposal = Proposal.objects(organization_id=organization_id, match_id=match_id).first()
     if proposal is None:
         return
-    changed = Proposal.objects(pk=proposal.pk, status="proposed").update_one(
-        set__status="declined"
-    )
+    changed = Proposal.objects(pk=proposal.pk, status="proposed").update_one(set__status="declined")
     if not changed:
         return  # already handled: a redelivery
     PoolMember.objects(
@@ -120,9 +118,7 @@ def propose(organization_id: str, program_id: str) -> int:
             mentee_id=planned.mentee_id,
             score=planned.fit.score,
             breakdown=[
-                CriterionScore(
-                    criterion=c.name, score=c.score, weight=c.weight, detail=c.detail
-                )
+                CriterionScore(criterion=c.name, score=c.score, weight=c.weight, detail=c.detail)
                 for c in planned.fit.breakdown
             ],
             status="proposed",

@@ -49,7 +49,9 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
         org = require_id("organization_id", request.organization_id)
         program_id = require_id("program_id", request.program_id)
         size = pagination.page_size(request.page_size)
-        docs = await run_sync(_list, org, program_id, size, pagination.decode_token(request.page_token))
+        docs = await run_sync(
+            _list, org, program_id, size, pagination.decode_token(request.page_token)
+        )
         return matching_pb2.ListProposalsResponse(
             proposals=[proposal_message(p) for p in docs],
             next_page_token=pagination.encode_token(docs[-1].match_id) if len(docs) == size else "",

@@ -12,9 +12,9 @@ import time
 from prometheus_client import Counter, Histogram
 
 from services.common import idempotency
+from services.common.api import common_pb2, events_pb2
 from services.common.events import new_event
 from services.common.kafka import Delivered, EventPublisher, Rejected
-from services.common.api import common_pb2, events_pb2
 from services.common.storage import run_sync
 from services.matching import pool
 from services.matching.documents import Proposal
@@ -64,9 +64,8 @@ def _check(event: events_pb2.Event) -> str | None:
             return "participant_registered.role must be mentor or mentee"
         if reg.role == common_pb2.ROLE_MENTOR and reg.capacity == 0:
             return "participant_registered.capacity must be at least 1 for a mentor"
-    elif event.HasField("match_responded"):
-        if not event.match_responded.match_id:
-            return "match_responded.match_id is missing"
+    elif event.HasField("match_responded") and not event.match_responded.match_id:
+        return "match_responded.match_id is missing"
     return None
 
 

@@ -1,0 +1,27 @@
+"""One embedded platform per test session: the real broker and the four service processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from mentoring.clients import Clients
+from mentoring.stack import Ports, Stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    platform = Stack(Ports.free(), log_dir=tmp_path_factory.mktemp("logs"), env=dict(os.environ))
+    try:
+        platform.start_all()
+        yield platform
+    finally:
+        platform.stop()
+
+
+@pytest.fixture(scope="session")
+def clients(stack: Stack) -> Iterator[Clients]:
+    with Clients(env=stack.client_env()) as session_clients:
+        yield session_clients

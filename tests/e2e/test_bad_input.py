@@ -1,0 +1,233 @@
+"""Bad input gets a clear error and leaves no trace; bad events go to the dead-letter topic."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from mentoring.clients import Clients
+from mentoring.stack import Stack
+from services.common.api import analytics_pb2, common_pb2, enrollment_pb2, events_pb2, matching_pb2
+from services.common.events import DEAD_LETTER_TOPIC, EVENT_TOPICS, new_event, partition_key
+from tests.e2e.support import eventually, metric, produce, read_topic
+
+VALID = {
+    "role": common_pb2.ROLE_MENTOR,
+    "display_name": "Grace Hopper",
+    "email": "grace@example.org",
+    "skills": ["cobol", "leadership"],
+    "capacity": 2,
+}
+
+
+def new_program(clients: Clients) -> tuple[str, str]:
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    program = clients.enrollment.CreateProgram(
+        enrollment_pb2.CreateProgramRequest(organization_id=org, name="Bad input")
+    )
+    return org, program.program_id
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"organization_id": ""}, "organization_id"),
+        ({"program_id": "no such/id"}, "program_id"),
+        ({"role": common_pb2.ROLE_UNSPECIFIED}, "role"),
+        ({"display_name": "  "}, "display_name"),
+        ({"email": ""}, "email"),
+        ({"email": "not-an-address"}, "email"),
+        ({"skills": []}, "skills"),
+        ({"skills": ["python", ""]}, "skills[1]"),
+        ({"capacity": 0}, "capacity"),
+        ({"capacity": 99}, "capacity"),
+    ],
+)
+def test_register_participant_rejects_bad_field(
+    stack: Stack, clients: Clients, change: dict[str, object], field: str
+) -> None:
+    org, pid = new_program(clients)
+    fields = {"organization_id": org, "program_id": pid, **VALID, **change}
+    with pytest.raises(grpc.RpcError) as caught:
+        clients.enrollment.RegisterParticipant(enrollment_pb2.RegisterParticipantRequest(**fields))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith(f"{field}:")
+    listed = clients.enrollment.ListParticipants(
+        enrollment_pb2.ListParticipantsRequest(organization_id=org, program_id=pid)
+    )
+    assert list(listed.participants) == []
+
+
+def test_rejected_registration_publishes_nothing(stack: Stack, clients: Clients) -> None:
+    org, pid = new_program(clients)
+    request = enrollment_pb2.RegisterParticipantRequest(
+        organization_id=org, program_id=pid, **VALID
+    )
+    bad = enrollment_pb2.RegisterParticipantRequest()
+    bad.CopyFrom(request)
+    bad.email = "broken"
+    with pytest.raises(grpc.RpcError):
+        clients.enrollment.RegisterParticipant(bad)
+    clients.enrollment.RegisterParticipant(request)
+    records = read_topic(stack.ports.bootstrap, "participant-registered")
+    mine = [r for r in records if r.key == partition_key(org, pid)]
+    assert len(mine) == 1
+    assert (
+        events_pb2.Event.FromString(mine[0].value).participant_registered.display_name
+        == "Grace Hopper"
+    )
+
+
+def test_unknown_program_is_not_found(stack: Stack, clients: Clients) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        clients.enrollment.RegisterParticipant(
+            enrollment_pb2.RegisterParticipantRequest(
+                organization_id="acme", program_id="nope", **VALID
+            )
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details().startswith("program_id:")
+
+
+# Consumer groups reading each topic: each must dead-letter an undecodable message and go on.
+READERS = {
+    "participant-registered": {"matching", "analytics"},
+    "match-responded": {"matching", "analytics"},
+    "match-proposed": {"engagement", "analytics"},
+    "relationship-started": {"analytics"},
+    "session-logged": {"analytics"},
+}
+
+
+def test_undecodable_events_are_dead_lettered_and_consumers_go_on(
+    stack: Stack, clients: Clients
+) -> None:
+    assert set(READERS) == set(EVENT_TOPICS)
+    key = f"poison/{uuid.uuid4().hex}".encode()
+    produce(
+        stack.ports.bootstrap,
+        [(topic, key, b"\xff\xfe not protobuf " + topic.encode()) for topic in EVENT_TOPICS],
+    )
+    expected = {(topic, group) for topic, groups in READERS.items() for group in groups}
+
+    def letters() -> dict[tuple[str, str], events_pb2.DeadLetter] | None:
+        found = {}
+        for record in read_topic(stack.ports.bootstrap, DEAD_LETTER_TOPIC, settle=2):
+            letter = events_pb2.DeadLetter.FromString(record.value)
+            if letter.key == key:
+                found[(letter.source_topic, letter.consumer_group)] = letter
+        return found if set(found) == expected else None
+
+    found = eventually("a dead letter per topic and consumer group", letters, timeout=40)
+    for (topic, _), letter in found.items():
+        assert letter.value == b"\xff\xfe not protobuf " + topic.encode()
+        assert letter.reason
+        assert letter.failed_at.seconds > 0
+
+    # The consumers are alive: a registration made now is matched and counted.
+    org, pid = new_program(clients)
+    for role, name, capacity in (
+        (common_pb2.ROLE_MENTOR, "Mo", 1),
+        (common_pb2.ROLE_MENTEE, "Mia", 0),
+    ):
+        clients.enrollment.RegisterParticipant(
+            enrollment_pb2.RegisterParticipantRequest(
+                organization_id=org,
+                program_id=pid,
+                role=role,
+                display_name=name,
+                email=f"{name}@example.org",
+                skills=["sql"],
+                capacity=capacity,
+            )
+        )
+    eventually(
+        "the new pair to be proposed",
+        lambda: (
+            len(
+                clients.matching.ListProposals(
+                    matching_pb2.ListProposalsRequest(organization_id=org, program_id=pid)
+                ).proposals
+            )
+            == 1
+        ),
+    )
+
+
+def test_event_that_cannot_be_applied_is_dead_lettered(stack: Stack, clients: Clients) -> None:
+    org, pid = new_program(clients)
+    event = new_event(
+        producer="hr-sync",
+        organization_id=org,
+        program_id=pid,
+        payload=events_pb2.ParticipantRegistered(participant_id="p1", display_name="No role"),
+    )
+    produce(
+        stack.ports.bootstrap,
+        [("participant-registered", partition_key(org, pid), event.SerializeToString())],
+    )
+
+    def letter() -> events_pb2.DeadLetter | None:
+        for record in read_topic(stack.ports.bootstrap, DEAD_LETTER_TOPIC, settle=2):
+            found = events_pb2.DeadLetter.FromString(record.value)
+            if found.consumer_group == "matching" and found.value == event.SerializeToString():
+                return found
+        return None
+
+    assert "role" in eventually("matching to dead-letter the event", letter).reason
+
+
+def test_redelivered_event_changes_nothing(stack: Stack, clients: Clients) -> None:
+    org, pid = new_program(clients)
+    for role, name, capacity in (
+        (common_pb2.ROLE_MENTOR, "Ray", 1),
+        (common_pb2.ROLE_MENTEE, "Rin", 0),
+    ):
+        clients.enrollment.RegisterParticipant(
+            enrollment_pb2.RegisterParticipantRequest(
+                organization_id=org,
+                program_id=pid,
+                role=role,
+                display_name=name,
+                email=f"{name}@example.org",
+                skills=["go"],
+                capacity=capacity,
+            )
+        )
+    request = analytics_pb2.GetProgramKpisRequest(organization_id=org, program_id=pid)
+    settled = eventually(
+        "KPIs for the pair",
+        lambda: (
+            k if (k := clients.analytics.GetProgramKpis(request)).matches_proposed == 1 else None
+        ),
+    )
+    originals = [
+        r
+        for r in read_topic(stack.ports.bootstrap, "participant-registered")
+        if r.key == partition_key(org, pid)
+    ]
+    assert len(originals) == 2
+    ports = stack.ports.metrics
+    labels = {"topic": "participant-registered"}
+    before = {
+        g: metric(ports[g], "mentoring_events_duplicate_total", group=g, **labels)
+        for g in ("matching", "analytics")
+    }
+
+    produce(stack.ports.bootstrap, [("participant-registered", r.key, r.value) for r in originals])
+
+    for group in ("matching", "analytics"):
+        eventually(
+            f"{group} to see both duplicates",
+            lambda g=group: (
+                metric(ports[g], "mentoring_events_duplicate_total", group=g, **labels)
+                == before[g] + 2
+            ),
+        )
+    assert clients.analytics.GetProgramKpis(request) == settled
+    proposals = clients.matching.ListProposals(
+        matching_pb2.ListProposalsRequest(organization_id=org, program_id=pid)
+    ).proposals
+    assert len(proposals) == 1

@@ -1,0 +1,52 @@
+"""`mentoring demo` against the running platform: the journey a new user sees."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from mentoring.stack import Stack
+
+
+def test_demo_walks_the_journey_and_prints_moving_kpis(stack: Stack) -> None:
+    env = {**stack.client_env(), "COLUMNS": "120"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mentoring.cli", "demo", "--organization", "demo-e2e"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"mentors\s+│\s+14 │", out), out
+    assert re.search(r"mentees\s+│\s+36 │", out), out
+    proposed = int(re.search(r"matches proposed\s+│\s+(\d+) │", out).group(1))  # type: ignore[union-attr]
+    sessions = int(re.search(r"sessions\s+│\s+(\d+) │", out).group(1))  # type: ignore[union-attr]
+    assert proposed >= 30
+    assert sessions > 0
+
+
+def test_cli_reports_an_rpc_error_in_one_line(stack: Stack) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mentoring.cli",
+            "kpis",
+            "--organization",
+            "bad org!",
+            "--program",
+            "p",
+        ],
+        capture_output=True,
+        text=True,
+        env={**stack.client_env(), "COLUMNS": "200"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT: organization_id:" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

@@ -1,0 +1,284 @@
+"""The event envelope: building, keying, routing and decoding platform events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from google.protobuf.message import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.common.api import common_pb2, events_pb2
+from services.common.events import (
+    DEAD_LETTER_TOPIC,
+    EVENT_TOPICS,
+    SCHEMA_VERSION,
+    TOPIC_BY_PAYLOAD,
+    EventDecodeError,
+    decode_event,
+    new_event,
+    partition_key,
+    stable_event_id,
+    topic_of,
+)
+
+ORG = "org-1"
+PROGRAM = "prog-1"
+
+# Written out literally on purpose: the topic names are part of the wire contract.
+EXPECTED_TOPICS = {
+    "participant_registered": "participant-registered",
+    "match_proposed": "match-proposed",
+    "match_responded": "match-responded",
+    "relationship_started": "relationship-started",
+    "session_logged": "session-logged",
+}
+
+
+def payloads() -> dict[str, Message]:
+    return {
+        "participant_registered": events_pb2.ParticipantRegistered(
+            participant_id="p-1",
+            role=common_pb2.ROLE_MENTOR,
+            display_name="Ada",
+            skills=["python"],
+            capacity=2,
+        ),
+        "match_proposed": events_pb2.MatchProposed(
+            match_id="m-1", mentor_id="p-1", mentee_id="p-2", score=0.5
+        ),
+        "match_responded": events_pb2.MatchResponded(
+            match_id="m-1",
+            participant_id="p-1",
+            decision=common_pb2.MATCH_DECISION_ACCEPT,
+            status=common_pb2.MATCH_STATUS_PROPOSED,
+        ),
+        "relationship_started": events_pb2.RelationshipStarted(
+            relationship_id="r-1", match_id="m-1", mentor_id="p-1", mentee_id="p-2"
+        ),
+        "session_logged": events_pb2.SessionLogged(
+            session_id="s-1", relationship_id="r-1", minutes=45
+        ),
+    }
+
+
+def make_event(kind: str = "participant_registered", **kwargs: Any) -> events_pb2.Event:
+    return new_event(
+        producer="tests",
+        organization_id=ORG,
+        program_id=PROGRAM,
+        payload=payloads()[kind],
+        **kwargs,
+    )
+
+
+# --- new_event ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED_TOPICS))
+def test_new_event_fills_every_envelope_field(kind: str) -> None:
+    before = datetime.now(UTC)
+    event = make_event(kind)
+    after = datetime.now(UTC)
+
+    env = event.envelope
+    assert uuid.UUID(env.event_id).version == 4
+    assert env.event_type == kind
+    assert event.WhichOneof("payload") == kind
+    assert getattr(event, kind) == payloads()[kind]
+    assert env.organization_id == ORG
+    assert env.program_id == PROGRAM
+    assert env.producer == "tests"
+    assert env.schema_version == SCHEMA_VERSION == 1
+    assert env.HasField("occurred_at")
+    occurred = env.occurred_at.ToDatetime(tzinfo=UTC)
+    # Timestamp keeps microseconds, so the round trip is exact.
+    assert before <= occurred <= after
+
+
+def test_new_event_ids_are_unique_per_call() -> None:
+    ids = {make_event().envelope.event_id for _ in range(50)}
+    assert len(ids) == 50
+
+
+def test_new_event_keeps_a_given_event_id_and_occurred_at() -> None:
+    at = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    event = make_event(event_id="fixed-id", occurred_at=at)
+    assert event.envelope.event_id == "fixed-id"
+    assert event.envelope.occurred_at.ToDatetime(tzinfo=UTC) == at
+
+
+def test_new_event_rejects_a_message_that_is_not_a_payload() -> None:
+    with pytest.raises(KeyError):
+        new_event(
+            producer="tests",
+            organization_id=ORG,
+            program_id=PROGRAM,
+            payload=common_pb2.CriterionScore(criterion="x"),
+        )
+
+
+# --- stable_event_id -----------------------------------------------------------------------
+
+
+def test_stable_event_id_is_deterministic_and_a_uuid() -> None:
+    first = stable_event_id("match-proposed", ORG, "m-1")
+    again = stable_event_id("match-proposed", ORG, "m-1")
+    assert first == again
+    assert uuid.UUID(first).version == 5
+
+
+def test_stable_event_id_differs_when_any_part_differs() -> None:
+    base = ("match-proposed", ORG, "m-1")
+    ids = {
+        stable_event_id(*base),
+        stable_event_id("match-responded", ORG, "m-1"),
+        stable_event_id("match-proposed", "org-2", "m-1"),
+        stable_event_id("match-proposed", ORG, "m-2"),
+        stable_event_id(*base[:2]),
+    }
+    assert len(ids) == 5
+
+
+# --- topics and keys -----------------------------------------------------------------------
+
+
+def test_topic_by_payload_maps_every_payload_to_its_hyphenated_topic() -> None:
+    oneof = events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"]
+    assert {f.name for f in oneof.fields} == set(EXPECTED_TOPICS)
+    assert TOPIC_BY_PAYLOAD == EXPECTED_TOPICS
+    assert set(EVENT_TOPICS) == set(EXPECTED_TOPICS.values())
+    assert DEAD_LETTER_TOPIC not in EVENT_TOPICS
+
+
+@pytest.mark.parametrize(("kind", "topic"), sorted(EXPECTED_TOPICS.items()))
+def test_topic_of_routes_each_event_to_its_topic(kind: str, topic: str) -> None:
+    assert topic_of(make_event(kind)) == topic
+
+
+def test_partition_key_is_per_program() -> None:
+    assert partition_key(ORG, PROGRAM) == b"org-1/prog-1"
+    assert isinstance(partition_key(ORG, PROGRAM), bytes)
+    assert partition_key(ORG, PROGRAM) == partition_key(ORG, PROGRAM)
+    assert partition_key(ORG, PROGRAM) != partition_key(ORG, "prog-2")
+    assert partition_key(ORG, PROGRAM) != partition_key("org-2", PROGRAM)
+
+
+# --- decode_event --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED_TOPICS))
+def test_decode_event_round_trip(kind: str) -> None:
+    event = make_event(kind)
+    raw = event.SerializeToString()
+    assert decode_event(raw) == event
+    assert decode_event(raw, topic=EXPECTED_TOPICS[kind]) == event
+
+
+@pytest.mark.parametrize("value", [b"", None])
+def test_decode_event_rejects_an_empty_value(value: bytes | None) -> None:
+    with pytest.raises(EventDecodeError, match="empty"):
+        decode_event(value)
+
+
+@pytest.mark.parametrize("value", [b"\xff\xff\xff\xff\xff", b"garbage!", b"\x0f"])
+def test_decode_event_rejects_bytes_that_are_not_protobuf(value: bytes) -> None:
+    with pytest.raises(EventDecodeError, match=r"not a protobuf mentoring\.v1\.Event"):
+        decode_event(value)
+
+
+@pytest.mark.parametrize("field", ["event_id", "organization_id", "program_id", "event_type"])
+def test_decode_event_rejects_a_missing_envelope_field(field: str) -> None:
+    event = make_event()
+    event.envelope.ClearField(field)
+    with pytest.raises(EventDecodeError, match=rf"^envelope\.{field} is missing$"):
+        decode_event(event.SerializeToString())
+
+
+def test_decode_event_rejects_a_missing_envelope() -> None:
+    event = make_event()
+    event.ClearField("envelope")
+    with pytest.raises(EventDecodeError, match="envelope.event_id is missing"):
+        decode_event(event.SerializeToString())
+
+
+@pytest.mark.parametrize("version", [0, 2, 99])
+def test_decode_event_rejects_a_wrong_schema_version(version: int) -> None:
+    event = make_event()
+    event.envelope.schema_version = version
+    with pytest.raises(EventDecodeError, match=rf"schema_version {version}$"):
+        decode_event(event.SerializeToString())
+
+
+def test_decode_event_rejects_an_event_without_payload() -> None:
+    event = make_event()
+    event.ClearField("participant_registered")
+    assert event.WhichOneof("payload") is None
+    with pytest.raises(EventDecodeError, match="no payload"):
+        decode_event(event.SerializeToString())
+
+
+def test_decode_event_rejects_an_event_type_that_does_not_match_the_payload() -> None:
+    event = make_event("participant_registered")
+    event.envelope.event_type = "match_proposed"
+    with pytest.raises(EventDecodeError) as caught:
+        decode_event(event.SerializeToString())
+    reason = str(caught.value)
+    assert "'match_proposed'" in reason
+    assert "'participant_registered'" in reason
+
+
+def test_decode_event_rejects_an_unknown_event_type() -> None:
+    event = make_event()
+    event.envelope.event_type = "something_else"
+    with pytest.raises(EventDecodeError, match="something_else"):
+        decode_event(event.SerializeToString())
+
+
+@pytest.mark.parametrize("topic", ["match-proposed", "session-logged", DEAD_LETTER_TOPIC, "x"])
+def test_decode_event_rejects_an_event_on_the_wrong_topic(topic: str) -> None:
+    raw = make_event("participant_registered").SerializeToString()
+    with pytest.raises(EventDecodeError) as caught:
+        decode_event(raw, topic=topic)
+    reason = str(caught.value)
+    assert "participant_registered" in reason
+    assert repr(topic) in reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.binary(max_size=256), topic=st.sampled_from([None, *EVENT_TOPICS]))
+def test_arbitrary_bytes_only_ever_raise_event_decode_error(
+    value: bytes, topic: str | None
+) -> None:
+    try:
+        event = decode_event(value, topic)
+    except EventDecodeError as exc:
+        assert str(exc), "a dead-lettered message needs a reason"
+    else:
+        # Whatever was accepted really is a well-formed event for that topic.
+        assert event.envelope.schema_version == SCHEMA_VERSION
+        assert event.WhichOneof("payload") == event.envelope.event_type
+        if topic is not None:
+            assert topic_of(event) == topic
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    raw=st.binary(min_size=1, max_size=64),
+    cut=st.integers(min_value=1, max_value=200),
+    kind=st.sampled_from(sorted(EXPECTED_TOPICS)),
+)
+def test_corrupted_real_events_only_ever_raise_event_decode_error(
+    raw: bytes, cut: int, kind: str
+) -> None:
+    good = make_event(kind, occurred_at=datetime.now(UTC) - timedelta(days=1))
+    data = good.SerializeToString()
+    # Truncate a real event and append noise: close to real corruption, unlike pure noise.
+    mangled = data[: cut % len(data)] + raw
+    try:
+        decode_event(mangled)
+    except EventDecodeError as exc:
+        assert str(exc)
