@@ -126,6 +126,34 @@ def _print_kpis(kpis: analytics_pb2.ProgramKpis) -> None:
     console.print(table)
 
 
+@app.command()
+def topics(
+    partitions: int = typer.Option(6, envvar="KAFKA_TOPIC_PARTITIONS", help="Partitions per topic."),
+    bootstrap: str = typer.Option("127.0.0.1:9092", envvar="KAFKA_BOOTSTRAP_SERVERS"),
+) -> None:
+    """Create the platform's Kafka topics (existing ones are left alone)."""
+    import asyncio
+
+    from services.common.events import ALL_TOPICS
+    from services.common.kafka import ensure_topics
+
+    asyncio.run(ensure_topics(bootstrap, partitions))
+    console.print(f"topics ready on {bootstrap}: {', '.join(ALL_TOPICS)}")
+
+
+@app.command()
+def health(address: str = typer.Argument(..., help="host:port of a service's gRPC API.")) -> None:
+    """Exit 0 if the service at ADDRESS reports SERVING (container health checks use this)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel, rpc_errors():
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    console.print(f"{address}: {status}")
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        raise typer.Exit(1)
+
+
 @match_app.command("solve")
 def match_solve(
     pairs: Path = typer.Option(..., help="CSV: mentee_id,mentor_id,score (allowed pairs only)."),

@@ -67,6 +67,9 @@ def _differences(left: Path, right: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if generated code is stale")
+    parser.add_argument(
+        "--generated", type=Path, default=OUT_DIR, help="generated tree to check (default: ours)"
+    )
     args = parser.parse_args()
     if not args.check:
         shutil.rmtree(OUT_DIR, ignore_errors=True)
@@ -76,7 +79,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "pb"
         _generate(fresh)
-        stale = _differences(fresh, OUT_DIR) if OUT_DIR.exists() else [f"missing: {OUT_DIR}"]
+        target = args.generated
+        stale = _differences(fresh, target) if target.exists() else [f"missing: {target}"]
     if stale:
         print("generated code is stale; run `make proto`:", *stale, sep="\n  ", file=sys.stderr)
         return 1

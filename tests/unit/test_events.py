@@ -201,7 +201,7 @@ def test_decode_event_rejects_a_missing_envelope_field(field: str) -> None:
 def test_decode_event_rejects_a_missing_envelope() -> None:
     event = make_event()
     event.ClearField("envelope")
-    with pytest.raises(EventDecodeError, match="envelope.event_id is missing"):
+    with pytest.raises(EventDecodeError, match=r"envelope\.event_id is missing"):
         decode_event(event.SerializeToString())
 
 
