@@ -128,7 +128,9 @@ def _print_kpis(kpis: analytics_pb2.ProgramKpis) -> None:
 
 @app.command()
 def topics(
-    partitions: int = typer.Option(6, envvar="KAFKA_TOPIC_PARTITIONS", help="Partitions per topic."),
+    partitions: int = typer.Option(
+        6, envvar="KAFKA_TOPIC_PARTITIONS", help="Partitions per topic."
+    ),
     bootstrap: str = typer.Option("127.0.0.1:9092", envvar="KAFKA_BOOTSTRAP_SERVERS"),
 ) -> None:
     """Create the platform's Kafka topics (existing ones are left alone)."""
@@ -147,7 +149,9 @@ def health(address: str = typer.Argument(..., help="host:port of a service's gRP
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(address) as channel, rpc_errors():
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=3
+        )
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     console.print(f"{address}: {status}")
     if reply.status != health_pb2.HealthCheckResponse.SERVING:

@@ -26,6 +26,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"environment variable {name} must be an integer, got {raw!r}") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
 def service_address(service: str, env: Mapping[str, str] = os.environ) -> str:
     """Where clients reach a service's gRPC API: `<SERVICE>_ADDR`, else loopback default port."""
     return env.get(f"{service.upper()}_ADDR") or f"127.0.0.1:{DEFAULT_PORTS[service][0]}"
@@ -61,5 +71,5 @@ class Settings:
             fetch_max_wait_ms=_int(env, "KAFKA_FETCH_MAX_WAIT_MS", 20),
             mongodb_uri=env.get("MONGODB_URI") or None,
             mongodb_database=env.get(f"{prefix}_MONGODB_DATABASE", f"mentoring_{service}"),
-            shutdown_grace_seconds=float(env.get("SHUTDOWN_GRACE_SECONDS", "5")),
+            shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
         )

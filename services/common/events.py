@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError, Message
 
+from services.common import clock
 from services.common.pb.mentoring.v1.common_pb2 import EventEnvelope
 from services.common.pb.mentoring.v1.events_pb2 import DeadLetter, Event
 
@@ -51,7 +52,7 @@ def new_event(
         producer=producer,
         schema_version=SCHEMA_VERSION,
     )
-    envelope.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
+    envelope.occurred_at.FromDatetime(occurred_at or clock.now())
     event = Event(envelope=envelope)
     getattr(event, event_type).CopyFrom(payload)
     return event

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 
 from mongoengine import DateTimeField, Document, StringField
 
-from services.common import metrics
+from services.common import clock, metrics
 from services.common.events import topic_of
 from services.common.pb.mentoring.v1.events_pb2 import Event
 
@@ -37,7 +36,7 @@ def unprocessed(events: Sequence[Event], group: str) -> list[Event]:
 def mark_processed(events: Iterable[Event], group: str) -> None:
     """Record events as handled. Call after applying them: handlers must tolerate a replay
     of what they applied just before a crash, and they do by using conditional updates."""
-    now = datetime.now(UTC)
+    now = clock.now()
     for event in events:
         ProcessedEvent.objects(event_id=event.envelope.event_id).update_one(
             upsert=True, set_on_insert__consumer=group, set_on_insert__processed_at=now

@@ -27,6 +27,10 @@ def decode_token(token: str) -> str | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        # validate=True: by default base64 skips unknown characters, turning garbage into "".
+        key = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidArgument("page_token", "is not a token this API returned") from None
+        key = ""
+    if not key:
+        raise InvalidArgument("page_token", "is not a token this API returned")
+    return key

@@ -27,6 +27,8 @@ def connect(settings: Settings) -> None:
     """
     global _executor
     mongoengine.disconnect()
+    if _executor is not None:
+        _executor.shutdown(wait=True)
     if settings.mongodb_uri:
         mongoengine.connect(
             db=settings.mongodb_database,

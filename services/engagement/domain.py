@@ -38,6 +38,8 @@ def respond(
 ) -> Response:
     """Apply one side's decision. Repeating the same answer changes nothing; changing it does
     not work, nor does answering a match that is already decided."""
+    if side not in ("mentor", "mentee"):
+        raise ValueError(f"side must be mentor or mentee, not {side!r}")
     if decision not in (ACCEPT, DECLINE):
         raise InvalidArgument("decision", "must be MATCH_DECISION_ACCEPT or MATCH_DECISION_DECLINE")
     current = mentor_decision if side == "mentor" else mentee_decision

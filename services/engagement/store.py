@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from mongoengine.errors import NotUniqueError
 
-from services.common import idempotency
+from services.common import clock, idempotency
 from services.common.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.common.events import stable_event_id
 from services.common.pb.mentoring.v1.events_pb2 import Event
@@ -114,7 +114,7 @@ def _start_relationship(match: Match) -> None:
             match_id=match.match_id,
             mentor_id=match.mentor_id,
             mentee_id=match.mentee_id,
-            started_at=datetime.now(UTC),
+            started_at=clock.now(),
         ).save(force_insert=True)
     except NotUniqueError:
         pass  # a retry after a crash between the two writes
@@ -143,7 +143,7 @@ def log_session(
         held_at=held_at,
         minutes=minutes,
         mode=mode,
-        logged_at=datetime.now(UTC),
+        logged_at=clock.now(),
     ).save(force_insert=True)
     Relationship.objects(pk=relationship.pk).update_one(inc__sessions=1, inc__minutes=minutes)
     return session

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from grpc import aio
 from mongoengine.errors import NotUniqueError
 
-from services.common import pagination
+from services.common import clock, pagination
 from services.common.api import common_pb2, enrollment_pb2, enrollment_pb2_grpc, events_pb2
 from services.common.errors import AlreadyExists, NotFound
 from services.common.events import new_event
@@ -78,7 +77,7 @@ def _create_program(draft: domain.ProgramDraft) -> Program:
         program_id=str(uuid.uuid4()),
         name=draft.name,
         objective=draft.objective,
-        created_at=datetime.now(UTC),
+        created_at=clock.now(),
     ).save()
 
 
@@ -94,7 +93,7 @@ def _register(draft: domain.RegistrationDraft) -> Participant:
         email=draft.email,
         skills=list(draft.skills),
         capacity=draft.capacity,
-        registered_at=datetime.now(UTC),
+        registered_at=clock.now(),
         event_id=str(uuid.uuid4()),
     )
     try:

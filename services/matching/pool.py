@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from mongoengine.errors import NotUniqueError
 
+from services.common import clock
 from services.common.events import stable_event_id
 from services.matching.documents import CriterionScore, Exclusion, PoolMember, Proposal
 from services.matching.domain.proposals import Candidate, PlannedMatch, plan_matches
@@ -122,7 +122,7 @@ def propose(organization_id: str, program_id: str) -> int:
                 for c in planned.fit.breakdown
             ],
             status="proposed",
-            created_at=datetime.now(UTC),
+            created_at=clock.now(),
             event_id=stable_event_id("match-proposed", organization_id, match_id),
         ).save(force_insert=True)
         created += 1

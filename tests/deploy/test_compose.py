@@ -27,7 +27,12 @@ def test_each_service_runs_its_console_script_on_its_default_ports() -> None:
         assert scripts[command] == f"services.{service}.__main__:main"
         assert f"{grpc_port}:{grpc_port}" in spec["ports"]
         assert f"{metrics_port}:{metrics_port}" in spec["ports"]
-        assert spec["healthcheck"]["test"] == ["CMD", "mentoring", "health", f"127.0.0.1:{grpc_port}"]
+        assert spec["healthcheck"]["test"] == [
+            "CMD",
+            "mentoring",
+            "health",
+            f"127.0.0.1:{grpc_port}",
+        ]
         assert spec["restart"] == "unless-stopped"
 
 
@@ -48,8 +53,12 @@ def test_every_container_has_a_health_check_or_runs_once() -> None:
 
 
 def test_prometheus_scrapes_every_metrics_port() -> None:
-    for path, host_of in (("deploy/prometheus/prometheus.yml", lambda s: s),
-                          ("deploy/prometheus/prometheus-local.yml", lambda s: "127.0.0.1")):
-        jobs = {job["job_name"]: job["static_configs"][0]["targets"]
-                for job in load(path)["scrape_configs"]}
+    for path, host_of in (
+        ("deploy/prometheus/prometheus.yml", lambda s: s),
+        ("deploy/prometheus/prometheus-local.yml", lambda s: "127.0.0.1"),
+    ):
+        jobs = {
+            job["job_name"]: job["static_configs"][0]["targets"]
+            for job in load(path)["scrape_configs"]
+        }
         assert jobs == {s: [f"{host_of(s)}:{m}"] for s, (_, m) in DEFAULT_PORTS.items()}, path

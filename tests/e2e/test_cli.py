@@ -54,16 +54,34 @@ def test_cli_reports_an_rpc_error_in_one_line(stack: Stack) -> None:
 
 def test_health_and_topics_commands(stack: Stack) -> None:
     env = {**stack.client_env(), "COLUMNS": "200"}
-    up = subprocess.run([sys.executable, "-m", "mentoring.cli", "health", stack.ports.address("engagement")],
-                        capture_output=True, text=True, env=env, timeout=60, check=False)
+    up = subprocess.run(
+        [sys.executable, "-m", "mentoring.cli", "health", stack.ports.address("engagement")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert up.returncode == 0
     assert "SERVING" in up.stdout
-    down = subprocess.run([sys.executable, "-m", "mentoring.cli", "health", "127.0.0.1:1"],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    down = subprocess.run(
+        [sys.executable, "-m", "mentoring.cli", "health", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert down.returncode == 1
     assert "UNAVAILABLE" in down.stdout
     # Creating the topics again is harmless: existing topics are left alone.
-    again = subprocess.run([sys.executable, "-m", "mentoring.cli", "topics"],
-                           capture_output=True, text=True, env=env, timeout=60, check=False)
+    again = subprocess.run(
+        [sys.executable, "-m", "mentoring.cli", "topics"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert "dead-letter" in again.stdout

@@ -95,8 +95,9 @@ def test_new_event_fills_every_envelope_field(kind: str) -> None:
     assert env.schema_version == SCHEMA_VERSION == 1
     assert env.HasField("occurred_at")
     occurred = env.occurred_at.ToDatetime(tzinfo=UTC)
-    # Timestamp keeps microseconds, so the round trip is exact.
-    assert before <= occurred <= after
+    # Milliseconds, like the stored records an event describes (services.common.clock).
+    assert occurred.microsecond % 1000 == 0
+    assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= occurred <= after
 
 
 def test_new_event_ids_are_unique_per_call() -> None:

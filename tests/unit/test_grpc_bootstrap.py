@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 
-from services.common import storage
+from services.common import clock, storage
 from services.common.api import (
     common_pb2,
     enrollment_pb2,
@@ -31,7 +31,6 @@ from services.common.api import (
 from services.common.config import Settings
 from services.common.events import decode_event
 from services.common.grpc_server import GrpcServer, ServiceBinding
-from services.enrollment import servicer as enrollment_servicer
 from services.enrollment.servicer import EnrollmentServicer
 
 ENROLLMENT = "mentoring.v1.EnrollmentService"
@@ -233,7 +232,7 @@ async def test_a_retry_answers_exactly_what_the_first_call_answered(
 ) -> None:
     # The stored registered_at is what later reads and retries report; the first answer
     # and the first event must carry the same instant, or "the same" event differs.
-    monkeypatch.setattr(enrollment_servicer, "datetime", FrozenDatetime)
+    monkeypatch.setattr(clock, "datetime", FrozenDatetime)
     program_id = await create_program(stack)
     first = await stack.enrollment.RegisterParticipant(registration(program_id))
     again = await stack.enrollment.RegisterParticipant(registration(program_id))
