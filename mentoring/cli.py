@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mentoring.clients import Clients
-from services.common.api import analytics_pb2
+from services.common.api import analytics_pb2, events_pb2, matching_pb2
 
 app = typer.Typer(
     help="Open e-mentoring platform: run it, and talk to its services.", no_args_is_help=True
@@ -156,6 +156,157 @@ def health(address: str = typer.Argument(..., help="host:port of a service's gRP
     console.print(f"{address}: {status}")
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         raise typer.Exit(1)
+
+
+@match_app.command("config")
+def match_config(
+    organization: str = typer.Option(..., "--organization", "-o"),
+    program: str = typer.Option(..., "--program", "-p"),
+    file: Path | None = typer.Option(
+        None, help="JSON MatchingConfig to set (proto JSON); without it, print the current one."
+    ),
+) -> None:
+    """Show or set a program's matching criteria."""
+    from google.protobuf import json_format
+
+    with Clients() as clients, rpc_errors():
+        if file is None:
+            config = clients.matching.GetMatchingConfig(
+                matching_pb2.GetMatchingConfigRequest(
+                    organization_id=organization, program_id=program
+                )
+            )
+        else:
+            try:
+                config = json_format.Parse(file.read_text(), matching_pb2.MatchingConfig())
+            except (OSError, json_format.ParseError) as exc:
+                console.print(f"[red]error:[/] {file}: {exc}")
+                raise typer.Exit(2) from None
+            config.organization_id, config.program_id = organization, program
+            config = clients.matching.SetMatchingConfig(
+                matching_pb2.SetMatchingConfigRequest(config=config)
+            )
+    console.print_json(json_format.MessageToJson(config))
+
+
+@match_app.command("taxonomy")
+def match_taxonomy(
+    organization: str = typer.Option(..., "--organization", "-o"),
+    file: Path | None = typer.Option(None, help="JSON SkillTaxonomy to set; without it, print."),
+) -> None:
+    """Show or set the organisation's skill taxonomy (synonyms and parent skills)."""
+    from google.protobuf import json_format
+
+    with Clients() as clients, rpc_errors():
+        if file is None:
+            taxonomy = clients.matching.GetSkillTaxonomy(
+                matching_pb2.GetSkillTaxonomyRequest(organization_id=organization)
+            )
+        else:
+            try:
+                taxonomy = json_format.Parse(file.read_text(), matching_pb2.SkillTaxonomy())
+            except (OSError, json_format.ParseError) as exc:
+                console.print(f"[red]error:[/] {file}: {exc}")
+                raise typer.Exit(2) from None
+            taxonomy.organization_id = organization
+            taxonomy = clients.matching.SetSkillTaxonomy(
+                matching_pb2.SetSkillTaxonomyRequest(taxonomy=taxonomy)
+            )
+    console.print_json(json_format.MessageToJson(taxonomy))
+
+
+@match_app.command("run")
+def match_run(
+    organization: str = typer.Option(..., "--organization", "-o"),
+    program: str = typer.Option(..., "--program", "-p"),
+    cohort: str = typer.Option("", help="Limit the run to one cohort."),
+    stable: bool = typer.Option(False, help="Stable matching on both sides' rankings."),
+    timeout: float = typer.Option(300, help="Seconds to wait for the result."),
+) -> None:
+    """Bulk-match a program (or cohort) and print the run report with its fairness table."""
+    from mentoring.demo import wait_for
+
+    algorithm = (
+        events_pb2.MATCHING_ALGORITHM_STABLE if stable else events_pb2.MATCHING_ALGORITHM_OPTIMAL
+    )
+    with Clients() as clients, rpc_errors():
+        run = clients.matching.StartMatchingRun(
+            matching_pb2.StartMatchingRunRequest(
+                organization_id=organization,
+                program_id=program,
+                cohort_id=cohort,
+                algorithm=algorithm,
+                requested_by="cli",
+            )
+        )
+        request = matching_pb2.GetMatchingRunRequest(
+            organization_id=organization, run_id=run.run_id
+        )
+
+        def done() -> matching_pb2.MatchingRun | None:
+            got = clients.matching.GetMatchingRun(request)
+            return got if got.status != matching_pb2.RUN_STATUS_QUEUED else None
+
+        with console.status(f"Matching run {run.run_id}…"):
+            finished = wait_for("the matching run", done, timeout)
+    print_run(finished)
+    if finished.status == matching_pb2.RUN_STATUS_FAILED:
+        raise typer.Exit(1)
+
+
+def print_run(run: matching_pb2.MatchingRun) -> None:
+    result = run.result
+    if result.error:
+        console.print(f"[red]run {run.run_id} failed:[/] {result.error}")
+        return
+    console.print(
+        f"Run {run.run_id}: matched {result.matched} of {result.mentees_considered} mentees "
+        f"with {result.mentors_considered} mentors in {result.seconds:.2f}s; "
+        f"total score {result.total_score:.3f}; scores median {result.scores.median:.3f}, "
+        f"p10 {result.scores.p10:.3f}, p90 {result.scores.p90:.3f}"
+    )
+    reasons: dict[str, int] = {}
+    for unmatched in result.unmatched:
+        reasons[unmatched.reason] = reasons.get(unmatched.reason, 0) + 1
+    for reason, count in sorted(reasons.items()):
+        console.print(f"  unmatched: {count} — {reason}")
+    table = Table(title="Fairness: match rate and scores per group")
+    for column in ("dimension", "group", "mentees", "matched", "rate", "median score", "flag"):
+        table.add_column(column)
+    for g in result.fairness:
+        table.add_row(
+            g.dimension,
+            g.group,
+            str(g.mentees),
+            str(g.matched),
+            f"{g.match_rate:.0%}",
+            f"{g.median_score:.3f}",
+            "[red]below 4/5 of overall[/]" if g.flagged else "",
+        )
+    console.print(table)
+
+
+@match_app.command("recommend")
+def match_recommend(
+    organization: str = typer.Option(..., "--organization", "-o"),
+    program: str = typer.Option(..., "--program", "-p"),
+    mentee: str = typer.Option(..., "--mentee", "-m"),
+    limit: int = typer.Option(5),
+) -> None:
+    """A mentee's best mentors with free capacity, and why."""
+    with Clients() as clients, rpc_errors():
+        found = clients.matching.RecommendMentors(
+            matching_pb2.RecommendMentorsRequest(
+                organization_id=organization, program_id=program, mentee_id=mentee, limit=limit
+            )
+        )
+    table = Table(title=f"Mentors recommended for {mentee}")
+    for column in ("mentor", "name", "score", "free", "why"):
+        table.add_column(column)
+    for r in found.recommendations:
+        why = "; ".join(f"{c.criterion}: {c.detail}" for c in r.breakdown)
+        table.add_row(r.mentor_id, r.display_name, f"{r.score:.3f}", str(r.free_slots), why)
+    console.print(table)
 
 
 @match_app.command("solve")

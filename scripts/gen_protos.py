@@ -39,8 +39,8 @@ def _generate(out_dir: Path) -> None:
         f"--grpc_python_out={out_dir}",
         f"--plugin=protoc-gen-mypy={plugin_dir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={plugin_dir / 'protoc-gen-mypy_grpc'}",
-        f"--mypy_out={out_dir}",
-        f"--mypy_grpc_out={out_dir}",
+        f"--mypy_out=quiet:{out_dir}",
+        f"--mypy_grpc_out=quiet:{out_dir}",
         *protos,
     ]
     if protoc.main(args) != 0:

@@ -18,9 +18,13 @@ COUNTERS: tuple[str, ...] = (
     "matches_proposed",
     "matches_accepted",
     "matches_declined",
+    "matches_expired",
     "active_relationships",
+    "relationships_completed",
+    "relationships_closed_early",
     "sessions",
     "session_minutes",
+    "matching_runs",
     "events",
 )
 
@@ -53,4 +57,16 @@ def apply(kpis: Mapping[str, int], event: Event) -> dict[str, int]:
     elif kind == "session_logged":
         out["sessions"] += 1
         out["session_minutes"] += event.session_logged.minutes
+    elif kind == "relationship_ended":
+        out["active_relationships"] = max(0, out["active_relationships"] - 1)
+        ended = (
+            "relationships_completed"
+            if event.relationship_ended.completed
+            else "relationships_closed_early"
+        )
+        out[ended] += 1
+    elif kind == "match_expired":
+        out["matches_expired"] += 1
+    elif kind == "matching_run_completed":
+        out["matching_runs"] += 1
     return out

@@ -53,6 +53,8 @@ class Settings:
     mongodb_uri: str | None
     mongodb_database: str
     shutdown_grace_seconds: float
+    # How often timers (request expiry, reminders) look for due work.
+    scheduler_interval_seconds: float
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
@@ -72,4 +74,5 @@ class Settings:
             mongodb_uri=env.get("MONGODB_URI") or None,
             mongodb_database=env.get(f"{prefix}_MONGODB_DATABASE", f"mentoring_{service}"),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
+            scheduler_interval_seconds=_float(env, "SCHEDULER_INTERVAL_SECONDS", 30.0),
         )

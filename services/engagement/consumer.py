@@ -1,4 +1,4 @@
-"""Engagement's consumer: proposed matches arrive from matching on match-proposed."""
+"""Engagement's consumer: proposals and expiries arrive from matching."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from services.common.kafka import Delivered, Rejected
 from services.common.storage import run_sync
 from services.engagement.store import GROUP, record_proposals
 
-TOPICS = ("match-proposed",)
+TOPICS = ("match-proposed", "match-expired")
 __all__ = ["GROUP", "TOPICS", "handle_proposals"]
 
 
@@ -14,10 +14,11 @@ async def handle_proposals(batch: list[Delivered]) -> list[Rejected]:
     rejected: list[Rejected] = []
     valid = []
     for item in batch:
-        proposed = item.event.match_proposed
-        missing = [f for f in ("match_id", "mentor_id", "mentee_id") if not getattr(proposed, f)]
+        kind = item.event.WhichOneof("payload")
+        payload = getattr(item.event, kind or "")
+        missing = [f for f in ("match_id", "mentor_id", "mentee_id") if not getattr(payload, f)]
         if missing:
-            rejected.append(Rejected(item, f"match_proposed.{missing[0]} is missing"))
+            rejected.append(Rejected(item, f"{kind}.{missing[0]} is missing"))
         else:
             valid.append(item.event)
     await run_sync(record_proposals, valid)

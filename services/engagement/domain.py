@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 
-PROPOSED, ACCEPTED, DECLINED = "proposed", "accepted", "declined"
+PROPOSED, ACCEPTED, DECLINED, EXPIRED = "proposed", "accepted", "declined", "expired"
+ACTIVE, COMPLETED, CLOSED_EARLY = "active", "completed", "closed_early"
 NONE, ACCEPT, DECLINE = "none", "accept", "decline"
 MAX_SESSION_MINUTES = 24 * 60
 # Clocks differ between a portal and us; a session "held" a little in the future is fine.
@@ -69,3 +70,16 @@ def validate_session(
         raise InvalidArgument("minutes", f"must be 1-{MAX_SESSION_MINUTES}")
     if not mode_set:
         raise InvalidArgument("mode", "must be virtual, face to face or phone")
+
+
+def end_status(*, current: str, completed: bool, reason: str, not_a_good_fit: bool) -> str:
+    """The status a relationship moves to when one of the pair ends it."""
+    if current != ACTIVE:
+        raise FailedPrecondition(f"relationship_id: the relationship is already {current}")
+    if completed and not_a_good_fit:
+        raise InvalidArgument("not_a_good_fit", "a completed relationship cannot be a bad fit")
+    if not completed and not reason.strip():
+        raise InvalidArgument("reason", "is required when closing a relationship early")
+    if len(reason) > 500:
+        raise InvalidArgument("reason", "must be at most 500 characters")
+    return COMPLETED if completed else CLOSED_EARLY

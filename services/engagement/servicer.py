@@ -19,6 +19,17 @@ STATUS = {
     domain.PROPOSED: common_pb2.MATCH_STATUS_PROPOSED,
     domain.ACCEPTED: common_pb2.MATCH_STATUS_ACCEPTED,
     domain.DECLINED: common_pb2.MATCH_STATUS_DECLINED,
+    domain.EXPIRED: common_pb2.MATCH_STATUS_EXPIRED,
+}
+ORIGINS = {
+    "engine": common_pb2.MATCH_ORIGIN_ENGINE,
+    "mentee_request": common_pb2.MATCH_ORIGIN_MENTEE_REQUEST,
+    "coordinator": common_pb2.MATCH_ORIGIN_COORDINATOR,
+}
+RELATIONSHIP_STATUS = {
+    domain.ACTIVE: engagement_pb2.RELATIONSHIP_STATUS_ACTIVE,
+    domain.COMPLETED: engagement_pb2.RELATIONSHIP_STATUS_COMPLETED,
+    domain.CLOSED_EARLY: engagement_pb2.RELATIONSHIP_STATUS_CLOSED_EARLY,
 }
 DECISION = {
     domain.NONE: common_pb2.MATCH_DECISION_UNSPECIFIED,
@@ -46,6 +57,7 @@ def match_message(m: Match) -> engagement_pb2.Match:
         mentor_decision=DECISION[m.mentor_decision],
         mentee_decision=DECISION[m.mentee_decision],
         relationship_id=m.relationship_id,
+        origin=ORIGINS.get(m.origin, common_pb2.MATCH_ORIGIN_ENGINE),
     )
 
 
@@ -59,6 +71,8 @@ def relationship_message(r: Relationship) -> engagement_pb2.Relationship:
         mentee_id=r.mentee_id,
         sessions=r.sessions,
         minutes=r.minutes,
+        status=RELATIONSHIP_STATUS[r.status],
+        end_reason=r.end_reason,
     )
     msg.started_at.FromDatetime(r.started_at)
     return msg
@@ -197,3 +211,40 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         )
         await self._publisher.publish([event])
         return session_message(session)
+
+    async def EndRelationship(
+        self, request: engagement_pb2.EndRelationshipRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Relationship:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        relationship, _ = await run_sync(
+            store.end_relationship,
+            org,
+            relationship_id,
+            participant_id,
+            request.completed,
+            request.reason,
+            request.not_a_good_fit,
+        )
+        # Also on an unchanged repeat, with the same event id: the caller may be retrying.
+        await self._publisher.publish(
+            [
+                new_event(
+                    producer="engagement",
+                    organization_id=org,
+                    program_id=relationship.program_id,
+                    event_id=stable_event_id("relationship-ended", org, relationship_id),
+                    payload=events_pb2.RelationshipEnded(
+                        relationship_id=relationship_id,
+                        match_id=relationship.match_id,
+                        mentor_id=relationship.mentor_id,
+                        mentee_id=relationship.mentee_id,
+                        reason=relationship.end_reason,
+                        not_a_good_fit=request.not_a_good_fit,
+                        completed=relationship.status == domain.COMPLETED,
+                    ),
+                )
+            ]
+        )
+        return relationship_message(relationship)

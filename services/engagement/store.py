@@ -10,18 +10,38 @@ from mongoengine.errors import NotUniqueError
 from services.common import clock, idempotency
 from services.common.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.common.events import stable_event_id
+from services.common.pb.mentoring.v1.common_pb2 import (
+    MATCH_ORIGIN_COORDINATOR,
+    MATCH_ORIGIN_ENGINE,
+    MATCH_ORIGIN_MENTEE_REQUEST,
+)
 from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.engagement import domain
 from services.engagement.documents import Match, Relationship, Session
 
 GROUP = "engagement"
+ORIGIN_NAMES = {
+    MATCH_ORIGIN_ENGINE: "engine",
+    MATCH_ORIGIN_MENTEE_REQUEST: "mentee_request",
+    MATCH_ORIGIN_COORDINATOR: "coordinator",
+}
 
 
 def record_proposals(events: list[Event]) -> None:
-    """Store proposed matches; a redelivered proposal is ignored."""
+    """Store proposed matches and expiries; a redelivered event is ignored."""
     fresh = idempotency.unprocessed(events, GROUP)
     for event in fresh:
-        env, proposed = event.envelope, event.match_proposed
+        env = event.envelope
+        if event.HasField("match_expired"):
+            Match.objects(
+                organization_id=env.organization_id,
+                match_id=event.match_expired.match_id,
+                status=domain.PROPOSED,
+            ).update_one(set__status=domain.EXPIRED)
+            continue
+        proposed = event.match_proposed
+        # A mentee who asked for this mentor has accepted by asking.
+        requested = proposed.origin == MATCH_ORIGIN_MENTEE_REQUEST
         Match.objects(organization_id=env.organization_id, match_id=proposed.match_id).update_one(
             upsert=True,
             set_on_insert__program_id=env.program_id,
@@ -30,7 +50,8 @@ def record_proposals(events: list[Event]) -> None:
             set_on_insert__score=proposed.score,
             set_on_insert__status=domain.PROPOSED,
             set_on_insert__mentor_decision=domain.NONE,
-            set_on_insert__mentee_decision=domain.NONE,
+            set_on_insert__mentee_decision=domain.ACCEPT if requested else domain.NONE,
+            set_on_insert__origin=ORIGIN_NAMES.get(proposed.origin, "engine"),
             set_on_insert__proposed_at=env.occurred_at.ToDatetime(UTC),
         )
     idempotency.mark_processed(fresh, GROUP)
@@ -147,3 +168,36 @@ def log_session(
     ).save(force_insert=True)
     Relationship.objects(pk=relationship.pk).update_one(inc__sessions=1, inc__minutes=minutes)
     return session
+
+
+def end_relationship(
+    organization_id: str,
+    relationship_id: str,
+    participant_id: str,
+    completed: bool,
+    reason: str,
+    not_a_good_fit: bool,
+) -> tuple[Relationship, bool]:
+    """End it once: returns the relationship and whether this call ended it (a retry of the
+    same ending returns it unchanged)."""
+    relationship = get_relationship(organization_id, relationship_id)
+    if participant_id not in (relationship.mentor_id, relationship.mentee_id):
+        raise PermissionDenied("participant_id: not the mentor or the mentee of this relationship")
+    wanted = domain.COMPLETED if completed else domain.CLOSED_EARLY
+    if relationship.status == wanted and relationship.end_reason == reason.strip():
+        return relationship, False
+    status = domain.end_status(
+        current=relationship.status,
+        completed=completed,
+        reason=reason,
+        not_a_good_fit=not_a_good_fit,
+    )
+    changed = Relationship.objects(pk=relationship.pk, status=domain.ACTIVE).update_one(
+        set__status=status, set__end_reason=reason.strip(), set__ended_at=clock.now()
+    )
+    relationship.reload()
+    if not changed:
+        raise FailedPrecondition(
+            f"relationship_id: the relationship is already {relationship.status}"
+        )
+    return relationship, True

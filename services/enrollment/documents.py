@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mongoengine import DateTimeField, Document, IntField, ListField, StringField
+from mongoengine import BinaryField, DateTimeField, Document, IntField, ListField, StringField
 
 
 class Program(Document):
@@ -27,6 +27,8 @@ class Participant(Document):
     skills = ListField(StringField())
     capacity = IntField(min_value=0, default=0)
     registered_at = DateTimeField(required=True)
+    # The serialized mentoring.v1.Profile.
+    profile = BinaryField(default=b"")
     # The participant-registered event's id, reused when a retried request publishes it again.
     event_id = StringField(required=True)
     meta = {

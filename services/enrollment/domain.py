@@ -89,3 +89,67 @@ def validate_registration(
     return RegistrationDraft(
         organization_id, program_id, role, display_name, email, normalized, capacity
     )
+
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+MAX_JOB_LEVEL = 20
+MAX_LIST = 20
+
+
+def validate_profile(
+    *,
+    role: str,
+    hr_person_id: str,
+    manager_id: str,
+    department: str,
+    location: str,
+    timezone_known: bool | None,
+    languages: list[str],
+    job_level: int,
+    goals: list[str],
+    availability: list[tuple[int, int, int]],
+    preferred_mentor_ids: list[str],
+    cohort_id: str,
+) -> None:
+    """Check the optional profile; every field may be empty. timezone_known is None when no
+    time zone was given, else whether the zone database knows it."""
+    for field, value in (
+        ("hr_person_id", hr_person_id),
+        ("manager_id", manager_id),
+        ("cohort_id", cohort_id),
+    ):
+        if value:
+            require_id(f"profile.{field}", value)
+    if hr_person_id and hr_person_id == manager_id:
+        raise InvalidArgument("profile.manager_id", "a person cannot be their own manager")
+    for field, value in (("department", department), ("location", location)):
+        if len(value) > 200:
+            raise InvalidArgument(f"profile.{field}", "must be at most 200 characters")
+    if timezone_known is False:
+        raise InvalidArgument("profile.timezone", "is not an IANA time zone such as Europe/Paris")
+    for i, language in enumerate(languages):
+        if not _LANGUAGE.match(language):
+            raise InvalidArgument(f"profile.languages[{i}]", "must be a language code such as en")
+    if job_level > MAX_JOB_LEVEL:
+        raise InvalidArgument("profile.job_level", f"must be 0 (not stated) to {MAX_JOB_LEVEL}")
+    for field, items in (
+        ("languages", languages),
+        ("goals", goals),
+        ("availability", availability),
+        ("preferred_mentor_ids", preferred_mentor_ids),
+    ):
+        if len(items) > MAX_LIST:
+            raise InvalidArgument(f"profile.{field}", f"at most {MAX_LIST} entries")
+    for i, goal in enumerate(goals):
+        require_text(f"profile.goals[{i}]", goal)
+    for i, (weekday, start, end) in enumerate(availability):
+        if not 1 <= weekday <= 7:
+            raise InvalidArgument(f"profile.availability[{i}].weekday", "must be 1 (Monday) to 7")
+        if not start < end <= 24 * 60:
+            raise InvalidArgument(
+                f"profile.availability[{i}].end_minute", "must be after start_minute, at most 1440"
+            )
+    if preferred_mentor_ids and role != MENTEE:
+        raise InvalidArgument("profile.preferred_mentor_ids", "only a mentee chooses mentors")
+    for i, mentor_id in enumerate(preferred_mentor_ids):
+        require_id(f"profile.preferred_mentor_ids[{i}]", mentor_id)

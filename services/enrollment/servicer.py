@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from grpc import aio
 from mongoengine.errors import NotUniqueError
@@ -42,9 +43,49 @@ def participant_message(doc: Participant) -> enrollment_pb2.Participant:
         email=doc.email,
         skills=doc.skills,
         capacity=doc.capacity,
+        profile=_profile(doc),
     )
     msg.registered_at.FromDatetime(doc.registered_at)
     return msg
+
+
+def _profile(doc: Participant) -> common_pb2.Profile:
+    return common_pb2.Profile.FromString(doc.profile or b"")
+
+
+def shared_profile(doc: Participant) -> common_pb2.Profile:
+    """The profile as other services see it: demographics only with the person's consent."""
+    profile = _profile(doc)
+    if not profile.demographics.use_for_matching:
+        profile.ClearField("demographics")
+    return profile
+
+
+def _timezone_known(name: str) -> bool | None:
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def validate_profile(role: str, profile: common_pb2.Profile) -> None:
+    domain.validate_profile(
+        role=role,
+        hr_person_id=profile.hr_person_id,
+        manager_id=profile.manager_id,
+        department=profile.department,
+        location=profile.location,
+        timezone_known=_timezone_known(profile.timezone),
+        languages=list(profile.languages),
+        job_level=profile.job_level,
+        goals=list(profile.goals),
+        availability=[(a.weekday, a.start_minute, a.end_minute) for a in profile.availability],
+        preferred_mentor_ids=list(profile.preferred_mentor_ids),
+        cohort_id=profile.cohort_id,
+    )
 
 
 def registered_event(doc: Participant) -> events_pb2.Event:
@@ -60,6 +101,7 @@ def registered_event(doc: Participant) -> events_pb2.Event:
             display_name=doc.display_name,
             skills=doc.skills,
             capacity=doc.capacity,
+            profile=shared_profile(doc),
         ),
     )
 
@@ -81,7 +123,7 @@ def _create_program(draft: domain.ProgramDraft) -> Program:
     ).save()
 
 
-def _register(draft: domain.RegistrationDraft) -> Participant:
+def _register(draft: domain.RegistrationDraft, profile: bytes) -> Participant:
     """Store the participant once; a retry of the same registration returns the stored one."""
     _find_program(draft.organization_id, draft.program_id)
     doc = Participant(
@@ -93,6 +135,7 @@ def _register(draft: domain.RegistrationDraft) -> Participant:
         email=draft.email,
         skills=list(draft.skills),
         capacity=draft.capacity,
+        profile=profile,
         registered_at=clock.now(),
         event_id=str(uuid.uuid4()),
     )
@@ -105,11 +148,12 @@ def _register(draft: domain.RegistrationDraft) -> Participant:
             email=draft.email,
             role=draft.role,
         ).get()
-        same = (existing.display_name, tuple(existing.skills), existing.capacity) == (
-            draft.display_name,
-            draft.skills,
-            draft.capacity,
-        )
+        same = (
+            existing.display_name,
+            tuple(existing.skills),
+            existing.capacity,
+            existing.profile or b"",
+        ) == (draft.display_name, draft.skills, draft.capacity, profile)
         if not same:
             raise AlreadyExists(
                 f"email: {draft.email} is already registered as {draft.role} in this program"
@@ -166,7 +210,10 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
             skills=list(request.skills),
             capacity=request.capacity,
         )
-        doc = await run_sync(_register, draft)
+        validate_profile(draft.role, request.profile)
+        # Deterministic bytes, so a retry's profile compares equal to the stored one.
+        profile = request.profile.SerializeToString(deterministic=True)
+        doc = await run_sync(_register, draft, profile)
         # Published on every call, retries included, with the stored event id: a caller that
         # saw an error retries, and consumers drop the duplicate if the first send got through.
         await self._publisher.publish([registered_event(doc)])

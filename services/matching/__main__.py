@@ -6,6 +6,8 @@ from services.common import grpc_server, storage
 from services.common.api import matching_pb2, matching_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
+from services.matching.expiry import RequestExpiry
+from services.matching.runs import RunResultsReader
 from services.matching.servicer import MatchingServicer
 from services.matching.worker import GROUP, TOPICS, MatchingWorker
 
@@ -19,10 +21,17 @@ async def serve(settings: Settings) -> None:
     )
     binding = grpc_server.ServiceBinding.of(
         matching_pb2.DESCRIPTOR,
-        MatchingServicer(),
+        MatchingServicer(publisher, worker),
         matching_pb2_grpc.add_MatchingServiceServicer_to_server,
     )
-    await grpc_server.run_service(settings, [binding], [publisher, worker, consumer])
+    components: list[grpc_server.Component] = [
+        publisher,
+        worker,
+        RunResultsReader(settings),
+        consumer,
+        RequestExpiry(settings, publisher, worker),
+    ]
+    await grpc_server.run_service(settings, [binding], components)
 
 
 def main() -> None:

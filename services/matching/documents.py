@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mongoengine import (
+    BinaryField,
     BooleanField,
     DateTimeField,
     Document,
@@ -30,11 +31,16 @@ class PoolMember(Document):
     free_slots = IntField(default=0)
     # Mentees: True while a proposal or relationship is live.
     matched = BooleanField(default=False)
+    # The serialized mentoring.v1.Profile, as registered.
+    profile = BinaryField(default=b"")
+    hr_person_id = StringField(default="")
+    cohort_id = StringField(default="")
     meta = {
         "collection": "pool",
         "indexes": [
             {"fields": ["organization_id", "participant_id"], "unique": True},
             ["organization_id", "program_id", "role", "matched"],
+            ["organization_id", "hr_person_id"],
         ],
     }
 
@@ -54,7 +60,15 @@ class Proposal(Document):
     mentee_id = StringField(required=True)
     score = FloatField(required=True)
     breakdown = EmbeddedDocumentListField(CriterionScore)
-    status = StringField(required=True, choices=("proposed", "accepted", "declined"))
+    status = StringField(
+        required=True, choices=("proposed", "accepted", "declined", "expired", "ended")
+    )
+    origin = StringField(required=True, default="engine")
+    run_id = StringField(default="")
+    override_reason = StringField(default="")
+    # Mentee requests: when silence counts as a decline, and the choices still to try.
+    expires_at = DateTimeField()
+    next_choices = ListField(StringField())
     created_at = DateTimeField(required=True)
     event_id = StringField(required=True)
     # Outbox flag: stored first, published after, so a crash in between republishes it.
@@ -65,12 +79,13 @@ class Proposal(Document):
             {"fields": ["organization_id", "match_id"], "unique": True},
             ["organization_id", "program_id", "match_id"],
             ["organization_id", "program_id", "published"],
+            ["status", "expires_at"],
         ],
     }
 
 
 class Exclusion(Document):
-    """A pair never to propose again (declined before)."""
+    """A pair never to propose again (declined, not a good fit, or a coordinator said so)."""
 
     organization_id = StringField(required=True)
     program_id = StringField(required=True)
@@ -85,4 +100,52 @@ class Exclusion(Document):
                 "unique": True,
             }
         ],
+    }
+
+
+class ProgramConfig(Document):
+    """A program's matching configuration: the serialized mentoring.v1.MatchingConfig."""
+
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    config = BinaryField(required=True)
+    updated_at = DateTimeField(required=True)
+    meta = {
+        "collection": "program_configs",
+        "indexes": [{"fields": ["organization_id", "program_id"], "unique": True}],
+    }
+
+
+class SkillTaxonomy(Document):
+    """An organisation's skill taxonomy: the serialized mentoring.v1.SkillTaxonomy."""
+
+    organization_id = StringField(required=True, unique=True)
+    taxonomy = BinaryField(required=True)
+    updated_at = DateTimeField(required=True)
+    meta = {"collection": "skill_taxonomies"}
+
+
+class ReportingLine(Document):
+    """Who reports to whom (HR ids), from profiles and HR events; for the reporting-line rule."""
+
+    organization_id = StringField(required=True)
+    hr_person_id = StringField(required=True)
+    manager_id = StringField(required=True)
+    meta = {
+        "collection": "reporting_lines",
+        "indexes": [{"fields": ["organization_id", "hr_person_id"], "unique": True}],
+    }
+
+
+class MatchingRun(Document):
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    run_id = StringField(required=True)
+    status = StringField(required=True, choices=("queued", "completed", "failed"))
+    requested_at = DateTimeField(required=True)
+    # The serialized mentoring.v1.MatchingRunCompleted once done.
+    result = BinaryField(default=b"")
+    meta = {
+        "collection": "matching_runs",
+        "indexes": [{"fields": ["organization_id", "run_id"], "unique": True}],
     }

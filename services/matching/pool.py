@@ -1,15 +1,27 @@
-"""Storage operations on a program's matching pool. Blocking: call through storage.run_sync."""
+"""Storage operations on the matching pools. Blocking: call through storage.run_sync."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from mongoengine.errors import NotUniqueError
 
 from services.common import clock
 from services.common.events import stable_event_id
-from services.matching.documents import CriterionScore, Exclusion, PoolMember, Proposal
-from services.matching.domain.proposals import Candidate, PlannedMatch, plan_matches
+from services.matching.documents import (
+    CriterionScore,
+    Exclusion,
+    PoolMember,
+    Proposal,
+    ReportingLine,
+)
+from services.matching.domain.model import Constraints, Evaluation, Person
+from services.matching.domain.taxonomy import Taxonomy
+from services.matching.profiles import person
+
+LIVE = ("proposed", "accepted")
 
 
 def add_member(
@@ -20,6 +32,10 @@ def add_member(
     display_name: str,
     skills: list[str],
     capacity: int,
+    profile: bytes,
+    hr_person_id: str,
+    manager_id: str,
+    cohort_id: str,
 ) -> None:
     # set_on_insert: a redelivered registration must not hand a mentor their slots back.
     PoolMember.objects(organization_id=organization_id, participant_id=participant_id).update_one(
@@ -31,33 +47,72 @@ def add_member(
         set_on_insert__capacity=capacity,
         set_on_insert__free_slots=capacity if role == "mentor" else 0,
         set_on_insert__matched=False,
+        set_on_insert__profile=profile,
+        set_on_insert__hr_person_id=hr_person_id,
+        set_on_insert__cohort_id=cohort_id,
+    )
+    if hr_person_id and manager_id:
+        set_manager(organization_id, hr_person_id, manager_id)
+
+
+def set_manager(organization_id: str, hr_person_id: str, manager_id: str) -> None:
+    ReportingLine.objects(organization_id=organization_id, hr_person_id=hr_person_id).update_one(
+        upsert=True, set__manager_id=manager_id
     )
 
 
-def decline(organization_id: str, program_id: str, match_id: str) -> None:
-    """The pair said no: free the mentor's slot, send the mentee back to the pool, never again."""
+def get_member(organization_id: str, participant_id: str) -> PoolMember | None:
+    return PoolMember.objects(
+        organization_id=organization_id, participant_id=participant_id
+    ).first()
+
+
+def release(
+    organization_id: str,
+    match_id: str,
+    status: str,
+    exclude: str = "",
+    only_from: tuple[str, ...] = ("proposed",),
+) -> Proposal | None:
+    """End a proposal that is in one of `only_from`: free the mentor's slot and send the mentee
+    back to the pool.
+
+    Returns the proposal if this call changed it, None if it was not in such a state (e.g. a
+    redelivery). With `exclude`, the pair is never proposed again, for that reason.
+    """
     proposal = Proposal.objects(organization_id=organization_id, match_id=match_id).first()
     if proposal is None:
-        return
-    changed = Proposal.objects(pk=proposal.pk, status="proposed").update_one(set__status="declined")
+        return None
+    changed = Proposal.objects(pk=proposal.pk, status__in=only_from).update_one(set__status=status)
     if not changed:
-        return  # already handled: a redelivery
+        return None
     PoolMember.objects(
         organization_id=organization_id, participant_id=proposal.mentor_id
     ).update_one(inc__free_slots=1)
     PoolMember.objects(
         organization_id=organization_id, participant_id=proposal.mentee_id
     ).update_one(set__matched=False)
+    if exclude:
+        add_exclusion(
+            organization_id, proposal.program_id, proposal.mentor_id, proposal.mentee_id, exclude
+        )
+    proposal.reload()
+    return proposal
+
+
+def add_exclusion(
+    organization_id: str, program_id: str, mentor_id: str, mentee_id: str, reason: str
+) -> None:
     try:
         Exclusion(
             organization_id=organization_id,
             program_id=program_id,
-            mentor_id=proposal.mentor_id,
-            mentee_id=proposal.mentee_id,
-            reason="declined",
+            mentor_id=mentor_id,
+            mentee_id=mentee_id,
+            reason=reason,
         ).save(force_insert=True)
     except NotUniqueError:
-        pass
+        pass  # excluded already; the first reason stands
 
 
 def accept(organization_id: str, match_id: str) -> None:
@@ -66,67 +121,92 @@ def accept(organization_id: str, match_id: str) -> None:
     ).update_one(set__status="accepted")
 
 
-def _candidates(organization_id: str, program_id: str) -> tuple[list[Candidate], list[Candidate]]:
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A program's matching situation, loaded for one planning step."""
+
+    waiting_mentees: list[Person]
+    mentors: list[Person]  # every mentor, free_slots as stored
+    constraints: Constraints
+    names: dict[str, str]
+
+
+def load_pool(
+    organization_id: str, program_id: str, taxonomy: Taxonomy, cohort_id: str = ""
+) -> Pool:
     members = PoolMember.objects(organization_id=organization_id, program_id=program_id)
-    mentees = [
-        Candidate(m.participant_id, tuple(m.skills))
-        for m in members.filter(role="mentee", matched=False)
-    ]
-    mentors = [
-        Candidate(m.participant_id, tuple(m.skills), m.free_slots)
-        for m in members.filter(role="mentor", free_slots__gt=0)
-    ]
-    return mentees, mentors
+    waiting = members.filter(role="mentee", matched=False)
+    if cohort_id:
+        waiting = waiting.filter(cohort_id=cohort_id)
+    mentors = list(members.filter(role="mentor"))
+    excluded = frozenset(
+        (e.mentor_id, e.mentee_id)
+        for e in Exclusion.objects(organization_id=organization_id, program_id=program_id)
+    )
+    managers = {
+        line.hr_person_id: line.manager_id
+        for line in ReportingLine.objects(organization_id=organization_id)
+    }
+    return Pool(
+        waiting_mentees=[person(m, taxonomy) for m in waiting],
+        mentors=[person(m, taxonomy) for m in mentors],
+        constraints=Constraints(excluded=excluded, manager_of=managers),
+        names={m.participant_id: m.display_name for m in mentors},
+    )
 
 
-def _reserve(organization_id: str, planned: PlannedMatch) -> bool:
+def reserve(organization_id: str, mentor_id: str, mentee_id: str) -> bool:
     """Take a mentor slot and the mentee atomically, or neither."""
     took_slot = PoolMember.objects(
-        organization_id=organization_id, participant_id=planned.mentor_id, free_slots__gt=0
+        organization_id=organization_id, participant_id=mentor_id, free_slots__gt=0
     ).update_one(dec__free_slots=1)
     if not took_slot:
         return False
     took_mentee = PoolMember.objects(
-        organization_id=organization_id, participant_id=planned.mentee_id, matched=False
+        organization_id=organization_id, participant_id=mentee_id, matched=False
     ).update_one(set__matched=True)
     if not took_mentee:
-        PoolMember.objects(
-            organization_id=organization_id, participant_id=planned.mentor_id
-        ).update_one(inc__free_slots=1)
+        PoolMember.objects(organization_id=organization_id, participant_id=mentor_id).update_one(
+            inc__free_slots=1
+        )
     return bool(took_mentee)
 
 
-def propose(organization_id: str, program_id: str) -> int:
-    """Plan matches for the program's waiting mentees and store them as unpublished proposals."""
-    mentees, mentors = _candidates(organization_id, program_id)
-    if not mentees or not mentors:
-        return 0
-    excluded = {
-        (e.mentor_id, e.mentee_id)
-        for e in Exclusion.objects(organization_id=organization_id, program_id=program_id)
-    }
-    created = 0
-    for planned in plan_matches(mentees, mentors, excluded):
-        if not _reserve(organization_id, planned):
-            continue
-        match_id = str(uuid.uuid4())
-        Proposal(
-            organization_id=organization_id,
-            program_id=program_id,
-            match_id=match_id,
-            mentor_id=planned.mentor_id,
-            mentee_id=planned.mentee_id,
-            score=planned.fit.score,
-            breakdown=[
-                CriterionScore(criterion=c.name, score=c.score, weight=c.weight, detail=c.detail)
-                for c in planned.fit.breakdown
-            ],
-            status="proposed",
-            created_at=clock.now(),
-            event_id=stable_event_id("match-proposed", organization_id, match_id),
-        ).save(force_insert=True)
-        created += 1
-    return created
+def store_proposal(
+    organization_id: str,
+    program_id: str,
+    mentor_id: str,
+    mentee_id: str,
+    evaluation: Evaluation,
+    *,
+    origin: str = "engine",
+    run_id: str = "",
+    override_reason: str = "",
+    expires_at: datetime | None = None,
+    next_choices: tuple[str, ...] = (),
+) -> Proposal:
+    """Store a reserved pair as an unpublished proposal (the outbox of match-proposed)."""
+    match_id = str(uuid.uuid4())
+    return Proposal(
+        organization_id=organization_id,
+        program_id=program_id,
+        match_id=match_id,
+        mentor_id=mentor_id,
+        mentee_id=mentee_id,
+        score=evaluation.score,
+        breakdown=[
+            CriterionScore(criterion=c.kind, score=c.score, weight=c.weight, detail=c.detail)
+            for c in evaluation.breakdown
+        ],
+        status="proposed",
+        origin=origin,
+        run_id=run_id,
+        override_reason=override_reason,
+        expires_at=expires_at,
+        next_choices=list(next_choices),
+        created_at=clock.now(),
+        event_id=stable_event_id("match-proposed", organization_id, match_id),
+    ).save(force_insert=True)
 
 
 def unpublished(organization_id: str, program_id: str) -> list[Proposal]:
@@ -146,3 +226,18 @@ def programs_with_unpublished() -> set[tuple[str, str]]:
 
 def mark_published(proposal_ids: list[object]) -> None:
     Proposal.objects(pk__in=proposal_ids).update(set__published=True)
+
+
+def overdue_requests(now: datetime) -> list[Proposal]:
+    return list(Proposal.objects(status="proposed", origin="mentee_request", expires_at__lt=now))
+
+
+def complete(organization_id: str, match_id: str) -> None:
+    """The relationship reached its end: the mentor's slot is free; the mentee is done."""
+    proposal = Proposal.objects(organization_id=organization_id, match_id=match_id).first()
+    if proposal is None:
+        return
+    if Proposal.objects(pk=proposal.pk, status__in=LIVE).update_one(set__status="ended"):
+        PoolMember.objects(
+            organization_id=organization_id, participant_id=proposal.mentor_id
+        ).update_one(inc__free_slots=1)

@@ -1,4 +1,5 @@
-"""The matching worker: consumes registrations and responses, publishes match proposals.
+"""The matching worker: consumes registrations, answers, relationship endings and run requests;
+publishes proposals, expiries and run results.
 
 Workers form one consumer group; since every topic is keyed by program, each worker owns
 whole programs, and adding a worker splits the programs between them.
@@ -8,28 +9,44 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from prometheus_client import Counter, Histogram
 
 from services.common import idempotency
 from services.common.api import common_pb2, events_pb2
-from services.common.events import new_event
+from services.common.events import new_event, stable_event_id
 from services.common.kafka import Delivered, EventPublisher, Rejected
 from services.common.storage import run_sync
-from services.matching import pool
+from services.matching import planner, pool, requests
 from services.matching.documents import Proposal
 
 log = logging.getLogger(__name__)
 
 GROUP = "matching"
-TOPICS = ("participant-registered", "match-responded")
-
-PROPOSALS = Counter("matching_proposals_total", "Match proposals published.")
-RUN_SECONDS = Histogram(
-    "matching_run_seconds", "Time to plan and store proposals for one program after new events."
+TOPICS = (
+    "participant-registered",
+    "match-responded",
+    "relationship-ended",
+    "matching-run-requested",
 )
 
-_ROLES = {common_pb2.ROLE_MENTOR: "mentor", common_pb2.ROLE_MENTEE: "mentee"}
+PROPOSALS = Counter("matching_proposals_total", "Match proposals published.", ["origin"])
+PLAN_SECONDS = Histogram(
+    "matching_plan_seconds", "Time to plan proposals for one program after new events."
+)
+RUN_SECONDS = Histogram(
+    "matching_run_seconds",
+    "Duration of bulk matching runs.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+
+ROLES = {common_pb2.ROLE_MENTOR: "mentor", common_pb2.ROLE_MENTEE: "mentee"}
+ORIGINS = {
+    "engine": common_pb2.MATCH_ORIGIN_ENGINE,
+    "mentee_request": common_pb2.MATCH_ORIGIN_MENTEE_REQUEST,
+    "coordinator": common_pb2.MATCH_ORIGIN_COORDINATOR,
+}
 
 
 def proposed_event(p: Proposal) -> events_pb2.Event:
@@ -50,53 +67,81 @@ def proposed_event(p: Proposal) -> events_pb2.Event:
                 )
                 for c in p.breakdown
             ],
+            origin=ORIGINS[p.origin],
+            run_id=p.run_id,
+            override_reason=p.override_reason,
         ),
     )
 
 
 def _check(event: events_pb2.Event) -> str | None:
     """Why the event cannot be applied, or None."""
-    if event.HasField("participant_registered"):
+    kind = event.WhichOneof("payload")
+    if kind == "participant_registered":
         reg = event.participant_registered
         if not reg.participant_id:
             return "participant_registered.participant_id is missing"
-        if reg.role not in _ROLES:
+        if reg.role not in ROLES:
             return "participant_registered.role must be mentor or mentee"
         if reg.role == common_pb2.ROLE_MENTOR and reg.capacity == 0:
             return "participant_registered.capacity must be at least 1 for a mentor"
-    elif event.HasField("match_responded") and not event.match_responded.match_id:
+    elif kind == "match_responded" and not event.match_responded.match_id:
         return "match_responded.match_id is missing"
+    elif kind == "relationship_ended" and not event.relationship_ended.match_id:
+        return "relationship_ended.match_id is missing"
+    elif kind == "matching_run_requested" and not event.matching_run_requested.run_id:
+        return "matching_run_requested.run_id is missing"
     return None
 
 
-def _apply(events: list[events_pb2.Event]) -> set[tuple[str, str]]:
-    """Apply events to the pools; return the programs whose pool changed."""
+def _apply(events: list[events_pb2.Event]) -> tuple[set[tuple[str, str]], list[events_pb2.Event]]:
+    """Apply events to the pools. Returns the programs whose pool changed, and the run
+    requests to execute (runs are long: they go after the batch is recorded)."""
     fresh = idempotency.unprocessed(events, GROUP)
     touched: set[tuple[str, str]] = set()
+    runs = []
     for event in fresh:
         env = event.envelope
-        program = (env.organization_id, env.program_id)
-        if event.HasField("participant_registered"):
+        org, program = env.organization_id, env.program_id
+        kind = event.WhichOneof("payload")
+        if kind == "participant_registered":
             reg = event.participant_registered
             pool.add_member(
-                env.organization_id,
-                env.program_id,
+                org,
+                program,
                 reg.participant_id,
-                _ROLES[reg.role],
+                ROLES[reg.role],
                 reg.display_name,
                 list(reg.skills),
                 reg.capacity,
+                reg.profile.SerializeToString(),
+                reg.profile.hr_person_id,
+                reg.profile.manager_id,
+                reg.profile.cohort_id,
             )
-            touched.add(program)
-        elif event.HasField("match_responded"):
+            touched.add((org, program))
+        elif kind == "match_responded":
             response = event.match_responded
             if response.status == common_pb2.MATCH_STATUS_DECLINED:
-                pool.decline(env.organization_id, env.program_id, response.match_id)
-                touched.add(program)
+                released = pool.release(org, response.match_id, "declined", exclude="declined")
+                requests.ask_next_choice(released)
+                touched.add((org, program))
             elif response.status == common_pb2.MATCH_STATUS_ACCEPTED:
-                pool.accept(env.organization_id, response.match_id)
-    idempotency.mark_processed(fresh, GROUP)
-    return touched
+                pool.accept(org, response.match_id)
+        elif kind == "relationship_ended":
+            ended = event.relationship_ended
+            reason = "not a good fit" if ended.not_a_good_fit else ""
+            if ended.completed:
+                pool.complete(org, ended.match_id)
+            else:
+                # The acceptance may not have reached us yet: the topics are not ordered together.
+                pool.release(org, ended.match_id, "ended", exclude=reason, only_from=pool.LIVE)
+            touched.add((org, program))
+        elif kind == "matching_run_requested":
+            runs.append(event)
+    # A run request counts as handled once its run completed (MatchingWorker._run).
+    idempotency.mark_processed([e for e in fresh if e not in runs], GROUP)
+    return touched, runs
 
 
 class MatchingWorker:
@@ -106,7 +151,7 @@ class MatchingWorker:
     async def start(self) -> None:
         # Proposals stored just before a crash were never published: publish them now.
         for organization_id, program_id in await run_sync(pool.programs_with_unpublished):
-            await self._publish_pending(organization_id, program_id)
+            await self.publish_pending(organization_id, program_id)
 
     async def stop(self) -> None:
         pass
@@ -120,18 +165,54 @@ class MatchingWorker:
                 rejected.append(Rejected(item, reason))
             else:
                 valid.append(item.event)
-        touched = await run_sync(_apply, valid)
+        touched, runs = await run_sync(_apply, valid)
         for organization_id, program_id in sorted(touched):
             started = time.perf_counter()
-            await run_sync(pool.propose, organization_id, program_id)
-            RUN_SECONDS.observe(time.perf_counter() - started)
-            await self._publish_pending(organization_id, program_id)
+            await run_sync(planner.propose_continuously, organization_id, program_id)
+            PLAN_SECONDS.observe(time.perf_counter() - started)
+            await self.publish_pending(organization_id, program_id)
+        await self._run(runs)
         return rejected
 
-    async def _publish_pending(self, organization_id: str, program_id: str) -> None:
+    async def _run(self, runs: Sequence[events_pb2.Event]) -> None:
+        for event in runs:
+            env, request = event.envelope, event.matching_run_requested
+            try:
+                result = await run_sync(planner.run, env.organization_id, env.program_id, request)
+            except Exception as exc:  # a failed run is reported, not retried forever
+                log.exception("matching run %s failed", request.run_id)
+                result = events_pb2.MatchingRunCompleted(
+                    run_id=request.run_id, cohort_id=request.cohort_id, error=str(exc)
+                )
+            RUN_SECONDS.observe(result.seconds)
+            await self.publish_pending(env.organization_id, env.program_id)
+            await run_sync(idempotency.mark_processed, [event], GROUP)
+            await self._publisher.publish(
+                [
+                    new_event(
+                        producer="matching",
+                        organization_id=env.organization_id,
+                        program_id=env.program_id,
+                        event_id=stable_event_id(
+                            "matching-run-completed", env.organization_id, request.run_id
+                        ),
+                        payload=result,
+                    )
+                ]
+            )
+            log.info(
+                "run %s matched %d of %d mentees in %.2fs",
+                request.run_id,
+                result.matched,
+                result.mentees_considered,
+                result.seconds,
+            )
+
+    async def publish_pending(self, organization_id: str, program_id: str) -> None:
         pending = await run_sync(pool.unpublished, organization_id, program_id)
         if pending:
             await self._publisher.publish([proposed_event(p) for p in pending])
             await run_sync(pool.mark_published, [p.pk for p in pending])
-            PROPOSALS.inc(len(pending))
+            for p in pending:
+                PROPOSALS.labels(p.origin).inc()
             log.info("proposed %d matches in %s/%s", len(pending), organization_id, program_id)

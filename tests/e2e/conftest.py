@@ -13,7 +13,9 @@ from mentoring.stack import Ports, Stack
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    platform = Stack(Ports.free(), log_dir=tmp_path_factory.mktemp("logs"), env=dict(os.environ))
+    # Timers look for due work every half second, so expiry is testable in seconds.
+    env = {**os.environ, "SCHEDULER_INTERVAL_SECONDS": "0.5"}
+    platform = Stack(Ports.free(), log_dir=tmp_path_factory.mktemp("logs"), env=env)
     try:
         platform.start_all()
         yield platform

@@ -98,6 +98,12 @@ READERS = {
     "match-proposed": {"engagement", "analytics"},
     "relationship-started": {"analytics"},
     "session-logged": {"analytics"},
+    "relationship-ended": {"matching", "analytics"},
+    "match-expired": {"engagement", "analytics"},
+    "matching-run-requested": {"matching", "analytics"},
+    # Matching workers also read it, without a group, into their run read model: they skip
+    # what they cannot decode and leave dead-lettering to the group.
+    "matching-run-completed": {"analytics"},
 }
 
 

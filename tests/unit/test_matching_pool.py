@@ -13,7 +13,7 @@ import pytest
 from services.common import storage
 from services.common.config import Settings
 from services.common.events import stable_event_id
-from services.matching import pool
+from services.matching import planner, pool
 from services.matching.documents import Exclusion, PoolMember, Proposal
 
 ORG = "org-1"
@@ -31,11 +31,13 @@ def database() -> Iterator[str]:
 
 
 def add_mentor(pid: str, capacity: int, *skills: str, program: str = PROGRAM) -> None:
-    pool.add_member(ORG, program, pid, "mentor", pid.upper(), list(skills), capacity)
+    pool.add_member(
+        ORG, program, pid, "mentor", pid.upper(), list(skills), capacity, b"", "", "", ""
+    )
 
 
 def add_mentee(pid: str, *skills: str, program: str = PROGRAM) -> None:
-    pool.add_member(ORG, program, pid, "mentee", pid.upper(), list(skills), 0)
+    pool.add_member(ORG, program, pid, "mentee", pid.upper(), list(skills), 0, b"", "", "", "")
 
 
 def member(pid: str) -> PoolMember:
@@ -73,7 +75,7 @@ def test_add_member_stores_a_mentor_with_free_slots() -> None:
 def test_add_member_twice_is_a_redelivery_and_changes_nothing() -> None:
     add_mentor("m1", 2, "python")
     add_mentee("e1", "python")
-    assert pool.propose(ORG, PROGRAM) == 1
+    assert planner.propose_continuously(ORG, PROGRAM) == 1
     assert member("m1").free_slots == 1
 
     # The same registration arrives again: the taken slot must not come back.
@@ -100,7 +102,7 @@ def test_propose_never_exceeds_a_mentors_capacity() -> None:
     for i in range(6):
         add_mentee(f"e{i}", "python", "go")
 
-    assert pool.propose(ORG, PROGRAM) == 3
+    assert planner.propose_continuously(ORG, PROGRAM) == 3
     stored = proposals()
     assert len(stored) == 3
     assert Counter(p.mentor_id for p in stored) == {"m1": 2, "m2": 1}
@@ -112,14 +114,14 @@ def test_propose_never_exceeds_a_mentors_capacity() -> None:
     assert matched == {p.mentee_id for p in stored}
 
     # Nothing is free any more: a second round proposes nothing.
-    assert pool.propose(ORG, PROGRAM) == 0
+    assert planner.propose_continuously(ORG, PROGRAM) == 0
     assert len(proposals()) == 3
 
 
 def test_propose_stores_unpublished_explained_proposals() -> None:
     add_mentor("m1", 1, "python")
     add_mentee("e1", "go", "python")
-    assert pool.propose(ORG, PROGRAM) == 1
+    assert planner.propose_continuously(ORG, PROGRAM) == 1
     (p,) = proposals()
     assert (p.program_id, p.mentor_id, p.mentee_id, p.status) == (PROGRAM, "m1", "e1", "proposed")
     assert p.published is False
@@ -138,7 +140,7 @@ def test_propose_stores_unpublished_explained_proposals() -> None:
 def test_propose_only_uses_members_of_the_program() -> None:
     add_mentor("m1", 1, "python", program="other")
     add_mentee("e1", "python")
-    assert pool.propose(ORG, PROGRAM) == 0
+    assert planner.propose_continuously(ORG, PROGRAM) == 0
     assert proposals() == []
     assert member("m1").free_slots == 1
 
@@ -147,7 +149,7 @@ def test_propose_leaves_a_mentee_without_a_fitting_mentor_waiting() -> None:
     add_mentor("m1", 3, "python")
     add_mentee("e1", "rust")
     add_mentee("e2", "python")
-    assert pool.propose(ORG, PROGRAM) == 1
+    assert planner.propose_continuously(ORG, PROGRAM) == 1
     assert member("e1").matched is False
     assert member("e2").matched is True
     assert member("m1").free_slots == 2
@@ -159,12 +161,12 @@ def test_propose_leaves_a_mentee_without_a_fitting_mentor_waiting() -> None:
 def test_decline_frees_the_slot_returns_the_mentee_and_excludes_the_pair() -> None:
     add_mentor("m1", 1, "python")
     add_mentee("e1", "python")
-    assert pool.propose(ORG, PROGRAM) == 1
+    assert planner.propose_continuously(ORG, PROGRAM) == 1
     (p,) = proposals()
     assert member("m1").free_slots == 0
     assert member("e1").matched is True
 
-    pool.decline(ORG, PROGRAM, p.match_id)
+    pool.release(ORG, p.match_id, "declined", exclude="declined")
 
     assert proposals(match_id=p.match_id)[0].status == "declined"
     assert member("m1").free_slots == 1
@@ -177,13 +179,13 @@ def test_a_second_decline_of_the_same_match_changes_nothing() -> None:
     add_mentor("m1", 2, "python")
     add_mentee("e1", "python")
     add_mentee("e2", "python")
-    assert pool.propose(ORG, PROGRAM) == 2
+    assert planner.propose_continuously(ORG, PROGRAM) == 2
     declined, kept = proposals()
-    pool.decline(ORG, PROGRAM, declined.match_id)
+    pool.release(ORG, declined.match_id, "declined", exclude="declined")
     state = (member("m1").free_slots, member(declined.mentee_id).matched)
     assert state == (1, False)
 
-    pool.decline(ORG, PROGRAM, declined.match_id)
+    pool.release(ORG, declined.match_id, "declined", exclude="declined")
 
     assert (member("m1").free_slots, member(declined.mentee_id).matched) == state
     assert member(kept.mentee_id).matched is True
@@ -193,8 +195,8 @@ def test_a_second_decline_of_the_same_match_changes_nothing() -> None:
 def test_declining_an_unknown_match_changes_nothing() -> None:
     add_mentor("m1", 1, "python")
     add_mentee("e1", "python")
-    pool.propose(ORG, PROGRAM)
-    pool.decline(ORG, PROGRAM, "no-such-match")
+    planner.propose_continuously(ORG, PROGRAM)
+    pool.release(ORG, "no-such-match", "declined", exclude="declined")
     assert member("m1").free_slots == 0
     assert member("e1").matched is True
     assert Exclusion.objects.count() == 0
@@ -203,10 +205,10 @@ def test_declining_an_unknown_match_changes_nothing() -> None:
 def test_declining_an_accepted_match_changes_nothing() -> None:
     add_mentor("m1", 1, "python")
     add_mentee("e1", "python")
-    pool.propose(ORG, PROGRAM)
+    planner.propose_continuously(ORG, PROGRAM)
     (p,) = proposals()
     pool.accept(ORG, p.match_id)
-    pool.decline(ORG, PROGRAM, p.match_id)
+    pool.release(ORG, p.match_id, "declined", exclude="declined")
     assert proposals()[0].status == "accepted"
     assert member("m1").free_slots == 0
     assert member("e1").matched is True
@@ -216,26 +218,26 @@ def test_declining_an_accepted_match_changes_nothing() -> None:
 def test_after_a_decline_the_pair_is_never_proposed_again() -> None:
     add_mentor("m1", 1, "python", "go")
     add_mentee("e1", "python", "go")
-    assert pool.propose(ORG, PROGRAM) == 1
+    assert planner.propose_continuously(ORG, PROGRAM) == 1
     (first,) = proposals()
     assert first.mentor_id == "m1"
-    pool.decline(ORG, PROGRAM, first.match_id)
+    pool.release(ORG, first.match_id, "declined", exclude="declined")
 
     # The only possible pair is excluded: nothing to propose, the slot stays free.
-    assert pool.propose(ORG, PROGRAM) == 0
+    assert planner.propose_continuously(ORG, PROGRAM) == 0
     assert member("m1").free_slots == 1
     assert member("e1").matched is False
 
     # A weaker mentor joins: the mentee goes to them, never back to m1.
     add_mentor("m2", 1, "go")
-    assert pool.propose(ORG, PROGRAM) == 1
+    assert planner.propose_continuously(ORG, PROGRAM) == 1
     live = proposals(status="proposed")
     assert [(p.mentor_id, p.mentee_id) for p in live] == [("m2", "e1")]
     assert member("m1").free_slots == 1
 
     # And m1's freed slot goes to another mentee.
     add_mentee("e2", "python")
-    assert pool.propose(ORG, PROGRAM) == 1
+    assert planner.propose_continuously(ORG, PROGRAM) == 1
     pairs = {(p.mentor_id, p.mentee_id) for p in proposals(status="proposed")}
     assert pairs == {("m2", "e1"), ("m1", "e2")}
     assert all((p.mentor_id, p.mentee_id) != ("m1", "e1") for p in proposals(status="proposed"))

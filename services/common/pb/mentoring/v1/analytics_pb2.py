@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmentoring/v1/analytics.proto\x12\x0cmentoring.v1\"D\n\x15GetProgramKpisRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\x83\x02\n\x0bProgramKpis\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0f\n\x07mentors\x18\x03 \x01(\x04\x12\x0f\n\x07mentees\x18\x04 \x01(\x04\x12\x18\n\x10matches_proposed\x18\x05 \x01(\x04\x12\x18\n\x10matches_accepted\x18\x06 \x01(\x04\x12\x18\n\x10matches_declined\x18\x07 \x01(\x04\x12\x1c\n\x14\x61\x63tive_relationships\x18\x08 \x01(\x04\x12\x10\n\x08sessions\x18\t \x01(\x04\x12\x17\n\x0fsession_minutes\x18\n \x01(\x04\x12\x0e\n\x06\x65vents\x18\x0b \x01(\x04\x32\x64\n\x10\x41nalyticsService\x12P\n\x0eGetProgramKpis\x12#.mentoring.v1.GetProgramKpisRequest\x1a\x19.mentoring.v1.ProgramKpisb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmentoring/v1/analytics.proto\x12\x0cmentoring.v1\"D\n\x15GetProgramKpisRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\xf8\x02\n\x0bProgramKpis\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0f\n\x07mentors\x18\x03 \x01(\x04\x12\x0f\n\x07mentees\x18\x04 \x01(\x04\x12\x18\n\x10matches_proposed\x18\x05 \x01(\x04\x12\x18\n\x10matches_accepted\x18\x06 \x01(\x04\x12\x18\n\x10matches_declined\x18\x07 \x01(\x04\x12\x1c\n\x14\x61\x63tive_relationships\x18\x08 \x01(\x04\x12\x10\n\x08sessions\x18\t \x01(\x04\x12\x17\n\x0fsession_minutes\x18\n \x01(\x04\x12\x0e\n\x06\x65vents\x18\x0b \x01(\x04\x12\x17\n\x0fmatches_expired\x18\x0c \x01(\x04\x12\x1f\n\x17relationships_completed\x18\r \x01(\x04\x12\"\n\x1arelationships_closed_early\x18\x0e \x01(\x04\x12\x15\n\rmatching_runs\x18\x0f \x01(\x04\x32\x64\n\x10\x41nalyticsService\x12P\n\x0eGetProgramKpis\x12#.mentoring.v1.GetProgramKpisRequest\x1a\x19.mentoring.v1.ProgramKpisb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPROGRAMKPISREQUEST']._serialized_start=46
   _globals['_GETPROGRAMKPISREQUEST']._serialized_end=114
   _globals['_PROGRAMKPIS']._serialized_start=117
-  _globals['_PROGRAMKPIS']._serialized_end=376
-  _globals['_ANALYTICSSERVICE']._serialized_start=378
-  _globals['_ANALYTICSSERVICE']._serialized_end=478
+  _globals['_PROGRAMKPIS']._serialized_end=493
+  _globals['_ANALYTICSSERVICE']._serialized_start=495
+  _globals['_ANALYTICSSERVICE']._serialized_end=595
 # @@protoc_insertion_point(module_scope)

@@ -53,6 +53,10 @@ class ProgramKpis(_message.Message):
     SESSIONS_FIELD_NUMBER: _builtins.int
     SESSION_MINUTES_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
+    MATCHES_EXPIRED_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_COMPLETED_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_CLOSED_EARLY_FIELD_NUMBER: _builtins.int
+    MATCHING_RUNS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     mentors: _builtins.int
@@ -65,6 +69,10 @@ class ProgramKpis(_message.Message):
     session_minutes: _builtins.int
     events: _builtins.int
     """Events counted so far for this program; lets a caller see that KPIs moved."""
+    matches_expired: _builtins.int
+    relationships_completed: _builtins.int
+    relationships_closed_early: _builtins.int
+    matching_runs: _builtins.int
     def __init__(
         self,
         *,
@@ -79,10 +87,14 @@ class ProgramKpis(_message.Message):
         sessions: _builtins.int = ...,
         session_minutes: _builtins.int = ...,
         events: _builtins.int = ...,
+        matches_expired: _builtins.int = ...,
+        relationships_completed: _builtins.int = ...,
+        relationships_closed_early: _builtins.int = ...,
+        matching_runs: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_relationships", b"active_relationships", "events", b"events", "matches_accepted", b"matches_accepted", "matches_declined", b"matches_declined", "matches_proposed", b"matches_proposed", "mentees", b"mentees", "mentors", b"mentors", "organization_id", b"organization_id", "program_id", b"program_id", "session_minutes", b"session_minutes", "sessions", b"sessions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_relationships", b"active_relationships", "events", b"events", "matches_accepted", b"matches_accepted", "matches_declined", b"matches_declined", "matches_expired", b"matches_expired", "matches_proposed", b"matches_proposed", "matching_runs", b"matching_runs", "mentees", b"mentees", "mentors", b"mentors", "organization_id", b"organization_id", "program_id", b"program_id", "relationships_closed_early", b"relationships_closed_early", "relationships_completed", b"relationships_completed", "session_minutes", b"session_minutes", "sessions", b"sessions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

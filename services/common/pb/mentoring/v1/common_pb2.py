@@ -25,23 +25,31 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mentoring/v1/common.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x01\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0forganization_id\x18\x04 \x01(\t\x12\x12\n\nprogram_id\x18\x05 \x01(\t\x12\x10\n\x08producer\x18\x06 \x01(\t\x12\x16\n\x0eschema_version\x18\x07 \x01(\r\"R\n\x0e\x43riterionScore\x12\x11\n\tcriterion\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t*>\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_MENTOR\x10\x01\x12\x0f\n\x0bROLE_MENTEE\x10\x02*|\n\x0bSessionMode\x12\x1c\n\x18SESSION_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14SESSION_MODE_VIRTUAL\x10\x01\x12\x1d\n\x19SESSION_MODE_FACE_TO_FACE\x10\x02\x12\x16\n\x12SESSION_MODE_PHONE\x10\x03*f\n\rMatchDecision\x12\x1e\n\x1aMATCH_DECISION_UNSPECIFIED\x10\x00\x12\x19\n\x15MATCH_DECISION_ACCEPT\x10\x01\x12\x1a\n\x16MATCH_DECISION_DECLINE\x10\x02*|\n\x0bMatchStatus\x12\x1c\n\x18MATCH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15MATCH_STATUS_PROPOSED\x10\x01\x12\x19\n\x15MATCH_STATUS_ACCEPTED\x10\x02\x12\x19\n\x15MATCH_STATUS_DECLINED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mentoring/v1/common.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x01\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0forganization_id\x18\x04 \x01(\t\x12\x12\n\nprogram_id\x18\x05 \x01(\t\x12\x10\n\x08producer\x18\x06 \x01(\t\x12\x16\n\x0eschema_version\x18\x07 \x01(\r\"R\n\x0e\x43riterionScore\x12\x11\n\tcriterion\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xb9\x02\n\x07Profile\x12\x14\n\x0chr_person_id\x18\x01 \x01(\t\x12\x12\n\nmanager_id\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12\x11\n\tlanguages\x18\x06 \x03(\t\x12\x11\n\tjob_level\x18\x07 \x01(\r\x12\r\n\x05goals\x18\x08 \x03(\t\x12\x34\n\x0c\x61vailability\x18\t \x03(\x0b\x32\x1e.mentoring.v1.AvailabilitySlot\x12\x30\n\x0c\x64\x65mographics\x18\n \x01(\x0b\x32\x1a.mentoring.v1.Demographics\x12\x1c\n\x14preferred_mentor_ids\x18\x0b \x03(\t\x12\x11\n\tcohort_id\x18\x0c \x01(\t\"M\n\x10\x41vailabilitySlot\x12\x0f\n\x07weekday\x18\x01 \x01(\r\x12\x14\n\x0cstart_minute\x18\x02 \x01(\r\x12\x12\n\nend_minute\x18\x03 \x01(\r\"U\n\x0c\x44\x65mographics\x12\x0e\n\x06gender\x18\x01 \x01(\t\x12\x1b\n\x13\x63ultural_background\x18\x02 \x01(\t\x12\x18\n\x10use_for_matching\x18\x03 \x01(\x08*>\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_MENTOR\x10\x01\x12\x0f\n\x0bROLE_MENTEE\x10\x02*|\n\x0bSessionMode\x12\x1c\n\x18SESSION_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14SESSION_MODE_VIRTUAL\x10\x01\x12\x1d\n\x19SESSION_MODE_FACE_TO_FACE\x10\x02\x12\x16\n\x12SESSION_MODE_PHONE\x10\x03*f\n\rMatchDecision\x12\x1e\n\x1aMATCH_DECISION_UNSPECIFIED\x10\x00\x12\x19\n\x15MATCH_DECISION_ACCEPT\x10\x01\x12\x1a\n\x16MATCH_DECISION_DECLINE\x10\x02*\x96\x01\n\x0bMatchStatus\x12\x1c\n\x18MATCH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15MATCH_STATUS_PROPOSED\x10\x01\x12\x19\n\x15MATCH_STATUS_ACCEPTED\x10\x02\x12\x19\n\x15MATCH_STATUS_DECLINED\x10\x03\x12\x18\n\x14MATCH_STATUS_EXPIRED\x10\x04*\x83\x01\n\x0bMatchOrigin\x12\x1c\n\x18MATCH_ORIGIN_UNSPECIFIED\x10\x00\x12\x17\n\x13MATCH_ORIGIN_ENGINE\x10\x01\x12\x1f\n\x1bMATCH_ORIGIN_MENTEE_REQUEST\x10\x02\x12\x1c\n\x18MATCH_ORIGIN_COORDINATOR\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mentoring.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=352
-  _globals['_ROLE']._serialized_end=414
-  _globals['_SESSIONMODE']._serialized_start=416
-  _globals['_SESSIONMODE']._serialized_end=540
-  _globals['_MATCHDECISION']._serialized_start=542
-  _globals['_MATCHDECISION']._serialized_end=644
-  _globals['_MATCHSTATUS']._serialized_start=646
-  _globals['_MATCHSTATUS']._serialized_end=770
+  _globals['_ROLE']._serialized_start=834
+  _globals['_ROLE']._serialized_end=896
+  _globals['_SESSIONMODE']._serialized_start=898
+  _globals['_SESSIONMODE']._serialized_end=1022
+  _globals['_MATCHDECISION']._serialized_start=1024
+  _globals['_MATCHDECISION']._serialized_end=1126
+  _globals['_MATCHSTATUS']._serialized_start=1129
+  _globals['_MATCHSTATUS']._serialized_end=1279
+  _globals['_MATCHORIGIN']._serialized_start=1282
+  _globals['_MATCHORIGIN']._serialized_end=1413
   _globals['_EVENTENVELOPE']._serialized_start=77
   _globals['_EVENTENVELOPE']._serialized_end=266
   _globals['_CRITERIONSCORE']._serialized_start=268
   _globals['_CRITERIONSCORE']._serialized_end=350
+  _globals['_PROFILE']._serialized_start=353
+  _globals['_PROFILE']._serialized_end=666
+  _globals['_AVAILABILITYSLOT']._serialized_start=668
+  _globals['_AVAILABILITYSLOT']._serialized_end=745
+  _globals['_DEMOGRAPHICS']._serialized_start=747
+  _globals['_DEMOGRAPHICS']._serialized_end=832
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -84,6 +86,8 @@ class _MatchStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MatchStat
     MATCH_STATUS_PROPOSED: _MatchStatus.ValueType  # 1
     MATCH_STATUS_ACCEPTED: _MatchStatus.ValueType  # 2
     MATCH_STATUS_DECLINED: _MatchStatus.ValueType  # 3
+    MATCH_STATUS_EXPIRED: _MatchStatus.ValueType  # 4
+    """Nobody answered in time."""
 
 class MatchStatus(_MatchStatus, metaclass=_MatchStatusEnumTypeWrapper):
     """Where a proposed match stands in engagement."""
@@ -92,7 +96,35 @@ MATCH_STATUS_UNSPECIFIED: MatchStatus.ValueType  # 0
 MATCH_STATUS_PROPOSED: MatchStatus.ValueType  # 1
 MATCH_STATUS_ACCEPTED: MatchStatus.ValueType  # 2
 MATCH_STATUS_DECLINED: MatchStatus.ValueType  # 3
+MATCH_STATUS_EXPIRED: MatchStatus.ValueType  # 4
+"""Nobody answered in time."""
 Global___MatchStatus: _TypeAlias = MatchStatus  # noqa: Y015
+
+class _MatchOrigin:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MatchOriginEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MatchOrigin.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MATCH_ORIGIN_UNSPECIFIED: _MatchOrigin.ValueType  # 0
+    MATCH_ORIGIN_ENGINE: _MatchOrigin.ValueType  # 1
+    """Proposed by the engine as participants arrived or in a bulk run."""
+    MATCH_ORIGIN_MENTEE_REQUEST: _MatchOrigin.ValueType  # 2
+    """A mentee asked for this mentor (self-matching); the mentee has accepted already."""
+    MATCH_ORIGIN_COORDINATOR: _MatchOrigin.ValueType  # 3
+    """A coordinator paired them by hand."""
+
+class MatchOrigin(_MatchOrigin, metaclass=_MatchOriginEnumTypeWrapper):
+    """How a proposal came about."""
+
+MATCH_ORIGIN_UNSPECIFIED: MatchOrigin.ValueType  # 0
+MATCH_ORIGIN_ENGINE: MatchOrigin.ValueType  # 1
+"""Proposed by the engine as participants arrived or in a bulk run."""
+MATCH_ORIGIN_MENTEE_REQUEST: MatchOrigin.ValueType  # 2
+"""A mentee asked for this mentor (self-matching); the mentee has accepted already."""
+MATCH_ORIGIN_COORDINATOR: MatchOrigin.ValueType  # 3
+"""A coordinator paired them by hand."""
+Global___MatchOrigin: _TypeAlias = MatchOrigin  # noqa: Y015
 
 @_typing.final
 class EventEnvelope(_message.Message):
@@ -166,3 +198,132 @@ class CriterionScore(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CriterionScore: _TypeAlias = CriterionScore  # noqa: Y015
+
+@_typing.final
+class Profile(_message.Message):
+    """Who a participant is, as far as matching needs to know. Every field is optional: matching
+    treats a missing field as unknown, never as a mismatch.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HR_PERSON_ID_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
+    LANGUAGES_FIELD_NUMBER: _builtins.int
+    JOB_LEVEL_FIELD_NUMBER: _builtins.int
+    GOALS_FIELD_NUMBER: _builtins.int
+    AVAILABILITY_FIELD_NUMBER: _builtins.int
+    DEMOGRAPHICS_FIELD_NUMBER: _builtins.int
+    PREFERRED_MENTOR_IDS_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    hr_person_id: _builtins.str
+    """The person's id in the organisation's HR system; links HR events and reporting lines."""
+    manager_id: _builtins.str
+    """HR person id of the person's manager."""
+    department: _builtins.str
+    location: _builtins.str
+    timezone: _builtins.str
+    """IANA time zone name, e.g. "Europe/Paris"."""
+    job_level: _builtins.int
+    """1 (entry level) to 20; 0 = not stated."""
+    cohort_id: _builtins.str
+    """The cohort the participant belongs to inside the program, if any."""
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ISO 639-1 codes, e.g. "en"."""
+
+    @_builtins.property
+    def goals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What a mentee wants from the program, or what a mentor wants to help with."""
+
+    @_builtins.property
+    def availability(self) -> _containers.RepeatedCompositeFieldContainer[Global___AvailabilitySlot]: ...
+    @_builtins.property
+    def demographics(self) -> Global___Demographics: ...
+    @_builtins.property
+    def preferred_mentor_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """A mentee's ranked choice of mentors (participant ids), best first."""
+
+    def __init__(
+        self,
+        *,
+        hr_person_id: _builtins.str = ...,
+        manager_id: _builtins.str = ...,
+        department: _builtins.str = ...,
+        location: _builtins.str = ...,
+        timezone: _builtins.str = ...,
+        languages: _abc.Iterable[_builtins.str] | None = ...,
+        job_level: _builtins.int = ...,
+        goals: _abc.Iterable[_builtins.str] | None = ...,
+        availability: _abc.Iterable[Global___AvailabilitySlot] | None = ...,
+        demographics: Global___Demographics | None = ...,
+        preferred_mentor_ids: _abc.Iterable[_builtins.str] | None = ...,
+        cohort_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["demographics", b"demographics"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability", b"availability", "cohort_id", b"cohort_id", "demographics", b"demographics", "department", b"department", "goals", b"goals", "hr_person_id", b"hr_person_id", "job_level", b"job_level", "languages", b"languages", "location", b"location", "manager_id", b"manager_id", "preferred_mentor_ids", b"preferred_mentor_ids", "timezone", b"timezone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Profile: _TypeAlias = Profile  # noqa: Y015
+
+@_typing.final
+class AvailabilitySlot(_message.Message):
+    """A weekly window in UTC."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEKDAY_FIELD_NUMBER: _builtins.int
+    START_MINUTE_FIELD_NUMBER: _builtins.int
+    END_MINUTE_FIELD_NUMBER: _builtins.int
+    weekday: _builtins.int
+    """1 = Monday ... 7 = Sunday."""
+    start_minute: _builtins.int
+    """Minutes after midnight UTC, start < end <= 1440."""
+    end_minute: _builtins.int
+    def __init__(
+        self,
+        *,
+        weekday: _builtins.int = ...,
+        start_minute: _builtins.int = ...,
+        end_minute: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_minute", b"end_minute", "start_minute", b"start_minute", "weekday", b"weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AvailabilitySlot: _TypeAlias = AvailabilitySlot  # noqa: Y015
+
+@_typing.final
+class Demographics(_message.Message):
+    """Used only where the mentee opted in to demographic similarity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENDER_FIELD_NUMBER: _builtins.int
+    CULTURAL_BACKGROUND_FIELD_NUMBER: _builtins.int
+    USE_FOR_MATCHING_FIELD_NUMBER: _builtins.int
+    gender: _builtins.str
+    cultural_background: _builtins.str
+    use_for_matching: _builtins.bool
+    """The participant agrees that matching may use these fields."""
+    def __init__(
+        self,
+        *,
+        gender: _builtins.str = ...,
+        cultural_background: _builtins.str = ...,
+        use_for_matching: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cultural_background", b"cultural_background", "gender", b"gender", "use_for_matching", b"use_for_matching"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Demographics: _TypeAlias = Demographics  # noqa: Y015

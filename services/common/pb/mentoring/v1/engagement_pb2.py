@@ -26,31 +26,35 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.common.pb.mentoring.v1 import common_pb2 as mentoring_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmentoring/v1/engagement.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\"\xab\x02\n\x05Match\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x10\n\x08match_id\x18\x03 \x01(\t\x12\x11\n\tmentor_id\x18\x04 \x01(\t\x12\x11\n\tmentee_id\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x01\x12)\n\x06status\x18\x07 \x01(\x0e\x32\x19.mentoring.v1.MatchStatus\x12\x34\n\x0fmentor_decision\x18\x08 \x01(\x0e\x32\x1b.mentoring.v1.MatchDecision\x12\x34\n\x0fmentee_decision\x18\t \x01(\x0e\x32\x1b.mentoring.v1.MatchDecision\x12\x17\n\x0frelationship_id\x18\n \x01(\t\"<\n\x0fGetMatchRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x10\n\x08match_id\x18\x02 \x01(\t\"\x80\x01\n\x12ListMatchesRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"T\n\x13ListMatchesResponse\x12$\n\x07matches\x18\x01 \x03(\x0b\x32\x13.mentoring.v1.Match\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x89\x01\n\x15RespondToMatchRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x10\n\x08match_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x1b.mentoring.v1.MatchDecision\"\xdf\x01\n\x0cRelationship\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x17\n\x0frelationship_id\x18\x03 \x01(\t\x12\x10\n\x08match_id\x18\x04 \x01(\t\x12\x11\n\tmentor_id\x18\x05 \x01(\t\x12\x11\n\tmentee_id\x18\x06 \x01(\t\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sessions\x18\x08 \x01(\r\x12\x0f\n\x07minutes\x18\t \x01(\r\"J\n\x16GetRelationshipRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x17\n\x0frelationship_id\x18\x02 \x01(\t\"\xac\x01\n\x11LogSessionRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x17\n\x0frelationship_id\x18\x02 \x01(\t\x12+\n\x07held_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07minutes\x18\x04 \x01(\r\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.mentoring.v1.SessionMode\"\xca\x01\n\x07Session\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x17\n\x0frelationship_id\x18\x04 \x01(\t\x12+\n\x07held_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07minutes\x18\x06 \x01(\r\x12\'\n\x04mode\x18\x07 \x01(\x0e\x32\x19.mentoring.v1.SessionMode2\x8e\x03\n\x11\x45ngagementService\x12>\n\x08GetMatch\x12\x1d.mentoring.v1.GetMatchRequest\x1a\x13.mentoring.v1.Match\x12R\n\x0bListMatches\x12 .mentoring.v1.ListMatchesRequest\x1a!.mentoring.v1.ListMatchesResponse\x12J\n\x0eRespondToMatch\x12#.mentoring.v1.RespondToMatchRequest\x1a\x13.mentoring.v1.Match\x12S\n\x0fGetRelationship\x12$.mentoring.v1.GetRelationshipRequest\x1a\x1a.mentoring.v1.Relationship\x12\x44\n\nLogSession\x12\x1f.mentoring.v1.LogSessionRequest\x1a\x15.mentoring.v1.Sessionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmentoring/v1/engagement.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\"\x9d\x01\n\x16\x45ndRelationshipRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x17\n\x0frelationship_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x11\n\tcompleted\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0enot_a_good_fit\x18\x06 \x01(\x08\"\xd6\x02\n\x05Match\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x10\n\x08match_id\x18\x03 \x01(\t\x12\x11\n\tmentor_id\x18\x04 \x01(\t\x12\x11\n\tmentee_id\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x01\x12)\n\x06status\x18\x07 \x01(\x0e\x32\x19.mentoring.v1.MatchStatus\x12\x34\n\x0fmentor_decision\x18\x08 \x01(\x0e\x32\x1b.mentoring.v1.MatchDecision\x12\x34\n\x0fmentee_decision\x18\t \x01(\x0e\x32\x1b.mentoring.v1.MatchDecision\x12\x17\n\x0frelationship_id\x18\n \x01(\t\x12)\n\x06origin\x18\x0b \x01(\x0e\x32\x19.mentoring.v1.MatchOrigin\"<\n\x0fGetMatchRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x10\n\x08match_id\x18\x02 \x01(\t\"\x80\x01\n\x12ListMatchesRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"T\n\x13ListMatchesResponse\x12$\n\x07matches\x18\x01 \x03(\x0b\x32\x13.mentoring.v1.Match\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x89\x01\n\x15RespondToMatchRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x10\n\x08match_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x1b.mentoring.v1.MatchDecision\"\xa5\x02\n\x0cRelationship\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x17\n\x0frelationship_id\x18\x03 \x01(\t\x12\x10\n\x08match_id\x18\x04 \x01(\t\x12\x11\n\tmentor_id\x18\x05 \x01(\t\x12\x11\n\tmentee_id\x18\x06 \x01(\t\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sessions\x18\x08 \x01(\r\x12\x0f\n\x07minutes\x18\t \x01(\r\x12\x30\n\x06status\x18\n \x01(\x0e\x32 .mentoring.v1.RelationshipStatus\x12\x12\n\nend_reason\x18\x0b \x01(\t\"J\n\x16GetRelationshipRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x17\n\x0frelationship_id\x18\x02 \x01(\t\"\xac\x01\n\x11LogSessionRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x17\n\x0frelationship_id\x18\x02 \x01(\t\x12+\n\x07held_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07minutes\x18\x04 \x01(\r\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.mentoring.v1.SessionMode\"\xca\x01\n\x07Session\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x17\n\x0frelationship_id\x18\x04 \x01(\t\x12+\n\x07held_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07minutes\x18\x06 \x01(\r\x12\'\n\x04mode\x18\x07 \x01(\x0e\x32\x19.mentoring.v1.SessionMode*\xa2\x01\n\x12RelationshipStatus\x12#\n\x1fRELATIONSHIP_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRELATIONSHIP_STATUS_ACTIVE\x10\x01\x12!\n\x1dRELATIONSHIP_STATUS_COMPLETED\x10\x02\x12$\n RELATIONSHIP_STATUS_CLOSED_EARLY\x10\x03\x32\xe3\x03\n\x11\x45ngagementService\x12>\n\x08GetMatch\x12\x1d.mentoring.v1.GetMatchRequest\x1a\x13.mentoring.v1.Match\x12R\n\x0bListMatches\x12 .mentoring.v1.ListMatchesRequest\x1a!.mentoring.v1.ListMatchesResponse\x12J\n\x0eRespondToMatch\x12#.mentoring.v1.RespondToMatchRequest\x1a\x13.mentoring.v1.Match\x12S\n\x0fGetRelationship\x12$.mentoring.v1.GetRelationshipRequest\x1a\x1a.mentoring.v1.Relationship\x12\x44\n\nLogSession\x12\x1f.mentoring.v1.LogSessionRequest\x1a\x15.mentoring.v1.Session\x12S\n\x0f\x45ndRelationship\x12$.mentoring.v1.EndRelationshipRequest\x1a\x1a.mentoring.v1.Relationshipb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mentoring.v1.engagement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MATCH']._serialized_start=108
-  _globals['_MATCH']._serialized_end=407
-  _globals['_GETMATCHREQUEST']._serialized_start=409
-  _globals['_GETMATCHREQUEST']._serialized_end=469
-  _globals['_LISTMATCHESREQUEST']._serialized_start=472
-  _globals['_LISTMATCHESREQUEST']._serialized_end=600
-  _globals['_LISTMATCHESRESPONSE']._serialized_start=602
-  _globals['_LISTMATCHESRESPONSE']._serialized_end=686
-  _globals['_RESPONDTOMATCHREQUEST']._serialized_start=689
-  _globals['_RESPONDTOMATCHREQUEST']._serialized_end=826
-  _globals['_RELATIONSHIP']._serialized_start=829
-  _globals['_RELATIONSHIP']._serialized_end=1052
-  _globals['_GETRELATIONSHIPREQUEST']._serialized_start=1054
-  _globals['_GETRELATIONSHIPREQUEST']._serialized_end=1128
-  _globals['_LOGSESSIONREQUEST']._serialized_start=1131
-  _globals['_LOGSESSIONREQUEST']._serialized_end=1303
-  _globals['_SESSION']._serialized_start=1306
-  _globals['_SESSION']._serialized_end=1508
-  _globals['_ENGAGEMENTSERVICE']._serialized_start=1511
-  _globals['_ENGAGEMENTSERVICE']._serialized_end=1909
+  _globals['_RELATIONSHIPSTATUS']._serialized_start=1784
+  _globals['_RELATIONSHIPSTATUS']._serialized_end=1946
+  _globals['_ENDRELATIONSHIPREQUEST']._serialized_start=108
+  _globals['_ENDRELATIONSHIPREQUEST']._serialized_end=265
+  _globals['_MATCH']._serialized_start=268
+  _globals['_MATCH']._serialized_end=610
+  _globals['_GETMATCHREQUEST']._serialized_start=612
+  _globals['_GETMATCHREQUEST']._serialized_end=672
+  _globals['_LISTMATCHESREQUEST']._serialized_start=675
+  _globals['_LISTMATCHESREQUEST']._serialized_end=803
+  _globals['_LISTMATCHESRESPONSE']._serialized_start=805
+  _globals['_LISTMATCHESRESPONSE']._serialized_end=889
+  _globals['_RESPONDTOMATCHREQUEST']._serialized_start=892
+  _globals['_RESPONDTOMATCHREQUEST']._serialized_end=1029
+  _globals['_RELATIONSHIP']._serialized_start=1032
+  _globals['_RELATIONSHIP']._serialized_end=1325
+  _globals['_GETRELATIONSHIPREQUEST']._serialized_start=1327
+  _globals['_GETRELATIONSHIPREQUEST']._serialized_end=1401
+  _globals['_LOGSESSIONREQUEST']._serialized_start=1404
+  _globals['_LOGSESSIONREQUEST']._serialized_end=1576
+  _globals['_SESSION']._serialized_start=1579
+  _globals['_SESSION']._serialized_end=1781
+  _globals['_ENGAGEMENTSERVICE']._serialized_start=1949
+  _globals['_ENGAGEMENTSERVICE']._serialized_end=2432
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from services.common.pb.mentoring.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,62 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RelationshipStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RelationshipStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RelationshipStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RELATIONSHIP_STATUS_UNSPECIFIED: _RelationshipStatus.ValueType  # 0
+    RELATIONSHIP_STATUS_ACTIVE: _RelationshipStatus.ValueType  # 1
+    RELATIONSHIP_STATUS_COMPLETED: _RelationshipStatus.ValueType  # 2
+    RELATIONSHIP_STATUS_CLOSED_EARLY: _RelationshipStatus.ValueType  # 3
+
+class RelationshipStatus(_RelationshipStatus, metaclass=_RelationshipStatusEnumTypeWrapper): ...
+
+RELATIONSHIP_STATUS_UNSPECIFIED: RelationshipStatus.ValueType  # 0
+RELATIONSHIP_STATUS_ACTIVE: RelationshipStatus.ValueType  # 1
+RELATIONSHIP_STATUS_COMPLETED: RelationshipStatus.ValueType  # 2
+RELATIONSHIP_STATUS_CLOSED_EARLY: RelationshipStatus.ValueType  # 3
+Global___RelationshipStatus: _TypeAlias = RelationshipStatus  # noqa: Y015
+
+@_typing.final
+class EndRelationshipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NOT_A_GOOD_FIT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    """The mentor or the mentee of the relationship."""
+    completed: _builtins.bool
+    """True when the relationship reached its goals; false closes it early."""
+    reason: _builtins.str
+    """Required when closing early."""
+    not_a_good_fit: _builtins.bool
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        completed: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        not_a_good_fit: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "not_a_good_fit", b"not_a_good_fit", "organization_id", b"organization_id", "participant_id", b"participant_id", "reason", b"reason", "relationship_id", b"relationship_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndRelationshipRequest: _TypeAlias = EndRelationshipRequest  # noqa: Y015
 
 @_typing.final
 class Match(_message.Message):
@@ -34,6 +91,7 @@ class Match(_message.Message):
     MENTOR_DECISION_FIELD_NUMBER: _builtins.int
     MENTEE_DECISION_FIELD_NUMBER: _builtins.int
     RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     match_id: _builtins.str
@@ -45,6 +103,7 @@ class Match(_message.Message):
     mentee_decision: _common_pb2.MatchDecision.ValueType
     relationship_id: _builtins.str
     """Set once both accepted."""
+    origin: _common_pb2.MatchOrigin.ValueType
     def __init__(
         self,
         *,
@@ -58,10 +117,11 @@ class Match(_message.Message):
         mentor_decision: _common_pb2.MatchDecision.ValueType = ...,
         mentee_decision: _common_pb2.MatchDecision.ValueType = ...,
         relationship_id: _builtins.str = ...,
+        origin: _common_pb2.MatchOrigin.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["match_id", b"match_id", "mentee_decision", b"mentee_decision", "mentee_id", b"mentee_id", "mentor_decision", b"mentor_decision", "mentor_id", b"mentor_id", "organization_id", b"organization_id", "program_id", b"program_id", "relationship_id", b"relationship_id", "score", b"score", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["match_id", b"match_id", "mentee_decision", b"mentee_decision", "mentee_id", b"mentee_id", "mentor_decision", b"mentor_decision", "mentor_id", b"mentor_id", "organization_id", b"organization_id", "origin", b"origin", "program_id", b"program_id", "relationship_id", b"relationship_id", "score", b"score", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -187,6 +247,8 @@ class Relationship(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     SESSIONS_FIELD_NUMBER: _builtins.int
     MINUTES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    END_REASON_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     relationship_id: _builtins.str
@@ -195,6 +257,8 @@ class Relationship(_message.Message):
     mentee_id: _builtins.str
     sessions: _builtins.int
     minutes: _builtins.int
+    status: Global___RelationshipStatus.ValueType
+    end_reason: _builtins.str
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -209,10 +273,12 @@ class Relationship(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         sessions: _builtins.int = ...,
         minutes: _builtins.int = ...,
+        status: Global___RelationshipStatus.ValueType = ...,
+        end_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "minutes", b"minutes", "organization_id", b"organization_id", "program_id", b"program_id", "relationship_id", b"relationship_id", "sessions", b"sessions", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "minutes", b"minutes", "organization_id", b"organization_id", "program_id", b"program_id", "relationship_id", b"relationship_id", "sessions", b"sessions", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -60,6 +60,11 @@ class EngagementServiceStub:
                 request_serializer=mentoring_dot_v1_dot_engagement__pb2.LogSessionRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
                 _registered_method=True)
+        self.EndRelationship = channel.unary_unary(
+                '/mentoring.v1.EngagementService/EndRelationship',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.EndRelationshipRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+                _registered_method=True)
 
 
 class EngagementServiceServicer:
@@ -97,6 +102,14 @@ class EngagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EndRelationship(self, request, context):
+        """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
+        for a rematch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +137,11 @@ def add_EngagementServiceServicer_to_server(servicer, server):
                     servicer.LogSession,
                     request_deserializer=mentoring_dot_v1_dot_engagement__pb2.LogSessionRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_engagement__pb2.Session.SerializeToString,
+            ),
+            'EndRelationship': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndRelationship,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.EndRelationshipRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,6 +280,33 @@ class EngagementService:
             '/mentoring.v1.EngagementService/LogSession',
             mentoring_dot_v1_dot_engagement__pb2.LogSessionRequest.SerializeToString,
             mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndRelationship(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/EndRelationship',
+            mentoring_dot_v1_dot_engagement__pb2.EndRelationshipRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,10 @@ class EngagementServiceStub:
     """The mentor and the mentee each answer; the relationship starts when both accept."""
     GetRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.GetRelationshipRequest, _engagement_pb2.Relationship]
     LogSession: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.LogSessionRequest, _engagement_pb2.Session]
+    EndRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.EndRelationshipRequest, _engagement_pb2.Relationship]
+    """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
+    for a rematch.
+    """
 
 @_typing.type_check_only
 class EngagementServiceAsyncStub(EngagementServiceStub):
@@ -51,6 +55,10 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     """The mentor and the mentee each answer; the relationship starts when both accept."""
     GetRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.GetRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
     LogSession: _aio.UnaryUnaryMultiCallable[_engagement_pb2.LogSessionRequest, _engagement_pb2.Session]  # type: ignore[assignment]
+    EndRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.EndRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
+    """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
+    for a rematch.
+    """
 
 class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
     """Matches as the pair sees them, relationships and sessions. Owns the engagement database."""
@@ -90,5 +98,15 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _engagement_pb2.LogSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]: ...
+
+    @_abc_1.abstractmethod
+    def EndRelationship(
+        self,
+        request: _engagement_pb2.EndRelationshipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Relationship, _abc.Awaitable[_engagement_pb2.Relationship]]:
+        """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
+        for a rematch.
+        """
 
 def add_EngagementServiceServicer_to_server(servicer: EngagementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

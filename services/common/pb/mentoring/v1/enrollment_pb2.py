@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.common.pb.mentoring.v1 import common_pb2 as mentoring_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmentoring/v1/enrollment.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\"\x87\x01\n\x07Program\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tobjective\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x14\x43reateProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tobjective\x18\x03 \x01(\t\"@\n\x11GetProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\xee\x01\n\x0bParticipant\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x0e\n\x06skills\x18\x07 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\r\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x1aRegisterParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\x0e\n\x06skills\x18\x06 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\r\"H\n\x15GetParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\"\x8f\x01\n\x17ListParticipantsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"d\n\x18ListParticipantsResponse\x12/\n\x0cparticipants\x18\x01 \x03(\x0b\x32\x19.mentoring.v1.Participant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb6\x03\n\x11\x45nrollmentService\x12J\n\rCreateProgram\x12\".mentoring.v1.CreateProgramRequest\x1a\x15.mentoring.v1.Program\x12\x44\n\nGetProgram\x12\x1f.mentoring.v1.GetProgramRequest\x1a\x15.mentoring.v1.Program\x12Z\n\x13RegisterParticipant\x12(.mentoring.v1.RegisterParticipantRequest\x1a\x19.mentoring.v1.Participant\x12P\n\x0eGetParticipant\x12#.mentoring.v1.GetParticipantRequest\x1a\x19.mentoring.v1.Participant\x12\x61\n\x10ListParticipants\x12%.mentoring.v1.ListParticipantsRequest\x1a&.mentoring.v1.ListParticipantsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmentoring/v1/enrollment.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\"\x87\x01\n\x07Program\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tobjective\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x14\x43reateProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tobjective\x18\x03 \x01(\t\"@\n\x11GetProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\x96\x02\n\x0bParticipant\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x0e\n\x06skills\x18\x07 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\r\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07profile\x18\n \x01(\x0b\x32\x15.mentoring.v1.Profile\"\xda\x01\n\x1aRegisterParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\x0e\n\x06skills\x18\x06 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\r\x12&\n\x07profile\x18\x08 \x01(\x0b\x32\x15.mentoring.v1.Profile\"H\n\x15GetParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\"\x8f\x01\n\x17ListParticipantsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"d\n\x18ListParticipantsResponse\x12/\n\x0cparticipants\x18\x01 \x03(\x0b\x32\x19.mentoring.v1.Participant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb6\x03\n\x11\x45nrollmentService\x12J\n\rCreateProgram\x12\".mentoring.v1.CreateProgramRequest\x1a\x15.mentoring.v1.Program\x12\x44\n\nGetProgram\x12\x1f.mentoring.v1.GetProgramRequest\x1a\x15.mentoring.v1.Program\x12Z\n\x13RegisterParticipant\x12(.mentoring.v1.RegisterParticipantRequest\x1a\x19.mentoring.v1.Participant\x12P\n\x0eGetParticipant\x12#.mentoring.v1.GetParticipantRequest\x1a\x19.mentoring.v1.Participant\x12\x61\n\x10ListParticipants\x12%.mentoring.v1.ListParticipantsRequest\x1a&.mentoring.v1.ListParticipantsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,15 +40,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPROGRAMREQUEST']._serialized_start=327
   _globals['_GETPROGRAMREQUEST']._serialized_end=391
   _globals['_PARTICIPANT']._serialized_start=394
-  _globals['_PARTICIPANT']._serialized_end=632
-  _globals['_REGISTERPARTICIPANTREQUEST']._serialized_start=635
-  _globals['_REGISTERPARTICIPANTREQUEST']._serialized_end=813
-  _globals['_GETPARTICIPANTREQUEST']._serialized_start=815
-  _globals['_GETPARTICIPANTREQUEST']._serialized_end=887
-  _globals['_LISTPARTICIPANTSREQUEST']._serialized_start=890
-  _globals['_LISTPARTICIPANTSREQUEST']._serialized_end=1033
-  _globals['_LISTPARTICIPANTSRESPONSE']._serialized_start=1035
-  _globals['_LISTPARTICIPANTSRESPONSE']._serialized_end=1135
-  _globals['_ENROLLMENTSERVICE']._serialized_start=1138
-  _globals['_ENROLLMENTSERVICE']._serialized_end=1576
+  _globals['_PARTICIPANT']._serialized_end=672
+  _globals['_REGISTERPARTICIPANTREQUEST']._serialized_start=675
+  _globals['_REGISTERPARTICIPANTREQUEST']._serialized_end=893
+  _globals['_GETPARTICIPANTREQUEST']._serialized_start=895
+  _globals['_GETPARTICIPANTREQUEST']._serialized_end=967
+  _globals['_LISTPARTICIPANTSREQUEST']._serialized_start=970
+  _globals['_LISTPARTICIPANTSREQUEST']._serialized_end=1113
+  _globals['_LISTPARTICIPANTSRESPONSE']._serialized_start=1115
+  _globals['_LISTPARTICIPANTSRESPONSE']._serialized_end=1215
+  _globals['_ENROLLMENTSERVICE']._serialized_start=1218
+  _globals['_ENROLLMENTSERVICE']._serialized_end=1656
 # @@protoc_insertion_point(module_scope)

@@ -112,6 +112,7 @@ class Participant(_message.Message):
     SKILLS_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     participant_id: _builtins.str
@@ -123,6 +124,8 @@ class Participant(_message.Message):
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def registered_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def profile(self) -> _common_pb2.Profile: ...
     def __init__(
         self,
         *,
@@ -135,10 +138,11 @@ class Participant(_message.Message):
         skills: _abc.Iterable[_builtins.str] | None = ...,
         capacity: _builtins.int = ...,
         registered_at: _timestamp_pb2.Timestamp | None = ...,
+        profile: _common_pb2.Profile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["registered_at", b"registered_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "email", b"email", "organization_id", b"organization_id", "participant_id", b"participant_id", "program_id", b"program_id", "registered_at", b"registered_at", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "email", b"email", "organization_id", b"organization_id", "participant_id", b"participant_id", "profile", b"profile", "program_id", b"program_id", "registered_at", b"registered_at", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -155,6 +159,7 @@ class RegisterParticipantRequest(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     SKILLS_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     role: _common_pb2.Role.ValueType
@@ -166,6 +171,8 @@ class RegisterParticipantRequest(_message.Message):
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Skills offered (mentor) or sought (mentee)."""
 
+    @_builtins.property
+    def profile(self) -> _common_pb2.Profile: ...
     def __init__(
         self,
         *,
@@ -176,10 +183,11 @@ class RegisterParticipantRequest(_message.Message):
         email: _builtins.str = ...,
         skills: _abc.Iterable[_builtins.str] | None = ...,
         capacity: _builtins.int = ...,
+        profile: _common_pb2.Profile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "email", b"email", "organization_id", b"organization_id", "program_id", b"program_id", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "email", b"email", "organization_id", b"organization_id", "profile", b"profile", "program_id", b"program_id", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from services.common.pb.mentoring.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,27 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _MatchingAlgorithm:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MatchingAlgorithmEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MatchingAlgorithm.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MATCHING_ALGORITHM_UNSPECIFIED: _MatchingAlgorithm.ValueType  # 0
+    MATCHING_ALGORITHM_OPTIMAL: _MatchingAlgorithm.ValueType  # 1
+    """Most mentees matched, then the highest total score (min-cost flow, exact)."""
+    MATCHING_ALGORITHM_STABLE: _MatchingAlgorithm.ValueType  # 2
+    """Stable matching on both sides' rankings (mentee-proposing, mentor capacities)."""
+
+class MatchingAlgorithm(_MatchingAlgorithm, metaclass=_MatchingAlgorithmEnumTypeWrapper): ...
+
+MATCHING_ALGORITHM_UNSPECIFIED: MatchingAlgorithm.ValueType  # 0
+MATCHING_ALGORITHM_OPTIMAL: MatchingAlgorithm.ValueType  # 1
+"""Most mentees matched, then the highest total score (min-cost flow, exact)."""
+MATCHING_ALGORITHM_STABLE: MatchingAlgorithm.ValueType  # 2
+"""Stable matching on both sides' rankings (mentee-proposing, mentor capacities)."""
+Global___MatchingAlgorithm: _TypeAlias = MatchingAlgorithm  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):
@@ -34,6 +56,10 @@ class Event(_message.Message):
     MATCH_RESPONDED_FIELD_NUMBER: _builtins.int
     RELATIONSHIP_STARTED_FIELD_NUMBER: _builtins.int
     SESSION_LOGGED_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ENDED_FIELD_NUMBER: _builtins.int
+    MATCH_EXPIRED_FIELD_NUMBER: _builtins.int
+    MATCHING_RUN_REQUESTED_FIELD_NUMBER: _builtins.int
+    MATCHING_RUN_COMPLETED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _common_pb2.EventEnvelope: ...
     @_builtins.property
@@ -56,6 +82,22 @@ class Event(_message.Message):
     def session_logged(self) -> Global___SessionLogged:
         """session-logged"""
 
+    @_builtins.property
+    def relationship_ended(self) -> Global___RelationshipEnded:
+        """relationship-ended"""
+
+    @_builtins.property
+    def match_expired(self) -> Global___MatchExpired:
+        """match-expired"""
+
+    @_builtins.property
+    def matching_run_requested(self) -> Global___MatchingRunRequested:
+        """matching-run-requested"""
+
+    @_builtins.property
+    def matching_run_completed(self) -> Global___MatchingRunCompleted:
+        """matching-run-completed"""
+
     def __init__(
         self,
         *,
@@ -65,12 +107,16 @@ class Event(_message.Message):
         match_responded: Global___MatchResponded | None = ...,
         relationship_started: Global___RelationshipStarted | None = ...,
         session_logged: Global___SessionLogged | None = ...,
+        relationship_ended: Global___RelationshipEnded | None = ...,
+        match_expired: Global___MatchExpired | None = ...,
+        matching_run_requested: Global___MatchingRunRequested | None = ...,
+        matching_run_completed: Global___MatchingRunCompleted | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -85,6 +131,7 @@ class ParticipantRegistered(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     SKILLS_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
     participant_id: _builtins.str
     role: _common_pb2.Role.ValueType
     display_name: _builtins.str
@@ -94,6 +141,10 @@ class ParticipantRegistered(_message.Message):
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Skills a mentor offers, or a mentee seeks; lower-cased."""
 
+    @_builtins.property
+    def profile(self) -> _common_pb2.Profile:
+        """Demographics are present only when the participant agreed to their use for matching."""
+
     def __init__(
         self,
         *,
@@ -102,10 +153,11 @@ class ParticipantRegistered(_message.Message):
         display_name: _builtins.str = ...,
         skills: _abc.Iterable[_builtins.str] | None = ...,
         capacity: _builtins.int = ...,
+        profile: _common_pb2.Profile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "participant_id", b"participant_id", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -120,10 +172,18 @@ class MatchProposed(_message.Message):
     MENTEE_ID_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     BREAKDOWN_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
     match_id: _builtins.str
     mentor_id: _builtins.str
     mentee_id: _builtins.str
     score: _builtins.float
+    origin: _common_pb2.MatchOrigin.ValueType
+    run_id: _builtins.str
+    """Set by the matching run that proposed it, if any."""
+    override_reason: _builtins.str
+    """A coordinator's reason when they overrode a hard rule."""
     @_builtins.property
     def breakdown(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CriterionScore]: ...
     def __init__(
@@ -134,10 +194,13 @@ class MatchProposed(_message.Message):
         mentee_id: _builtins.str = ...,
         score: _builtins.float = ...,
         breakdown: _abc.Iterable[_common_pb2.CriterionScore] | None = ...,
+        origin: _common_pb2.MatchOrigin.ValueType = ...,
+        run_id: _builtins.str = ...,
+        override_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "origin", b"origin", "override_reason", b"override_reason", "run_id", b"run_id", "score", b"score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -237,6 +300,269 @@ class SessionLogged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionLogged: _TypeAlias = SessionLogged  # noqa: Y015
+
+@_typing.final
+class RelationshipEnded(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    MATCH_ID_FIELD_NUMBER: _builtins.int
+    MENTOR_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NOT_A_GOOD_FIT_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    relationship_id: _builtins.str
+    match_id: _builtins.str
+    mentor_id: _builtins.str
+    mentee_id: _builtins.str
+    reason: _builtins.str
+    """"completed", or why it closed early."""
+    not_a_good_fit: _builtins.bool
+    """Closed early because the pair did not fit: matching never pairs them again and puts the
+    mentee back in the pool.
+    """
+    completed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        relationship_id: _builtins.str = ...,
+        match_id: _builtins.str = ...,
+        mentor_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        not_a_good_fit: _builtins.bool = ...,
+        completed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "not_a_good_fit", b"not_a_good_fit", "reason", b"reason", "relationship_id", b"relationship_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelationshipEnded: _TypeAlias = RelationshipEnded  # noqa: Y015
+
+@_typing.final
+class MatchExpired(_message.Message):
+    """A proposal nobody answered in time; the mentor's slot is free again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCH_ID_FIELD_NUMBER: _builtins.int
+    MENTOR_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    match_id: _builtins.str
+    mentor_id: _builtins.str
+    mentee_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        match_id: _builtins.str = ...,
+        mentor_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchExpired: _TypeAlias = MatchExpired  # noqa: Y015
+
+@_typing.final
+class MatchingRunRequested(_message.Message):
+    """A command to the matching worker that owns the program."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    cohort_id: _builtins.str
+    """Limit the run to one cohort; empty = the whole program."""
+    algorithm: Global___MatchingAlgorithm.ValueType
+    requested_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        algorithm: Global___MatchingAlgorithm.ValueType = ...,
+        requested_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "requested_by", b"requested_by", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchingRunRequested: _TypeAlias = MatchingRunRequested  # noqa: Y015
+
+@_typing.final
+class MatchingRunCompleted(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    MENTEES_CONSIDERED_FIELD_NUMBER: _builtins.int
+    MENTORS_CONSIDERED_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    TOTAL_SCORE_FIELD_NUMBER: _builtins.int
+    UNMATCHED_FIELD_NUMBER: _builtins.int
+    SCORES_FIELD_NUMBER: _builtins.int
+    FAIRNESS_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    cohort_id: _builtins.str
+    algorithm: Global___MatchingAlgorithm.ValueType
+    mentees_considered: _builtins.int
+    mentors_considered: _builtins.int
+    matched: _builtins.int
+    total_score: _builtins.float
+    seconds: _builtins.float
+    error: _builtins.str
+    """Empty on success."""
+    @_builtins.property
+    def unmatched(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnmatchedMentee]:
+        """Unmatched mentees and why, e.g. "no mentor with free capacity passes the hard criteria"."""
+
+    @_builtins.property
+    def scores(self) -> Global___ScoreDistribution: ...
+    @_builtins.property
+    def fairness(self) -> _containers.RepeatedCompositeFieldContainer[Global___FairnessGroup]: ...
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        algorithm: Global___MatchingAlgorithm.ValueType = ...,
+        mentees_considered: _builtins.int = ...,
+        mentors_considered: _builtins.int = ...,
+        matched: _builtins.int = ...,
+        total_score: _builtins.float = ...,
+        unmatched: _abc.Iterable[Global___UnmatchedMentee] | None = ...,
+        scores: Global___ScoreDistribution | None = ...,
+        fairness: _abc.Iterable[Global___FairnessGroup] | None = ...,
+        seconds: _builtins.float = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scores", b"scores"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "error", b"error", "fairness", b"fairness", "matched", b"matched", "mentees_considered", b"mentees_considered", "mentors_considered", b"mentors_considered", "run_id", b"run_id", "scores", b"scores", "seconds", b"seconds", "total_score", b"total_score", "unmatched", b"unmatched"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchingRunCompleted: _TypeAlias = MatchingRunCompleted  # noqa: Y015
+
+@_typing.final
+class UnmatchedMentee(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    mentee_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        mentee_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mentee_id", b"mentee_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnmatchedMentee: _TypeAlias = UnmatchedMentee  # noqa: Y015
+
+@_typing.final
+class ScoreDistribution(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_FIELD_NUMBER: _builtins.int
+    P10_FIELD_NUMBER: _builtins.int
+    MEDIAN_FIELD_NUMBER: _builtins.int
+    P90_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    MEAN_FIELD_NUMBER: _builtins.int
+    min: _builtins.float
+    p10: _builtins.float
+    median: _builtins.float
+    p90: _builtins.float
+    max: _builtins.float
+    mean: _builtins.float
+    def __init__(
+        self,
+        *,
+        min: _builtins.float = ...,
+        p10: _builtins.float = ...,
+        median: _builtins.float = ...,
+        p90: _builtins.float = ...,
+        max: _builtins.float = ...,
+        mean: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max", b"max", "mean", b"mean", "median", b"median", "min", b"min", "p10", b"p10", "p90", b"p90"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoreDistribution: _TypeAlias = ScoreDistribution  # noqa: Y015
+
+@_typing.final
+class FairnessGroup(_message.Message):
+    """Match rate and scores of one group of mentees in a run, so systematic disadvantage shows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIMENSION_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    MENTEES_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    MATCH_RATE_FIELD_NUMBER: _builtins.int
+    MEAN_SCORE_FIELD_NUMBER: _builtins.int
+    P10_SCORE_FIELD_NUMBER: _builtins.int
+    MEDIAN_SCORE_FIELD_NUMBER: _builtins.int
+    P90_SCORE_FIELD_NUMBER: _builtins.int
+    FLAGGED_FIELD_NUMBER: _builtins.int
+    dimension: _builtins.str
+    """"department", "location", "gender" or "overall"."""
+    group: _builtins.str
+    mentees: _builtins.int
+    matched: _builtins.int
+    match_rate: _builtins.float
+    mean_score: _builtins.float
+    p10_score: _builtins.float
+    median_score: _builtins.float
+    p90_score: _builtins.float
+    flagged: _builtins.bool
+    """Match rate below four fifths of the overall rate."""
+    def __init__(
+        self,
+        *,
+        dimension: _builtins.str = ...,
+        group: _builtins.str = ...,
+        mentees: _builtins.int = ...,
+        matched: _builtins.int = ...,
+        match_rate: _builtins.float = ...,
+        mean_score: _builtins.float = ...,
+        p10_score: _builtins.float = ...,
+        median_score: _builtins.float = ...,
+        p90_score: _builtins.float = ...,
+        flagged: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "flagged", b"flagged", "group", b"group", "match_rate", b"match_rate", "matched", b"matched", "mean_score", b"mean_score", "median_score", b"median_score", "mentees", b"mentees", "p10_score", b"p10_score", "p90_score", b"p90_score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FairnessGroup: _TypeAlias = FairnessGroup  # noqa: Y015
 
 @_typing.final
 class DeadLetter(_message.Message):

@@ -22,22 +22,70 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from services.common.pb.mentoring.v1 import common_pb2 as mentoring_dot_v1_dot_common__pb2
+from services.common.pb.mentoring.v1 import events_pb2 as mentoring_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmentoring/v1/matching.proto\x12\x0cmentoring.v1\x1a\x19mentoring/v1/common.proto\"\xda\x01\n\x08Proposal\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x10\n\x08match_id\x18\x03 \x01(\t\x12\x11\n\tmentor_id\x18\x04 \x01(\t\x12\x11\n\tmentee_id\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x01\x12/\n\tbreakdown\x18\x07 \x03(\x0b\x32\x1c.mentoring.v1.CriterionScore\x12)\n\x06status\x18\x08 \x01(\x0e\x32\x19.mentoring.v1.MatchStatus\"j\n\x14ListProposalsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"[\n\x15ListProposalsResponse\x12)\n\tproposals\x18\x01 \x03(\x0b\x32\x16.mentoring.v1.Proposal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2k\n\x0fMatchingService\x12X\n\rListProposals\x12\".mentoring.v1.ListProposalsRequest\x1a#.mentoring.v1.ListProposalsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmentoring/v1/matching.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\x1a\x19mentoring/v1/events.proto\"\xc5\x02\n\x08Proposal\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x10\n\x08match_id\x18\x03 \x01(\t\x12\x11\n\tmentor_id\x18\x04 \x01(\t\x12\x11\n\tmentee_id\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x01\x12/\n\tbreakdown\x18\x07 \x03(\x0b\x32\x1c.mentoring.v1.CriterionScore\x12)\n\x06status\x18\x08 \x01(\x0e\x32\x19.mentoring.v1.MatchStatus\x12)\n\x06origin\x18\t \x01(\x0e\x32\x19.mentoring.v1.MatchOrigin\x12\x0e\n\x06run_id\x18\n \x01(\t\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"}\n\x14ListProposalsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x11\n\tmentee_id\x18\x05 \x01(\t\"[\n\x15ListProposalsResponse\x12)\n\tproposals\x18\x01 \x03(\x0b\x32\x16.mentoring.v1.Proposal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xf2\x01\n\tCriterion\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.mentoring.v1.CriterionKind\x12\x0e\n\x06weight\x18\x02 \x01(\x01\x12\x0c\n\x04hard\x18\x03 \x01(\x08\x12\x15\n\rmin_level_gap\x18\x04 \x01(\x05\x12\x15\n\rmax_level_gap\x18\x05 \x01(\x05\x12\x15\n\rallow_reverse\x18\x06 \x01(\x08\x12\x1e\n\x16prefer_same_department\x18\x07 \x01(\x08\x12\x1a\n\x12max_timezone_hours\x18\x08 \x01(\x01\x12\x1b\n\x13min_overlap_minutes\x18\t \x01(\r\"\x9d\x02\n\x0eMatchingConfig\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12)\n\x08\x63riteria\x18\x03 \x03(\x0b\x32\x17.mentoring.v1.Criterion\x12\x11\n\tmin_score\x18\x04 \x01(\x01\x12\x37\n\x0ereporting_line\x18\x05 \x01(\x0e\x32\x1f.mentoring.v1.ReportingLineRule\x12(\n\x04mode\x18\x06 \x01(\x0e\x32\x1a.mentoring.v1.MatchingMode\x12\x1d\n\x15\x63\x61ndidates_per_mentee\x18\x07 \x01(\r\x12\x1e\n\x16request_expiry_seconds\x18\x08 \x01(\r\"G\n\x18GetMatchingConfigRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"H\n\x18SetMatchingConfigRequest\x12,\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1c.mentoring.v1.MatchingConfig\";\n\tSkillNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06parent\x18\x02 \x01(\t\x12\x10\n\x08synonyms\x18\x03 \x03(\t\"Q\n\rSkillTaxonomy\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\'\n\x06skills\x18\x02 \x03(\x0b\x32\x17.mentoring.v1.SkillNode\"2\n\x17GetSkillTaxonomyRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\"H\n\x17SetSkillTaxonomyRequest\x12-\n\x08taxonomy\x18\x01 \x01(\x0b\x32\x1b.mentoring.v1.SkillTaxonomy\"\xd9\x01\n\x0bMatchingRun\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.mentoring.v1.RunStatus\x12\x30\n\x0crequested_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06result\x18\x06 \x01(\x0b\x32\".mentoring.v1.MatchingRunCompleted\"\xa3\x01\n\x17StartMatchingRunRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tcohort_id\x18\x03 \x01(\t\x12\x32\n\talgorithm\x18\x04 \x01(\x0e\x32\x1f.mentoring.v1.MatchingAlgorithm\x12\x14\n\x0crequested_by\x18\x05 \x01(\t\"@\n\x15GetMatchingRunRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"h\n\x17RecommendMentorsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tmentee_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\"\x8d\x01\n\x0eRecommendation\x12\x11\n\tmentor_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12/\n\tbreakdown\x18\x04 \x03(\x0b\x32\x1c.mentoring.v1.CriterionScore\x12\x12\n\nfree_slots\x18\x05 \x01(\r\"Q\n\x18RecommendMentorsResponse\x12\x35\n\x0frecommendations\x18\x01 \x03(\x0b\x32\x1c.mentoring.v1.Recommendation\"j\n\x14RequestMentorRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tmentee_id\x18\x03 \x01(\t\x12\x12\n\nmentor_ids\x18\x04 \x03(\t\"\xa9\x01\n\x13ProposeMatchRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tmentor_id\x18\x03 \x01(\t\x12\x11\n\tmentee_id\x18\x04 \x01(\t\x12\x10\n\x08override\x18\x05 \x01(\x08\x12\x17\n\x0foverride_reason\x18\x06 \x01(\t\x12\x14\n\x0crequested_by\x18\x07 \x01(\t\"R\n\x14ProposeMatchResponse\x12(\n\x08proposal\x18\x01 \x01(\x0b\x32\x16.mentoring.v1.Proposal\x12\x10\n\x08warnings\x18\x02 \x03(\t\"w\n\x12\x45xcludePairRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tmentor_id\x18\x03 \x01(\t\x12\x11\n\tmentee_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x15\n\x13\x45xcludePairResponse*\xdc\x02\n\rCriterionKind\x12\x1e\n\x1a\x43RITERION_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43RITERION_KIND_SKILLS\x10\x01\x12\x18\n\x14\x43RITERION_KIND_GOALS\x10\x02\x12\x1c\n\x18\x43RITERION_KIND_SENIORITY\x10\x03\x12\x1d\n\x19\x43RITERION_KIND_DEPARTMENT\x10\x04\x12\x1b\n\x17\x43RITERION_KIND_TIMEZONE\x10\x05\x12\x1b\n\x17\x43RITERION_KIND_LOCATION\x10\x06\x12\x1b\n\x17\x43RITERION_KIND_LANGUAGE\x10\x07\x12\x1f\n\x1b\x43RITERION_KIND_DEMOGRAPHICS\x10\x08\x12\x1f\n\x1b\x43RITERION_KIND_AVAILABILITY\x10\t\x12 \n\x1c\x43RITERION_KIND_MENTEE_CHOICE\x10\n*{\n\x0cMatchingMode\x12\x1d\n\x19MATCHING_MODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18MATCHING_MODE_CONTINUOUS\x10\x01\x12\x16\n\x12MATCHING_MODE_BULK\x10\x02\x12\x16\n\x12MATCHING_MODE_SELF\x10\x03*\x90\x01\n\x11ReportingLineRule\x12#\n\x1fREPORTING_LINE_RULE_UNSPECIFIED\x10\x00\x12%\n!REPORTING_LINE_RULE_MANAGER_CHAIN\x10\x01\x12/\n+REPORTING_LINE_RULE_MANAGER_CHAIN_AND_PEERS\x10\x02*o\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATUS_QUEUED\x10\x01\x12\x18\n\x14RUN_STATUS_COMPLETED\x10\x02\x12\x15\n\x11RUN_STATUS_FAILED\x10\x03\x32\xd4\x07\n\x0fMatchingService\x12X\n\rListProposals\x12\".mentoring.v1.ListProposalsRequest\x1a#.mentoring.v1.ListProposalsResponse\x12Y\n\x11GetMatchingConfig\x12&.mentoring.v1.GetMatchingConfigRequest\x1a\x1c.mentoring.v1.MatchingConfig\x12Y\n\x11SetMatchingConfig\x12&.mentoring.v1.SetMatchingConfigRequest\x1a\x1c.mentoring.v1.MatchingConfig\x12V\n\x10GetSkillTaxonomy\x12%.mentoring.v1.GetSkillTaxonomyRequest\x1a\x1b.mentoring.v1.SkillTaxonomy\x12V\n\x10SetSkillTaxonomy\x12%.mentoring.v1.SetSkillTaxonomyRequest\x1a\x1b.mentoring.v1.SkillTaxonomy\x12T\n\x10StartMatchingRun\x12%.mentoring.v1.StartMatchingRunRequest\x1a\x19.mentoring.v1.MatchingRun\x12P\n\x0eGetMatchingRun\x12#.mentoring.v1.GetMatchingRunRequest\x1a\x19.mentoring.v1.MatchingRun\x12\x61\n\x10RecommendMentors\x12%.mentoring.v1.RecommendMentorsRequest\x1a&.mentoring.v1.RecommendMentorsResponse\x12K\n\rRequestMentor\x12\".mentoring.v1.RequestMentorRequest\x1a\x16.mentoring.v1.Proposal\x12U\n\x0cProposeMatch\x12!.mentoring.v1.ProposeMatchRequest\x1a\".mentoring.v1.ProposeMatchResponse\x12R\n\x0b\x45xcludePair\x12 .mentoring.v1.ExcludePairRequest\x1a!.mentoring.v1.ExcludePairResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mentoring.v1.matching_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROPOSAL']._serialized_start=73
-  _globals['_PROPOSAL']._serialized_end=291
-  _globals['_LISTPROPOSALSREQUEST']._serialized_start=293
-  _globals['_LISTPROPOSALSREQUEST']._serialized_end=399
-  _globals['_LISTPROPOSALSRESPONSE']._serialized_start=401
-  _globals['_LISTPROPOSALSRESPONSE']._serialized_end=492
-  _globals['_MATCHINGSERVICE']._serialized_start=494
-  _globals['_MATCHINGSERVICE']._serialized_end=601
+  _globals['_CRITERIONKIND']._serialized_start=2924
+  _globals['_CRITERIONKIND']._serialized_end=3272
+  _globals['_MATCHINGMODE']._serialized_start=3274
+  _globals['_MATCHINGMODE']._serialized_end=3397
+  _globals['_REPORTINGLINERULE']._serialized_start=3400
+  _globals['_REPORTINGLINERULE']._serialized_end=3544
+  _globals['_RUNSTATUS']._serialized_start=3546
+  _globals['_RUNSTATUS']._serialized_end=3657
+  _globals['_PROPOSAL']._serialized_start=133
+  _globals['_PROPOSAL']._serialized_end=458
+  _globals['_LISTPROPOSALSREQUEST']._serialized_start=460
+  _globals['_LISTPROPOSALSREQUEST']._serialized_end=585
+  _globals['_LISTPROPOSALSRESPONSE']._serialized_start=587
+  _globals['_LISTPROPOSALSRESPONSE']._serialized_end=678
+  _globals['_CRITERION']._serialized_start=681
+  _globals['_CRITERION']._serialized_end=923
+  _globals['_MATCHINGCONFIG']._serialized_start=926
+  _globals['_MATCHINGCONFIG']._serialized_end=1211
+  _globals['_GETMATCHINGCONFIGREQUEST']._serialized_start=1213
+  _globals['_GETMATCHINGCONFIGREQUEST']._serialized_end=1284
+  _globals['_SETMATCHINGCONFIGREQUEST']._serialized_start=1286
+  _globals['_SETMATCHINGCONFIGREQUEST']._serialized_end=1358
+  _globals['_SKILLNODE']._serialized_start=1360
+  _globals['_SKILLNODE']._serialized_end=1419
+  _globals['_SKILLTAXONOMY']._serialized_start=1421
+  _globals['_SKILLTAXONOMY']._serialized_end=1502
+  _globals['_GETSKILLTAXONOMYREQUEST']._serialized_start=1504
+  _globals['_GETSKILLTAXONOMYREQUEST']._serialized_end=1554
+  _globals['_SETSKILLTAXONOMYREQUEST']._serialized_start=1556
+  _globals['_SETSKILLTAXONOMYREQUEST']._serialized_end=1628
+  _globals['_MATCHINGRUN']._serialized_start=1631
+  _globals['_MATCHINGRUN']._serialized_end=1848
+  _globals['_STARTMATCHINGRUNREQUEST']._serialized_start=1851
+  _globals['_STARTMATCHINGRUNREQUEST']._serialized_end=2014
+  _globals['_GETMATCHINGRUNREQUEST']._serialized_start=2016
+  _globals['_GETMATCHINGRUNREQUEST']._serialized_end=2080
+  _globals['_RECOMMENDMENTORSREQUEST']._serialized_start=2082
+  _globals['_RECOMMENDMENTORSREQUEST']._serialized_end=2186
+  _globals['_RECOMMENDATION']._serialized_start=2189
+  _globals['_RECOMMENDATION']._serialized_end=2330
+  _globals['_RECOMMENDMENTORSRESPONSE']._serialized_start=2332
+  _globals['_RECOMMENDMENTORSRESPONSE']._serialized_end=2413
+  _globals['_REQUESTMENTORREQUEST']._serialized_start=2415
+  _globals['_REQUESTMENTORREQUEST']._serialized_end=2521
+  _globals['_PROPOSEMATCHREQUEST']._serialized_start=2524
+  _globals['_PROPOSEMATCHREQUEST']._serialized_end=2693
+  _globals['_PROPOSEMATCHRESPONSE']._serialized_start=2695
+  _globals['_PROPOSEMATCHRESPONSE']._serialized_end=2777
+  _globals['_EXCLUDEPAIRREQUEST']._serialized_start=2779
+  _globals['_EXCLUDEPAIRREQUEST']._serialized_end=2898
+  _globals['_EXCLUDEPAIRRESPONSE']._serialized_start=2900
+  _globals['_EXCLUDEPAIRRESPONSE']._serialized_end=2921
+  _globals['_MATCHINGSERVICE']._serialized_start=3660
+  _globals['_MATCHINGSERVICE']._serialized_end=4640
 # @@protoc_insertion_point(module_scope)

@@ -6,8 +6,11 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from services.common.pb.mentoring.v1 import common_pb2 as _common_pb2
+from services.common.pb.mentoring.v1 import events_pb2 as _events_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +21,114 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CriterionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CriterionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CriterionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CRITERION_KIND_UNSPECIFIED: _CriterionKind.ValueType  # 0
+    CRITERION_KIND_SKILLS: _CriterionKind.ValueType  # 1
+    """Mentor's offered skills against the mentee's sought skills, by the mentee's priority."""
+    CRITERION_KIND_GOALS: _CriterionKind.ValueType  # 2
+    """Mentee goals against what the mentor wants to help with."""
+    CRITERION_KIND_SENIORITY: _CriterionKind.ValueType  # 3
+    """Job level gap within a range; reverse mentoring optional."""
+    CRITERION_KIND_DEPARTMENT: _CriterionKind.ValueType  # 4
+    CRITERION_KIND_TIMEZONE: _CriterionKind.ValueType  # 5
+    CRITERION_KIND_LOCATION: _CriterionKind.ValueType  # 6
+    CRITERION_KIND_LANGUAGE: _CriterionKind.ValueType  # 7
+    CRITERION_KIND_DEMOGRAPHICS: _CriterionKind.ValueType  # 8
+    """Gender and cultural background, only where the mentee opted in."""
+    CRITERION_KIND_AVAILABILITY: _CriterionKind.ValueType  # 9
+    CRITERION_KIND_MENTEE_CHOICE: _CriterionKind.ValueType  # 10
+    """The mentee's own ranked choices."""
+
+class CriterionKind(_CriterionKind, metaclass=_CriterionKindEnumTypeWrapper): ...
+
+CRITERION_KIND_UNSPECIFIED: CriterionKind.ValueType  # 0
+CRITERION_KIND_SKILLS: CriterionKind.ValueType  # 1
+"""Mentor's offered skills against the mentee's sought skills, by the mentee's priority."""
+CRITERION_KIND_GOALS: CriterionKind.ValueType  # 2
+"""Mentee goals against what the mentor wants to help with."""
+CRITERION_KIND_SENIORITY: CriterionKind.ValueType  # 3
+"""Job level gap within a range; reverse mentoring optional."""
+CRITERION_KIND_DEPARTMENT: CriterionKind.ValueType  # 4
+CRITERION_KIND_TIMEZONE: CriterionKind.ValueType  # 5
+CRITERION_KIND_LOCATION: CriterionKind.ValueType  # 6
+CRITERION_KIND_LANGUAGE: CriterionKind.ValueType  # 7
+CRITERION_KIND_DEMOGRAPHICS: CriterionKind.ValueType  # 8
+"""Gender and cultural background, only where the mentee opted in."""
+CRITERION_KIND_AVAILABILITY: CriterionKind.ValueType  # 9
+CRITERION_KIND_MENTEE_CHOICE: CriterionKind.ValueType  # 10
+"""The mentee's own ranked choices."""
+Global___CriterionKind: _TypeAlias = CriterionKind  # noqa: Y015
+
+class _MatchingMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MatchingModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MatchingMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MATCHING_MODE_UNSPECIFIED: _MatchingMode.ValueType  # 0
+    MATCHING_MODE_CONTINUOUS: _MatchingMode.ValueType  # 1
+    """Propose as participants arrive (the default)."""
+    MATCHING_MODE_BULK: _MatchingMode.ValueType  # 2
+    """Only when a coordinator starts a run."""
+    MATCHING_MODE_SELF: _MatchingMode.ValueType  # 3
+    """Mentees choose (RequestMentor); no automatic proposals."""
+
+class MatchingMode(_MatchingMode, metaclass=_MatchingModeEnumTypeWrapper): ...
+
+MATCHING_MODE_UNSPECIFIED: MatchingMode.ValueType  # 0
+MATCHING_MODE_CONTINUOUS: MatchingMode.ValueType  # 1
+"""Propose as participants arrive (the default)."""
+MATCHING_MODE_BULK: MatchingMode.ValueType  # 2
+"""Only when a coordinator starts a run."""
+MATCHING_MODE_SELF: MatchingMode.ValueType  # 3
+"""Mentees choose (RequestMentor); no automatic proposals."""
+Global___MatchingMode: _TypeAlias = MatchingMode  # noqa: Y015
+
+class _ReportingLineRule:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportingLineRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportingLineRule.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORTING_LINE_RULE_UNSPECIFIED: _ReportingLineRule.ValueType  # 0
+    REPORTING_LINE_RULE_MANAGER_CHAIN: _ReportingLineRule.ValueType  # 1
+    """Never a person and their manager or manager's manager (the default)."""
+    REPORTING_LINE_RULE_MANAGER_CHAIN_AND_PEERS: _ReportingLineRule.ValueType  # 2
+    """Nor two people with the same manager."""
+
+class ReportingLineRule(_ReportingLineRule, metaclass=_ReportingLineRuleEnumTypeWrapper): ...
+
+REPORTING_LINE_RULE_UNSPECIFIED: ReportingLineRule.ValueType  # 0
+REPORTING_LINE_RULE_MANAGER_CHAIN: ReportingLineRule.ValueType  # 1
+"""Never a person and their manager or manager's manager (the default)."""
+REPORTING_LINE_RULE_MANAGER_CHAIN_AND_PEERS: ReportingLineRule.ValueType  # 2
+"""Nor two people with the same manager."""
+Global___ReportingLineRule: _TypeAlias = ReportingLineRule  # noqa: Y015
+
+class _RunStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RunStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RUN_STATUS_UNSPECIFIED: _RunStatus.ValueType  # 0
+    RUN_STATUS_QUEUED: _RunStatus.ValueType  # 1
+    RUN_STATUS_COMPLETED: _RunStatus.ValueType  # 2
+    RUN_STATUS_FAILED: _RunStatus.ValueType  # 3
+
+class RunStatus(_RunStatus, metaclass=_RunStatusEnumTypeWrapper): ...
+
+RUN_STATUS_UNSPECIFIED: RunStatus.ValueType  # 0
+RUN_STATUS_QUEUED: RunStatus.ValueType  # 1
+RUN_STATUS_COMPLETED: RunStatus.ValueType  # 2
+RUN_STATUS_FAILED: RunStatus.ValueType  # 3
+Global___RunStatus: _TypeAlias = RunStatus  # noqa: Y015
 
 @_typing.final
 class Proposal(_message.Message):
@@ -31,6 +142,9 @@ class Proposal(_message.Message):
     SCORE_FIELD_NUMBER: _builtins.int
     BREAKDOWN_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     match_id: _builtins.str
@@ -38,8 +152,14 @@ class Proposal(_message.Message):
     mentee_id: _builtins.str
     score: _builtins.float
     status: _common_pb2.MatchStatus.ValueType
+    origin: _common_pb2.MatchOrigin.ValueType
+    run_id: _builtins.str
     @_builtins.property
     def breakdown(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CriterionScore]: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """For mentee requests: when the mentor's silence counts as a decline."""
+
     def __init__(
         self,
         *,
@@ -51,10 +171,13 @@ class Proposal(_message.Message):
         score: _builtins.float = ...,
         breakdown: _abc.Iterable[_common_pb2.CriterionScore] | None = ...,
         status: _common_pb2.MatchStatus.ValueType = ...,
+        origin: _common_pb2.MatchOrigin.ValueType = ...,
+        run_id: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "organization_id", b"organization_id", "program_id", b"program_id", "score", b"score", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "expires_at", b"expires_at", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "organization_id", b"organization_id", "origin", b"origin", "program_id", b"program_id", "run_id", b"run_id", "score", b"score", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -68,11 +191,14 @@ class ListProposalsRequest(_message.Message):
     PROGRAM_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     page_size: _builtins.int
     """1-500; 0 means 100."""
     page_token: _builtins.str
+    mentee_id: _builtins.str
+    """Optional filter."""
     def __init__(
         self,
         *,
@@ -80,10 +206,11 @@ class ListProposalsRequest(_message.Message):
         program_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "program_id", b"program_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mentee_id", b"mentee_id", "organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "program_id", b"program_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -111,3 +238,540 @@ class ListProposalsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListProposalsResponse: _TypeAlias = ListProposalsResponse  # noqa: Y015
+
+@_typing.final
+class Criterion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    WEIGHT_FIELD_NUMBER: _builtins.int
+    HARD_FIELD_NUMBER: _builtins.int
+    MIN_LEVEL_GAP_FIELD_NUMBER: _builtins.int
+    MAX_LEVEL_GAP_FIELD_NUMBER: _builtins.int
+    ALLOW_REVERSE_FIELD_NUMBER: _builtins.int
+    PREFER_SAME_DEPARTMENT_FIELD_NUMBER: _builtins.int
+    MAX_TIMEZONE_HOURS_FIELD_NUMBER: _builtins.int
+    MIN_OVERLAP_MINUTES_FIELD_NUMBER: _builtins.int
+    kind: Global___CriterionKind.ValueType
+    weight: _builtins.float
+    """0-10; how much the criterion counts in the score."""
+    hard: _builtins.bool
+    """A hard criterion must pass: pairs failing it are never proposed."""
+    min_level_gap: _builtins.int
+    """SENIORITY: the band of mentor level minus mentee level."""
+    max_level_gap: _builtins.int
+    allow_reverse: _builtins.bool
+    prefer_same_department: _builtins.bool
+    """DEPARTMENT: prefer the same department (true) or a different one (false)."""
+    max_timezone_hours: _builtins.float
+    """TIMEZONE: the largest difference that passes."""
+    min_overlap_minutes: _builtins.int
+    """AVAILABILITY: the smallest weekly overlap that passes."""
+    def __init__(
+        self,
+        *,
+        kind: Global___CriterionKind.ValueType = ...,
+        weight: _builtins.float = ...,
+        hard: _builtins.bool = ...,
+        min_level_gap: _builtins.int = ...,
+        max_level_gap: _builtins.int = ...,
+        allow_reverse: _builtins.bool = ...,
+        prefer_same_department: _builtins.bool = ...,
+        max_timezone_hours: _builtins.float = ...,
+        min_overlap_minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_reverse", b"allow_reverse", "hard", b"hard", "kind", b"kind", "max_level_gap", b"max_level_gap", "max_timezone_hours", b"max_timezone_hours", "min_level_gap", b"min_level_gap", "min_overlap_minutes", b"min_overlap_minutes", "prefer_same_department", b"prefer_same_department", "weight", b"weight"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Criterion: _TypeAlias = Criterion  # noqa: Y015
+
+@_typing.final
+class MatchingConfig(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    CRITERIA_FIELD_NUMBER: _builtins.int
+    MIN_SCORE_FIELD_NUMBER: _builtins.int
+    REPORTING_LINE_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    CANDIDATES_PER_MENTEE_FIELD_NUMBER: _builtins.int
+    REQUEST_EXPIRY_SECONDS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    min_score: _builtins.float
+    """0-1: below it, leaving a mentee unmatched beats a bad match."""
+    reporting_line: Global___ReportingLineRule.ValueType
+    mode: Global___MatchingMode.ValueType
+    candidates_per_mentee: _builtins.int
+    """Candidates per mentee a bulk run considers (1-200; 0 means 20)."""
+    request_expiry_seconds: _builtins.int
+    """Seconds a mentor has to answer a mentee's request (up to 30 days; 0 means 72 hours)."""
+    @_builtins.property
+    def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___Criterion]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        criteria: _abc.Iterable[Global___Criterion] | None = ...,
+        min_score: _builtins.float = ...,
+        reporting_line: Global___ReportingLineRule.ValueType = ...,
+        mode: Global___MatchingMode.ValueType = ...,
+        candidates_per_mentee: _builtins.int = ...,
+        request_expiry_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates_per_mentee", b"candidates_per_mentee", "criteria", b"criteria", "min_score", b"min_score", "mode", b"mode", "organization_id", b"organization_id", "program_id", b"program_id", "reporting_line", b"reporting_line", "request_expiry_seconds", b"request_expiry_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchingConfig: _TypeAlias = MatchingConfig  # noqa: Y015
+
+@_typing.final
+class GetMatchingConfigRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMatchingConfigRequest: _TypeAlias = GetMatchingConfigRequest  # noqa: Y015
+
+@_typing.final
+class SetMatchingConfigRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def config(self) -> Global___MatchingConfig: ...
+    def __init__(
+        self,
+        *,
+        config: Global___MatchingConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMatchingConfigRequest: _TypeAlias = SetMatchingConfigRequest  # noqa: Y015
+
+@_typing.final
+class SkillNode(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
+    SYNONYMS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    parent: _builtins.str
+    """Broader skill, e.g. "programming" for "python"; empty for a root."""
+    @_builtins.property
+    def synonyms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        parent: _builtins.str = ...,
+        synonyms: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "parent", b"parent", "synonyms", b"synonyms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkillNode: _TypeAlias = SkillNode  # noqa: Y015
+
+@_typing.final
+class SkillTaxonomy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkillNode]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        skills: _abc.Iterable[Global___SkillNode] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "skills", b"skills"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkillTaxonomy: _TypeAlias = SkillTaxonomy  # noqa: Y015
+
+@_typing.final
+class GetSkillTaxonomyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSkillTaxonomyRequest: _TypeAlias = GetSkillTaxonomyRequest  # noqa: Y015
+
+@_typing.final
+class SetSkillTaxonomyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TAXONOMY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def taxonomy(self) -> Global___SkillTaxonomy: ...
+    def __init__(
+        self,
+        *,
+        taxonomy: Global___SkillTaxonomy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["taxonomy", b"taxonomy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["taxonomy", b"taxonomy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSkillTaxonomyRequest: _TypeAlias = SetSkillTaxonomyRequest  # noqa: Y015
+
+@_typing.final
+class MatchingRun(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    run_id: _builtins.str
+    status: Global___RunStatus.ValueType
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def result(self) -> _events_pb2.MatchingRunCompleted:
+        """Set once completed (or failed, with its error)."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        status: Global___RunStatus.ValueType = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        result: _events_pb2.MatchingRunCompleted | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "program_id", b"program_id", "requested_at", b"requested_at", "result", b"result", "run_id", b"run_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchingRun: _TypeAlias = MatchingRun  # noqa: Y015
+
+@_typing.final
+class StartMatchingRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    cohort_id: _builtins.str
+    algorithm: _events_pb2.MatchingAlgorithm.ValueType
+    requested_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        algorithm: _events_pb2.MatchingAlgorithm.ValueType = ...,
+        requested_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "organization_id", b"organization_id", "program_id", b"program_id", "requested_by", b"requested_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartMatchingRunRequest: _TypeAlias = StartMatchingRunRequest  # noqa: Y015
+
+@_typing.final
+class GetMatchingRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    run_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMatchingRunRequest: _TypeAlias = GetMatchingRunRequest  # noqa: Y015
+
+@_typing.final
+class RecommendMentorsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    mentee_id: _builtins.str
+    limit: _builtins.int
+    """1-50; 0 means 5."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "mentee_id", b"mentee_id", "organization_id", b"organization_id", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecommendMentorsRequest: _TypeAlias = RecommendMentorsRequest  # noqa: Y015
+
+@_typing.final
+class Recommendation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MENTOR_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    BREAKDOWN_FIELD_NUMBER: _builtins.int
+    FREE_SLOTS_FIELD_NUMBER: _builtins.int
+    mentor_id: _builtins.str
+    display_name: _builtins.str
+    score: _builtins.float
+    free_slots: _builtins.int
+    @_builtins.property
+    def breakdown(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CriterionScore]: ...
+    def __init__(
+        self,
+        *,
+        mentor_id: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        score: _builtins.float = ...,
+        breakdown: _abc.Iterable[_common_pb2.CriterionScore] | None = ...,
+        free_slots: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "display_name", b"display_name", "free_slots", b"free_slots", "mentor_id", b"mentor_id", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Recommendation: _TypeAlias = Recommendation  # noqa: Y015
+
+@_typing.final
+class RecommendMentorsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOMMENDATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recommendations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Recommendation]: ...
+    def __init__(
+        self,
+        *,
+        recommendations: _abc.Iterable[Global___Recommendation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recommendations", b"recommendations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecommendMentorsResponse: _TypeAlias = RecommendMentorsResponse  # noqa: Y015
+
+@_typing.final
+class RequestMentorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    MENTOR_IDS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    mentee_id: _builtins.str
+    @_builtins.property
+    def mentor_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Best first; 1-10 mentors."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        mentor_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mentee_id", b"mentee_id", "mentor_ids", b"mentor_ids", "organization_id", b"organization_id", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestMentorRequest: _TypeAlias = RequestMentorRequest  # noqa: Y015
+
+@_typing.final
+class ProposeMatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    MENTOR_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    OVERRIDE_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    mentor_id: _builtins.str
+    mentee_id: _builtins.str
+    override: _builtins.bool
+    """Proposes despite hard violations; requires override_reason."""
+    override_reason: _builtins.str
+    requested_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        mentor_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        override: _builtins.bool = ...,
+        override_reason: _builtins.str = ...,
+        requested_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "organization_id", b"organization_id", "override", b"override", "override_reason", b"override_reason", "program_id", b"program_id", "requested_by", b"requested_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeMatchRequest: _TypeAlias = ProposeMatchRequest  # noqa: Y015
+
+@_typing.final
+class ProposeMatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSAL_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def proposal(self) -> Global___Proposal: ...
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Soft criteria that scored low, and overridden hard violations."""
+
+    def __init__(
+        self,
+        *,
+        proposal: Global___Proposal | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal", "warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeMatchResponse: _TypeAlias = ProposeMatchResponse  # noqa: Y015
+
+@_typing.final
+class ExcludePairRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    MENTOR_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    mentor_id: _builtins.str
+    mentee_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        mentor_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "organization_id", b"organization_id", "program_id", b"program_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExcludePairRequest: _TypeAlias = ExcludePairRequest  # noqa: Y015
+
+@_typing.final
+class ExcludePairResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExcludePairResponse: _TypeAlias = ExcludePairResponse  # noqa: Y015

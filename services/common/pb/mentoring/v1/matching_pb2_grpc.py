@@ -26,8 +26,8 @@ if _version_not_supported:
 
 
 class MatchingServiceStub:
-    """Match proposals. Owns the matching database; its workers consume participant-registered
-    and match-responded and publish match-proposed.
+    """The matching engine. Owns the matching database. Its workers form the "matching" consumer
+    group; each owns whole programs (topics are keyed by program).
     """
 
     def __init__(self, channel):
@@ -41,15 +41,136 @@ class MatchingServiceStub:
                 request_serializer=mentoring_dot_v1_dot_matching__pb2.ListProposalsRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_matching__pb2.ListProposalsResponse.FromString,
                 _registered_method=True)
+        self.GetMatchingConfig = channel.unary_unary(
+                '/mentoring.v1.MatchingService/GetMatchingConfig',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.GetMatchingConfigRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.MatchingConfig.FromString,
+                _registered_method=True)
+        self.SetMatchingConfig = channel.unary_unary(
+                '/mentoring.v1.MatchingService/SetMatchingConfig',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.SetMatchingConfigRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.MatchingConfig.FromString,
+                _registered_method=True)
+        self.GetSkillTaxonomy = channel.unary_unary(
+                '/mentoring.v1.MatchingService/GetSkillTaxonomy',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.GetSkillTaxonomyRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.SkillTaxonomy.FromString,
+                _registered_method=True)
+        self.SetSkillTaxonomy = channel.unary_unary(
+                '/mentoring.v1.MatchingService/SetSkillTaxonomy',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.SetSkillTaxonomyRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.SkillTaxonomy.FromString,
+                _registered_method=True)
+        self.StartMatchingRun = channel.unary_unary(
+                '/mentoring.v1.MatchingService/StartMatchingRun',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.StartMatchingRunRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.MatchingRun.FromString,
+                _registered_method=True)
+        self.GetMatchingRun = channel.unary_unary(
+                '/mentoring.v1.MatchingService/GetMatchingRun',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.GetMatchingRunRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.MatchingRun.FromString,
+                _registered_method=True)
+        self.RecommendMentors = channel.unary_unary(
+                '/mentoring.v1.MatchingService/RecommendMentors',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.RecommendMentorsRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.RecommendMentorsResponse.FromString,
+                _registered_method=True)
+        self.RequestMentor = channel.unary_unary(
+                '/mentoring.v1.MatchingService/RequestMentor',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.RequestMentorRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.Proposal.FromString,
+                _registered_method=True)
+        self.ProposeMatch = channel.unary_unary(
+                '/mentoring.v1.MatchingService/ProposeMatch',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.ProposeMatchRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.ProposeMatchResponse.FromString,
+                _registered_method=True)
+        self.ExcludePair = channel.unary_unary(
+                '/mentoring.v1.MatchingService/ExcludePair',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.ExcludePairRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.ExcludePairResponse.FromString,
+                _registered_method=True)
 
 
 class MatchingServiceServicer:
-    """Match proposals. Owns the matching database; its workers consume participant-registered
-    and match-responded and publish match-proposed.
+    """The matching engine. Owns the matching database. Its workers form the "matching" consumer
+    group; each owns whole programs (topics are keyed by program).
     """
 
     def ListProposals(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMatchingConfig(self, request, context):
+        """A program's matching criteria; every program starts with skills only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMatchingConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSkillTaxonomy(self, request, context):
+        """The organisation's skill taxonomy: synonyms and parent skills make related skills count.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSkillTaxonomy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartMatchingRun(self, request, context):
+        """Bulk matching of a program or cohort, run by the worker that owns the program. Returns at
+        once; the run's result arrives on matching-run-completed and through GetMatchingRun.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMatchingRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecommendMentors(self, request, context):
+        """Self-matching: a mentee's best mentors with free capacity, with explanations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestMentor(self, request, context):
+        """A mentee asks for mentors in order of preference: the first with free capacity gets a
+        proposal the mentee has already accepted; if the mentor declines or does not answer in
+        time, the next choice is asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProposeMatch(self, request, context):
+        """A coordinator pairs two people by hand. Soft criteria give warnings; a hard rule refuses
+        the pair unless overridden with a recorded reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExcludePair(self, request, context):
+        """"Do not match again".
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -62,6 +183,56 @@ def add_MatchingServiceServicer_to_server(servicer, server):
                     request_deserializer=mentoring_dot_v1_dot_matching__pb2.ListProposalsRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_matching__pb2.ListProposalsResponse.SerializeToString,
             ),
+            'GetMatchingConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMatchingConfig,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.GetMatchingConfigRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.MatchingConfig.SerializeToString,
+            ),
+            'SetMatchingConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMatchingConfig,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.SetMatchingConfigRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.MatchingConfig.SerializeToString,
+            ),
+            'GetSkillTaxonomy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSkillTaxonomy,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.GetSkillTaxonomyRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.SkillTaxonomy.SerializeToString,
+            ),
+            'SetSkillTaxonomy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSkillTaxonomy,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.SetSkillTaxonomyRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.SkillTaxonomy.SerializeToString,
+            ),
+            'StartMatchingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartMatchingRun,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.StartMatchingRunRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.MatchingRun.SerializeToString,
+            ),
+            'GetMatchingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMatchingRun,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.GetMatchingRunRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.MatchingRun.SerializeToString,
+            ),
+            'RecommendMentors': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecommendMentors,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.RecommendMentorsRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.RecommendMentorsResponse.SerializeToString,
+            ),
+            'RequestMentor': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestMentor,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.RequestMentorRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.Proposal.SerializeToString,
+            ),
+            'ProposeMatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeMatch,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.ProposeMatchRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.ProposeMatchResponse.SerializeToString,
+            ),
+            'ExcludePair': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExcludePair,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.ExcludePairRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.ExcludePairResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mentoring.v1.MatchingService', rpc_method_handlers)
@@ -71,8 +242,8 @@ def add_MatchingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class MatchingService:
-    """Match proposals. Owns the matching database; its workers consume participant-registered
-    and match-responded and publish match-proposed.
+    """The matching engine. Owns the matching database. Its workers form the "matching" consumer
+    group; each owns whole programs (topics are keyed by program).
     """
 
     @staticmethod
@@ -92,6 +263,276 @@ class MatchingService:
             '/mentoring.v1.MatchingService/ListProposals',
             mentoring_dot_v1_dot_matching__pb2.ListProposalsRequest.SerializeToString,
             mentoring_dot_v1_dot_matching__pb2.ListProposalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMatchingConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/GetMatchingConfig',
+            mentoring_dot_v1_dot_matching__pb2.GetMatchingConfigRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.MatchingConfig.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMatchingConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/SetMatchingConfig',
+            mentoring_dot_v1_dot_matching__pb2.SetMatchingConfigRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.MatchingConfig.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSkillTaxonomy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/GetSkillTaxonomy',
+            mentoring_dot_v1_dot_matching__pb2.GetSkillTaxonomyRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.SkillTaxonomy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSkillTaxonomy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/SetSkillTaxonomy',
+            mentoring_dot_v1_dot_matching__pb2.SetSkillTaxonomyRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.SkillTaxonomy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartMatchingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/StartMatchingRun',
+            mentoring_dot_v1_dot_matching__pb2.StartMatchingRunRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.MatchingRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMatchingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/GetMatchingRun',
+            mentoring_dot_v1_dot_matching__pb2.GetMatchingRunRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.MatchingRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecommendMentors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/RecommendMentors',
+            mentoring_dot_v1_dot_matching__pb2.RecommendMentorsRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.RecommendMentorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestMentor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/RequestMentor',
+            mentoring_dot_v1_dot_matching__pb2.RequestMentorRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.Proposal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeMatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/ProposeMatch',
+            mentoring_dot_v1_dot_matching__pb2.ProposeMatchRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.ProposeMatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExcludePair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/ExcludePair',
+            mentoring_dot_v1_dot_matching__pb2.ExcludePairRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.ExcludePairResponse.FromString,
             options,
             channel_credentials,
             insecure,

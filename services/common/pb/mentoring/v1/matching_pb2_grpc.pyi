@@ -27,8 +27,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class MatchingServiceStub:
-    """Match proposals. Owns the matching database; its workers consume participant-registered
-    and match-responded and publish match-proposed.
+    """The matching engine. Owns the matching database. Its workers form the "matching" consumer
+    group; each owns whole programs (topics are keyed by program).
     """
 
     @_typing.overload
@@ -36,19 +36,67 @@ class MatchingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MatchingServiceAsyncStub: ...
     ListProposals: _grpc.UnaryUnaryMultiCallable[_matching_pb2.ListProposalsRequest, _matching_pb2.ListProposalsResponse]
+    GetMatchingConfig: _grpc.UnaryUnaryMultiCallable[_matching_pb2.GetMatchingConfigRequest, _matching_pb2.MatchingConfig]
+    """A program's matching criteria; every program starts with skills only."""
+    SetMatchingConfig: _grpc.UnaryUnaryMultiCallable[_matching_pb2.SetMatchingConfigRequest, _matching_pb2.MatchingConfig]
+    GetSkillTaxonomy: _grpc.UnaryUnaryMultiCallable[_matching_pb2.GetSkillTaxonomyRequest, _matching_pb2.SkillTaxonomy]
+    """The organisation's skill taxonomy: synonyms and parent skills make related skills count."""
+    SetSkillTaxonomy: _grpc.UnaryUnaryMultiCallable[_matching_pb2.SetSkillTaxonomyRequest, _matching_pb2.SkillTaxonomy]
+    StartMatchingRun: _grpc.UnaryUnaryMultiCallable[_matching_pb2.StartMatchingRunRequest, _matching_pb2.MatchingRun]
+    """Bulk matching of a program or cohort, run by the worker that owns the program. Returns at
+    once; the run's result arrives on matching-run-completed and through GetMatchingRun.
+    """
+    GetMatchingRun: _grpc.UnaryUnaryMultiCallable[_matching_pb2.GetMatchingRunRequest, _matching_pb2.MatchingRun]
+    RecommendMentors: _grpc.UnaryUnaryMultiCallable[_matching_pb2.RecommendMentorsRequest, _matching_pb2.RecommendMentorsResponse]
+    """Self-matching: a mentee's best mentors with free capacity, with explanations."""
+    RequestMentor: _grpc.UnaryUnaryMultiCallable[_matching_pb2.RequestMentorRequest, _matching_pb2.Proposal]
+    """A mentee asks for mentors in order of preference: the first with free capacity gets a
+    proposal the mentee has already accepted; if the mentor declines or does not answer in
+    time, the next choice is asked.
+    """
+    ProposeMatch: _grpc.UnaryUnaryMultiCallable[_matching_pb2.ProposeMatchRequest, _matching_pb2.ProposeMatchResponse]
+    """A coordinator pairs two people by hand. Soft criteria give warnings; a hard rule refuses
+    the pair unless overridden with a recorded reason.
+    """
+    ExcludePair: _grpc.UnaryUnaryMultiCallable[_matching_pb2.ExcludePairRequest, _matching_pb2.ExcludePairResponse]
+    """"Do not match again"."""
 
 @_typing.type_check_only
 class MatchingServiceAsyncStub(MatchingServiceStub):
-    """Match proposals. Owns the matching database; its workers consume participant-registered
-    and match-responded and publish match-proposed.
+    """The matching engine. Owns the matching database. Its workers form the "matching" consumer
+    group; each owns whole programs (topics are keyed by program).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListProposals: _aio.UnaryUnaryMultiCallable[_matching_pb2.ListProposalsRequest, _matching_pb2.ListProposalsResponse]  # type: ignore[assignment]
+    GetMatchingConfig: _aio.UnaryUnaryMultiCallable[_matching_pb2.GetMatchingConfigRequest, _matching_pb2.MatchingConfig]  # type: ignore[assignment]
+    """A program's matching criteria; every program starts with skills only."""
+    SetMatchingConfig: _aio.UnaryUnaryMultiCallable[_matching_pb2.SetMatchingConfigRequest, _matching_pb2.MatchingConfig]  # type: ignore[assignment]
+    GetSkillTaxonomy: _aio.UnaryUnaryMultiCallable[_matching_pb2.GetSkillTaxonomyRequest, _matching_pb2.SkillTaxonomy]  # type: ignore[assignment]
+    """The organisation's skill taxonomy: synonyms and parent skills make related skills count."""
+    SetSkillTaxonomy: _aio.UnaryUnaryMultiCallable[_matching_pb2.SetSkillTaxonomyRequest, _matching_pb2.SkillTaxonomy]  # type: ignore[assignment]
+    StartMatchingRun: _aio.UnaryUnaryMultiCallable[_matching_pb2.StartMatchingRunRequest, _matching_pb2.MatchingRun]  # type: ignore[assignment]
+    """Bulk matching of a program or cohort, run by the worker that owns the program. Returns at
+    once; the run's result arrives on matching-run-completed and through GetMatchingRun.
+    """
+    GetMatchingRun: _aio.UnaryUnaryMultiCallable[_matching_pb2.GetMatchingRunRequest, _matching_pb2.MatchingRun]  # type: ignore[assignment]
+    RecommendMentors: _aio.UnaryUnaryMultiCallable[_matching_pb2.RecommendMentorsRequest, _matching_pb2.RecommendMentorsResponse]  # type: ignore[assignment]
+    """Self-matching: a mentee's best mentors with free capacity, with explanations."""
+    RequestMentor: _aio.UnaryUnaryMultiCallable[_matching_pb2.RequestMentorRequest, _matching_pb2.Proposal]  # type: ignore[assignment]
+    """A mentee asks for mentors in order of preference: the first with free capacity gets a
+    proposal the mentee has already accepted; if the mentor declines or does not answer in
+    time, the next choice is asked.
+    """
+    ProposeMatch: _aio.UnaryUnaryMultiCallable[_matching_pb2.ProposeMatchRequest, _matching_pb2.ProposeMatchResponse]  # type: ignore[assignment]
+    """A coordinator pairs two people by hand. Soft criteria give warnings; a hard rule refuses
+    the pair unless overridden with a recorded reason.
+    """
+    ExcludePair: _aio.UnaryUnaryMultiCallable[_matching_pb2.ExcludePairRequest, _matching_pb2.ExcludePairResponse]  # type: ignore[assignment]
+    """"Do not match again"."""
 
 class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Match proposals. Owns the matching database; its workers consume participant-registered
-    and match-responded and publish match-proposed.
+    """The matching engine. Owns the matching database. Its workers form the "matching" consumer
+    group; each owns whole programs (topics are keyed by program).
     """
 
     @_abc_1.abstractmethod
@@ -57,5 +105,89 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _matching_pb2.ListProposalsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_matching_pb2.ListProposalsResponse, _abc.Awaitable[_matching_pb2.ListProposalsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetMatchingConfig(
+        self,
+        request: _matching_pb2.GetMatchingConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.MatchingConfig, _abc.Awaitable[_matching_pb2.MatchingConfig]]:
+        """A program's matching criteria; every program starts with skills only."""
+
+    @_abc_1.abstractmethod
+    def SetMatchingConfig(
+        self,
+        request: _matching_pb2.SetMatchingConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.MatchingConfig, _abc.Awaitable[_matching_pb2.MatchingConfig]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSkillTaxonomy(
+        self,
+        request: _matching_pb2.GetSkillTaxonomyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.SkillTaxonomy, _abc.Awaitable[_matching_pb2.SkillTaxonomy]]:
+        """The organisation's skill taxonomy: synonyms and parent skills make related skills count."""
+
+    @_abc_1.abstractmethod
+    def SetSkillTaxonomy(
+        self,
+        request: _matching_pb2.SetSkillTaxonomyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.SkillTaxonomy, _abc.Awaitable[_matching_pb2.SkillTaxonomy]]: ...
+
+    @_abc_1.abstractmethod
+    def StartMatchingRun(
+        self,
+        request: _matching_pb2.StartMatchingRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.MatchingRun, _abc.Awaitable[_matching_pb2.MatchingRun]]:
+        """Bulk matching of a program or cohort, run by the worker that owns the program. Returns at
+        once; the run's result arrives on matching-run-completed and through GetMatchingRun.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMatchingRun(
+        self,
+        request: _matching_pb2.GetMatchingRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.MatchingRun, _abc.Awaitable[_matching_pb2.MatchingRun]]: ...
+
+    @_abc_1.abstractmethod
+    def RecommendMentors(
+        self,
+        request: _matching_pb2.RecommendMentorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.RecommendMentorsResponse, _abc.Awaitable[_matching_pb2.RecommendMentorsResponse]]:
+        """Self-matching: a mentee's best mentors with free capacity, with explanations."""
+
+    @_abc_1.abstractmethod
+    def RequestMentor(
+        self,
+        request: _matching_pb2.RequestMentorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.Proposal, _abc.Awaitable[_matching_pb2.Proposal]]:
+        """A mentee asks for mentors in order of preference: the first with free capacity gets a
+        proposal the mentee has already accepted; if the mentor declines or does not answer in
+        time, the next choice is asked.
+        """
+
+    @_abc_1.abstractmethod
+    def ProposeMatch(
+        self,
+        request: _matching_pb2.ProposeMatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.ProposeMatchResponse, _abc.Awaitable[_matching_pb2.ProposeMatchResponse]]:
+        """A coordinator pairs two people by hand. Soft criteria give warnings; a hard rule refuses
+        the pair unless overridden with a recorded reason.
+        """
+
+    @_abc_1.abstractmethod
+    def ExcludePair(
+        self,
+        request: _matching_pb2.ExcludePairRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.ExcludePairResponse, _abc.Awaitable[_matching_pb2.ExcludePairResponse]]:
+        """"Do not match again"."""
 
 def add_MatchingServiceServicer_to_server(servicer: MatchingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

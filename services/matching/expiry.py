@@ -1,0 +1,72 @@
+"""Mentee requests a mentor leaves unanswered expire, and the mentee's next choice is asked."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.common import clock
+from services.common.api import events_pb2
+from services.common.config import Settings
+from services.common.events import new_event, stable_event_id
+from services.common.kafka import EventPublisher
+from services.common.storage import run_sync
+from services.matching import pool
+from services.matching.documents import Proposal
+from services.matching.requests import ask_next_choice
+from services.matching.worker import MatchingWorker
+
+log = logging.getLogger(__name__)
+
+
+def _expire_overdue() -> list[Proposal]:
+    expired = []
+    for overdue in pool.overdue_requests(clock.now()):
+        released = pool.release(overdue.organization_id, overdue.match_id, "expired")
+        if released is not None:  # another worker may have expired it first
+            ask_next_choice(released)
+            expired.append(released)
+    return expired
+
+
+class RequestExpiry:
+    def __init__(
+        self, settings: Settings, publisher: EventPublisher, worker: MatchingWorker
+    ) -> None:
+        self._publisher = publisher
+        self._worker = worker
+        self._interval = settings.scheduler_interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="request-expiry")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.expire_once()
+            except Exception:
+                log.exception("expiring requests failed; trying again next round")
+
+    async def expire_once(self) -> None:
+        for p in await run_sync(_expire_overdue):
+            await self._publisher.publish(
+                [
+                    new_event(
+                        producer="matching",
+                        organization_id=p.organization_id,
+                        program_id=p.program_id,
+                        event_id=stable_event_id("match-expired", p.organization_id, p.match_id),
+                        payload=events_pb2.MatchExpired(
+                            match_id=p.match_id, mentor_id=p.mentor_id, mentee_id=p.mentee_id
+                        ),
+                    )
+                ]
+            )
+            await self._worker.publish_pending(p.organization_id, p.program_id)

@@ -1,0 +1,185 @@
+"""Planning matches for a program: continuous proposals, bulk runs and their reports.
+Blocking (storage): call through storage.run_sync."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+from services.common.api import events_pb2, matching_pb2
+from services.matching import configuration, pool
+from services.matching.domain.assignment import Assignment, Pair, solve_assignment
+from services.matching.domain.candidates import CandidateIndex
+from services.matching.domain.criteria import evaluate
+from services.matching.domain.fairness import fairness_report, nearest_rank
+from services.matching.domain.model import MatchingConfig, Person
+from services.matching.domain.stable import stable_match
+from services.matching.domain.taxonomy import Taxonomy
+
+NO_CANDIDATE = "no mentor with free capacity passes the hard criteria and the minimum score"
+ALL_TAKEN = "every suitable mentor's capacity went to other mentees"
+
+
+def ranked(index: CandidateIndex, mentee: Person, k: int | None = None) -> list[tuple[str, float]]:
+    """The mentee's best allowed mentors. A pair scoring 0 fits in no way the program cares
+    about: the engine never proposes it, whatever the minimum score."""
+    return [(mentor, score) for mentor, score in index.top(mentee, k) if score > 0]
+
+
+def _candidates(
+    mentees: Sequence[Person],
+    mentors: Sequence[Person],
+    config: MatchingConfig,
+    p: pool.Pool,
+    taxonomy: Taxonomy,
+) -> dict[str, list[tuple[str, float]]]:
+    index = CandidateIndex(mentors, config, taxonomy, p.constraints)
+    return {m.participant_id: ranked(index, m) for m in mentees}
+
+
+def _optimal(
+    candidates: dict[str, list[tuple[str, float]]], mentors: Sequence[Person]
+) -> list[Assignment]:
+    pairs = [
+        Pair(mentee, mentor, score)
+        for mentee, ranked in candidates.items()
+        for mentor, score in ranked
+    ]
+    return solve_assignment(pairs, {m.participant_id: m.free_slots for m in mentors})
+
+
+def _stable(
+    candidates: dict[str, list[tuple[str, float]]],
+    mentees: Sequence[Person],
+    mentors: Sequence[Person],
+) -> list[Assignment]:
+    """Both sides rank: a mentee by their own choices first, then by score; a mentor by score."""
+    scores = {(mentee, mentor): s for mentee, ranked in candidates.items() for mentor, s in ranked}
+    mentee_prefs: dict[str, list[str]] = {}
+    for person in mentees:
+        allowed = [mentor for mentor, _ in candidates[person.participant_id]]
+        chosen = [m for m in person.preferred_mentors if m in allowed]
+        mentee_prefs[person.participant_id] = chosen + [m for m in allowed if m not in chosen]
+    mentor_prefs: dict[str, list[tuple[float, str]]] = {}
+    for (mentee, mentor), score in scores.items():
+        mentor_prefs.setdefault(mentor, []).append((-score, mentee))
+    ranked = {
+        mentor: [mentee for _, mentee in sorted(prefs)] for mentor, prefs in mentor_prefs.items()
+    }
+    matching = stable_match(mentee_prefs, ranked, {m.participant_id: m.free_slots for m in mentors})
+    return [
+        Assignment(mentee, mentor, scores[(mentee, mentor)])
+        for mentee, mentor in sorted(matching.items())
+    ]
+
+
+def _propose(
+    organization_id: str,
+    program_id: str,
+    assignments: Sequence[Assignment],
+    p: pool.Pool,
+    config: MatchingConfig,
+    taxonomy: Taxonomy,
+    run_id: str = "",
+) -> list[Assignment]:
+    """Reserve and store each planned pair, explained; return the pairs actually proposed."""
+    people = {x.participant_id: x for x in (*p.waiting_mentees, *p.mentors)}
+    proposed = []
+    for a in assignments:
+        if not pool.reserve(organization_id, a.mentor_id, a.mentee_id):
+            continue  # a concurrent request took the slot: the next run retries this mentee
+        explained = evaluate(
+            people[a.mentor_id], people[a.mentee_id], config, taxonomy, p.constraints
+        )
+        pool.store_proposal(
+            organization_id, program_id, a.mentor_id, a.mentee_id, explained, run_id=run_id
+        )
+        proposed.append(a)
+    return proposed
+
+
+def propose_continuously(organization_id: str, program_id: str) -> int:
+    """After new events: propose for waiting mentees, if the program matches continuously."""
+    settings = configuration.load_config(organization_id, program_id)
+    if settings.mode != matching_pb2.MATCHING_MODE_CONTINUOUS:
+        return 0
+    taxonomy = configuration.load_taxonomy(organization_id)
+    config = configuration.engine_config(settings)
+    p = pool.load_pool(organization_id, program_id, taxonomy)
+    free = [m for m in p.mentors if m.free_slots > 0]
+    if not p.waiting_mentees or not free:
+        return 0
+    candidates = _candidates(p.waiting_mentees, free, config, p, taxonomy)
+    return len(
+        _propose(organization_id, program_id, _optimal(candidates, free), p, config, taxonomy)
+    )
+
+
+def run(
+    organization_id: str, program_id: str, request: events_pb2.MatchingRunRequested
+) -> events_pb2.MatchingRunCompleted:
+    """A bulk run for the program (or one cohort): propose, then report what happened."""
+    started = time.perf_counter()
+    taxonomy = configuration.load_taxonomy(organization_id)
+    config = configuration.engine_config(configuration.load_config(organization_id, program_id))
+    p = pool.load_pool(organization_id, program_id, taxonomy, request.cohort_id)
+    free = [m for m in p.mentors if m.free_slots > 0]
+    candidates = _candidates(p.waiting_mentees, free, config, p, taxonomy)
+    algorithm = request.algorithm or events_pb2.MATCHING_ALGORITHM_OPTIMAL
+    planned = (
+        _stable(candidates, p.waiting_mentees, free)
+        if algorithm == events_pb2.MATCHING_ALGORITHM_STABLE
+        else _optimal(candidates, free)
+    )
+    proposed = _propose(organization_id, program_id, planned, p, config, taxonomy, request.run_id)
+    scores = {a.mentee_id: a.score for a in proposed}
+    result = events_pb2.MatchingRunCompleted(
+        run_id=request.run_id,
+        cohort_id=request.cohort_id,
+        algorithm=algorithm,
+        mentees_considered=len(p.waiting_mentees),
+        mentors_considered=len(free),
+        matched=len(proposed),
+        total_score=sum(scores.values()),
+        unmatched=[
+            events_pb2.UnmatchedMentee(
+                mentee_id=m.participant_id,
+                reason=ALL_TAKEN if candidates[m.participant_id] else NO_CANDIDATE,
+            )
+            for m in p.waiting_mentees
+            if m.participant_id not in scores
+        ],
+        scores=_distribution(list(scores.values())),
+        fairness=[
+            events_pb2.FairnessGroup(
+                dimension=g.dimension,
+                group=g.group,
+                mentees=g.mentees,
+                matched=g.matched,
+                match_rate=g.match_rate,
+                mean_score=g.mean_score,
+                p10_score=g.p10_score,
+                median_score=g.median_score,
+                p90_score=g.p90_score,
+                flagged=g.flagged,
+            )
+            for g in fairness_report(p.waiting_mentees, scores)
+        ],
+    )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _distribution(scores: list[float]) -> events_pb2.ScoreDistribution:
+    if not scores:
+        return events_pb2.ScoreDistribution()
+    ordered = sorted(scores)
+    return events_pb2.ScoreDistribution(
+        min=ordered[0],
+        p10=nearest_rank(ordered, 10),
+        median=nearest_rank(ordered, 50),
+        p90=nearest_rank(ordered, 90),
+        max=ordered[-1],
+        mean=statistics.fmean(ordered),
+    )

@@ -1,0 +1,152 @@
+"""Self-matching and coordinator matching: one chosen pair at a time, checked by the same
+rules as the engine. Blocking (storage): call through storage.run_sync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.common import clock
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.matching import configuration, pool
+from services.matching.documents import Proposal
+from services.matching.domain.candidates import CandidateIndex
+from services.matching.domain.criteria import evaluate
+from services.matching.domain.model import Evaluation, Person
+from services.matching.planner import ranked
+
+# A soft criterion scoring below this earns the coordinator a warning.
+WEAK_CRITERION = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    mentor: Person
+    name: str
+    evaluation: Evaluation
+
+
+def _people(organization_id: str, program_id: str, *ids: str) -> tuple[pool.Pool, list[Person]]:
+    taxonomy = configuration.load_taxonomy(organization_id)
+    p = pool.load_pool(organization_id, program_id, taxonomy)
+    everyone = {x.participant_id: x for x in p.mentors}
+    for member_id in ids:
+        member = pool.get_member(organization_id, member_id)
+        if member is None or member.program_id != program_id:
+            raise NotFound(f"{member_id!r} is not a participant of this program")
+    everyone.update({x.participant_id: x for x in p.waiting_mentees})
+    found = []
+    for member_id in ids:
+        if member_id not in everyone:
+            raise FailedPrecondition(f"mentee_id: {member_id!r} already has a live match")
+        found.append(everyone[member_id])
+    return p, found
+
+
+def recommend(
+    organization_id: str, program_id: str, mentee_id: str, limit: int
+) -> list[Recommendation]:
+    settings = configuration.load_config(organization_id, program_id)
+    config = configuration.engine_config(settings)
+    taxonomy = configuration.load_taxonomy(organization_id)
+    p, (mentee,) = _people(organization_id, program_id, mentee_id)
+    if mentee.role != "mentee":
+        raise InvalidArgument("mentee_id", "is a mentor")
+    free = [m for m in p.mentors if m.free_slots > 0]
+    by_id = {m.participant_id: m for m in free}
+    top = ranked(CandidateIndex(free, config, taxonomy, p.constraints), mentee, limit)
+    return [
+        Recommendation(
+            by_id[mentor_id],
+            p.names.get(mentor_id, ""),
+            evaluate(by_id[mentor_id], mentee, config, taxonomy, p.constraints),
+        )
+        for mentor_id, _ in top
+    ]
+
+
+def request_mentor(
+    organization_id: str, program_id: str, mentee_id: str, choices: list[str]
+) -> Proposal | None:
+    """Propose the first chosen mentor who is allowed and has a free slot; None if none is."""
+    settings = configuration.load_config(organization_id, program_id)
+    config = configuration.engine_config(settings)
+    taxonomy = configuration.load_taxonomy(organization_id)
+    p = pool.load_pool(organization_id, program_id, taxonomy)
+    mentee = next((m for m in p.waiting_mentees if m.participant_id == mentee_id), None)
+    if mentee is None:
+        return None
+    mentors = {m.participant_id: m for m in p.mentors}
+    for index, mentor_id in enumerate(choices):
+        mentor = mentors.get(mentor_id)
+        if mentor is None:
+            continue
+        explained = evaluate(mentor, mentee, config, taxonomy, p.constraints)
+        if not explained.allowed or not pool.reserve(organization_id, mentor_id, mentee_id):
+            continue
+        return pool.store_proposal(
+            organization_id,
+            program_id,
+            mentor_id,
+            mentee_id,
+            explained,
+            origin="mentee_request",
+            expires_at=clock.now() + timedelta(seconds=settings.request_expiry_seconds),
+            next_choices=tuple(choices[index + 1 :]),
+        )
+    return None
+
+
+def propose_by_hand(
+    organization_id: str, program_id: str, mentor_id: str, mentee_id: str, override_reason: str
+) -> tuple[Proposal, list[str]]:
+    """A coordinator's pair: refused on hard violations unless overridden with a reason."""
+    settings = configuration.load_config(organization_id, program_id)
+    config = configuration.engine_config(settings)
+    taxonomy = configuration.load_taxonomy(organization_id)
+    p, (mentor, mentee) = _people(organization_id, program_id, mentor_id, mentee_id)
+    if mentor.role != "mentor":
+        raise InvalidArgument("mentor_id", "is not a mentor")
+    if mentee.role != "mentee":
+        raise InvalidArgument("mentee_id", "is not a mentee")
+    explained = evaluate(mentor, mentee, config, taxonomy, p.constraints)
+    if explained.violations and not override_reason:
+        raise FailedPrecondition(
+            "override: the pair breaks hard rules ("
+            + "; ".join(explained.violations)
+            + "); set override with override_reason to pair them anyway"
+        )
+    warnings = [f"overridden: {v}" for v in explained.violations]
+    hard_failures = {
+        c.kind
+        for c in explained.breakdown
+        if any(v.startswith(f"{c.kind} (hard)") for v in explained.violations)
+    }
+    warnings += [
+        f"weak {c.kind}: {c.detail}"
+        for c in explained.breakdown
+        if c.weight > 0 and c.score < WEAK_CRITERION and c.kind not in hard_failures
+    ]
+    if not pool.reserve(organization_id, mentor_id, mentee_id):
+        raise FailedPrecondition("mentor_id: the mentor has no free capacity")
+    proposal = pool.store_proposal(
+        organization_id,
+        program_id,
+        mentor_id,
+        mentee_id,
+        explained,
+        origin="coordinator",
+        override_reason=override_reason,
+    )
+    return proposal, warnings
+
+
+def ask_next_choice(released: Proposal | None) -> None:
+    """A mentee's request was declined or expired: ask their next choice, if any."""
+    if released is not None and released.origin == "mentee_request" and released.next_choices:
+        request_mentor(
+            released.organization_id,
+            released.program_id,
+            released.mentee_id,
+            list(released.next_choices),
+        )
