@@ -320,6 +320,8 @@ def test_coordinator_pairs_by_hand_with_warnings_and_recorded_overrides(
 
     def override_event() -> events_pb2.MatchProposed | None:
         for record in read_topic(stack.ports.bootstrap, "match-proposed", settle=2):
+            if record.key != partition_key(program.org, program.pid):
+                continue  # other tests' events, dead-letter tests' garbage among them
             event = events_pb2.Event.FromString(record.value)
             if event.match_proposed.match_id == overridden.proposal.match_id:
                 return event.match_proposed

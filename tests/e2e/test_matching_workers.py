@@ -1,72 +1,83 @@
-"""Two matching workers in one consumer group split the programs; nothing is proposed twice."""
+"""Matching workers in one consumer group: they split the programs, propose each match once,
+run bulk runs where the program lives, and take over a dead worker's programs."""
 
 from __future__ import annotations
 
 import os
+import signal
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
-from mentoring.stack import Ports, Stack, free_port
-from services.common.api import common_pb2, events_pb2
+from mentoring.stack import Managed, Ports, Stack, free_port
+from services.common.api import common_pb2, events_pb2, matching_pb2, matching_pb2_grpc
 from services.common.events import new_event, partition_key
+from services.matching.worker import TOPICS
 from tests.e2e.support import eventually, metric, produce, read_topic
 
-PROGRAMS = 24
+PARTITIONS = 6 * len(TOPICS)
+
+
+@dataclass
+class Worker:
+    process: Managed
+    grpc_port: int
+    metrics_port: int
+
+    def stub(self) -> matching_pb2_grpc.MatchingServiceStub:
+        return matching_pb2_grpc.MatchingServiceStub(
+            grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        )
+
+    def assigned(self) -> float:
+        return sum(
+            metric(
+                self.metrics_port,
+                "mentoring_consumer_assigned_partitions",
+                topic=t,
+                group="matching",
+            )
+            for t in TOPICS
+        )
 
 
 @pytest.fixture(scope="module")
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, list[int]]]:
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, list[Worker]]]:
     # A broker of its own: these workers must not share a group with the session's matching.
     stack = Stack(
         Ports.free(), log_dir=Path(tmp_path_factory.mktemp("workers")), env=dict(os.environ)
     )
     try:
         stack.start_broker()
-        metrics_ports = [stack.ports.metrics["matching"], free_port()]
-        workers = [
-            stack.start_service("matching", name="matching-a"),
-            stack.start_service(
-                "matching", name="matching-b", grpc_port=free_port(), metrics_port=metrics_ports[1]
-            ),
-        ]
-        stack.wait_serving(workers[0], stack.ports.address("matching"))
-        yield stack, metrics_ports
+        started = []
+        for name in ("matching-a", "matching-b"):
+            grpc_port, metrics_port = free_port(), free_port()
+            process = stack.start_service(
+                "matching", name=name, grpc_port=grpc_port, metrics_port=metrics_port
+            )
+            stack.wait_serving(process, f"127.0.0.1:{grpc_port}")
+            started.append(Worker(process, grpc_port, metrics_port))
+        yield stack, started
     finally:
         stack.stop()
 
 
-def assigned(port: int) -> float:
-    return sum(
-        metric(port, "mentoring_consumer_assigned_partitions", topic=t, group="matching")
-        for t in ("participant-registered", "match-responded")
-    )
-
-
-def test_two_workers_split_the_programs_and_propose_each_match_once(
-    two_workers: tuple[Stack, list[int]],
-) -> None:
-    stack, ports = two_workers
-    eventually(
-        "both workers to own partitions",
-        lambda: all(assigned(p) > 0 for p in ports) and sum(assigned(p) for p in ports) == 12,
-        timeout=60,
-    )
-
+def register_programs(stack: Stack, names: list[str]) -> None:
+    """Each program: one mentor with one slot and two mentees who fit."""
     messages = []
-    for n in range(PROGRAMS):
-        org, program = "acme", f"program-{n}"
-        people = [
+    for program in names:
+        for name, role, capacity in (
             ("mentor", common_pb2.ROLE_MENTOR, 1),
             ("mentee-1", common_pb2.ROLE_MENTEE, 0),
             ("mentee-2", common_pb2.ROLE_MENTEE, 0),
-        ]
-        for name, role, capacity in people:
+        ):
             event = new_event(
                 producer="enrollment",
-                organization_id=org,
+                organization_id="acme",
                 program_id=program,
                 payload=events_pb2.ParticipantRegistered(
                     participant_id=f"{program}-{name}",
@@ -77,28 +88,101 @@ def test_two_workers_split_the_programs_and_propose_each_match_once(
                 ),
             )
             messages.append(
-                ("participant-registered", partition_key(org, program), event.SerializeToString())
+                (
+                    "participant-registered",
+                    partition_key("acme", program),
+                    event.SerializeToString(),
+                )
             )
     produce(stack.ports.bootstrap, messages)
 
-    def proposals() -> list[events_pb2.Event] | None:
-        found = [
-            events_pb2.Event.FromString(r.value)
-            for r in read_topic(stack.ports.bootstrap, "match-proposed", settle=3)
-        ]
-        return found if len(found) >= PROGRAMS else None
 
-    eventually("a proposal per program", proposals, timeout=60)
-    published = [metric(p, "matching_proposals_total") for p in ports]
-    final = proposals() or []
-    per_program = Counter(e.envelope.program_id for e in final)
-    assert per_program == {f"program-{n}": 1 for n in range(PROGRAMS)}
-    mentees = [e.match_proposed.mentee_id for e in final]
+def proposals_for(stack: Stack, names: list[str]) -> list[events_pb2.Event]:
+    wanted = set(names)
+    return [
+        e
+        for r in read_topic(stack.ports.bootstrap, "match-proposed", settle=3)
+        if (e := events_pb2.Event.FromString(r.value)).envelope.program_id in wanted
+    ]
+
+
+def test_two_workers_split_the_programs_and_propose_each_match_once(
+    workers: tuple[Stack, list[Worker]],
+) -> None:
+    stack, (a, b) = workers
+    eventually(
+        "both workers to own partitions",
+        lambda: a.assigned() > 0 and b.assigned() > 0 and a.assigned() + b.assigned() == PARTITIONS,
+        timeout=60,
+    )
+    names = [f"program-{n}" for n in range(24)]
+    register_programs(stack, names)
+    found = eventually(
+        "a proposal per program",
+        lambda: p if len(p := proposals_for(stack, names)) >= len(names) else None,
+        timeout=60,
+    )
+    assert Counter(e.envelope.program_id for e in found) == dict.fromkeys(names, 1)
+    mentees = [e.match_proposed.mentee_id for e in found]
     assert len(mentees) == len(set(mentees))
+    published = [
+        metric(w.metrics_port, "matching_proposals_total", origin="engine") for w in (a, b)
+    ]
     assert all(count > 0 for count in published), f"each worker proposed some: {published}"
-    assert sum(published) == PROGRAMS
+    assert sum(published) == len(names)
 
-    # Each worker stops cleanly on SIGTERM, committing what it did.
-    for managed in list(stack.processes):
-        if managed.name.startswith("matching"):
-            assert stack.stop_process(managed) == 0, stack.tail(managed)
+
+def test_a_bulk_run_runs_on_the_owner_and_is_visible_on_every_worker(
+    workers: tuple[Stack, list[Worker]],
+) -> None:
+    _, (a, b) = workers
+    names = [f"program-{n}" for n in range(24)]
+    runs = {
+        name: a.stub()
+        .StartMatchingRun(
+            matching_pb2.StartMatchingRunRequest(organization_id="acme", program_id=name)
+        )
+        .run_id
+        for name in names
+    }
+    for worker in (a, b):
+        stub = worker.stub()
+        for run_id in runs.values():
+            request = matching_pb2.GetMatchingRunRequest(organization_id="acme", run_id=run_id)
+            done = eventually(
+                "the run result",
+                lambda r=request, s=stub: (
+                    got
+                    if (got := s.GetMatchingRun(r)).status == matching_pb2.RUN_STATUS_COMPLETED
+                    else None
+                ),
+            )
+            # The second mentee of each program waits: the only mentor is taken.
+            assert (done.result.mentees_considered, done.result.matched) == (1, 0)
+    executed = [metric(w.metrics_port, "matching_run_seconds_count") for w in (a, b)]
+    assert all(count > 0 for count in executed), f"each owner ran its programs: {executed}"
+    assert sum(executed) == len(names)
+
+
+def test_killing_a_worker_hands_its_programs_to_the_other(
+    workers: tuple[Stack, list[Worker]],
+) -> None:
+    stack, (a, b) = workers
+    b.process.process.send_signal(signal.SIGKILL)
+    b.process.process.wait()
+    stack.processes.remove(b.process)
+    eventually(
+        "the survivor to own every partition", lambda: a.assigned() == PARTITIONS, timeout=90
+    )
+    names = [f"after-{n}" for n in range(12)]
+    before = metric(a.metrics_port, "matching_proposals_total", origin="engine")
+    register_programs(stack, names)
+    found = eventually(
+        "proposals for every new program",
+        lambda: p if len(p := proposals_for(stack, names)) >= len(names) else None,
+        timeout=60,
+    )
+    assert Counter(e.envelope.program_id for e in found) == dict.fromkeys(names, 1)
+    assert metric(a.metrics_port, "matching_proposals_total", origin="engine") == before + 12
+    # The survivor still stops cleanly on SIGTERM, committing what it did.
+    assert stack.stop_process(a.process) == 0, stack.tail(a.process)

@@ -35,6 +35,10 @@ EXPECTED_TOPICS = {
     "match_responded": "match-responded",
     "relationship_started": "relationship-started",
     "session_logged": "session-logged",
+    "relationship_ended": "relationship-ended",
+    "match_expired": "match-expired",
+    "matching_run_requested": "matching-run-requested",
+    "matching_run_completed": "matching-run-completed",
 }
 
 
@@ -62,6 +66,12 @@ def payloads() -> dict[str, Message]:
         "session_logged": events_pb2.SessionLogged(
             session_id="s-1", relationship_id="r-1", minutes=45
         ),
+        "relationship_ended": events_pb2.RelationshipEnded(
+            relationship_id="r-1", match_id="m-1", reason="moved on", not_a_good_fit=True
+        ),
+        "match_expired": events_pb2.MatchExpired(match_id="m-1", mentor_id="p-1", mentee_id="p-2"),
+        "matching_run_requested": events_pb2.MatchingRunRequested(run_id="run-1"),
+        "matching_run_completed": events_pb2.MatchingRunCompleted(run_id="run-1", matched=3),
     }
 
 

@@ -44,6 +44,10 @@ _POSTINGS_CACHE_ENTRIES = 20_000_000
 # Slack for float rounding in the pruning bounds (scores are exact; bounds are sums in another
 # order). Pruning is safe as long as this exceeds the rounding error, ~1e-15 here.
 _EPS = 1e-9
+# The seed of a search: the _SEED_PER_K * k (at least _SEED_MIN) pairs per mentee with the
+# highest skill relatedness are scored in full to set the floor for pruning the rest.
+_SEED_PER_K = 8
+_SEED_MIN = 256
 # A pair array is compacted once fewer than this share of its pairs are still alive.
 _COMPACT_BELOW = 0.75
 
@@ -739,7 +743,7 @@ class CandidateIndex:
         prices: F64 | None,
     ) -> tuple[_Found, F64]:
         """Seed with the highest-priority pairs, then cascade the rest above the new floor."""
-        quota = max(8 * k, 256)
+        quota = max(_SEED_PER_K * k, _SEED_MIN)
         seed = self._seed_mask(pe, priority, c.n, quota)
         first = self._scan(c, pe[seed], pm[seed], None if v is None else v[seed], floor, prices)
         floor = np.maximum(floor, _kth(first, c.n, k, prices))
