@@ -18,7 +18,7 @@ from services.common import metrics
 from services.common.config import Settings
 from services.common.events import (
     DEAD_LETTER_TOPIC,
-    EVENT_TOPICS,
+    PROGRAM_TOPICS,
     EventDecodeError,
     dead_letter,
     decode_event,
@@ -75,7 +75,7 @@ class AnalyticsApp:
             help="Event ids already folded into the KPIs.",
         )
         self.source = app.topic(
-            *EVENT_TOPICS,
+            *PROGRAM_TOPICS,
             key_type=bytes,
             value_type=bytes,
             value_serializer="raw",

@@ -14,12 +14,18 @@ from services.common.pb.mentoring.v1.events_pb2 import DeadLetter, Event
 SCHEMA_VERSION = 1
 DEAD_LETTER_TOPIC = "dead-letter"
 
-# Payload field of Event -> the topic its events travel on.
+# Events about the whole organisation rather than one program: their program_id is empty.
+ORGANISATION_WIDE: frozenset[str] = frozenset({"hr_event"})
+# Payload field of Event -> the topic its events travel on: the name with hyphens, except
+# for the HR systems' topic, named for what it carries.
 TOPIC_BY_PAYLOAD: dict[str, str] = {
-    field.name: field.name.replace("_", "-")
+    field.name: {"hr_event": "hr-events"}.get(field.name, field.name.replace("_", "-"))
     for field in Event.DESCRIPTOR.oneofs_by_name["payload"].fields
 }
 EVENT_TOPICS: tuple[str, ...] = tuple(TOPIC_BY_PAYLOAD.values())
+PROGRAM_TOPICS: tuple[str, ...] = tuple(
+    topic for payload, topic in TOPIC_BY_PAYLOAD.items() if payload not in ORGANISATION_WIDE
+)
 ALL_TOPICS: tuple[str, ...] = (*EVENT_TOPICS, DEAD_LETTER_TOPIC)
 
 _PAYLOAD_BY_MESSAGE: dict[str, str] = {
@@ -82,9 +88,11 @@ def decode_event(value: bytes | None, topic: str | None = None) -> Event:
     except DecodeError as exc:
         raise EventDecodeError(f"not a protobuf mentoring.v1.Event: {exc}") from None
     env = event.envelope
-    for field in ("event_id", "organization_id", "program_id", "event_type"):
+    for field in ("event_id", "organization_id", "event_type"):
         if not getattr(env, field):
             raise EventDecodeError(f"envelope.{field} is missing")
+    if not env.program_id and env.event_type not in ORGANISATION_WIDE:
+        raise EventDecodeError("envelope.program_id is missing")
     if env.schema_version != SCHEMA_VERSION:
         raise EventDecodeError(f"unsupported envelope.schema_version {env.schema_version}")
     payload = event.WhichOneof("payload")

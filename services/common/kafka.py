@@ -233,3 +233,65 @@ class EventConsumer:
                 position = await self._consumer.position(tp)
                 lag = metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition), self.group)
                 lag.set(max(end - position, 0))
+
+
+class BroadcastReader:
+    """Reads every partition of a topic, outside any consumer group, into a local read model.
+
+    For facts every replica of a service needs whatever programs it owns (run results, HR
+    changes). The handler must be idempotent: a restart reads the topic again from the start.
+    Undecodable messages are skipped here; the topic's consumer groups dead-letter them.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        handler: Callable[[Event], Awaitable[None]],
+        name: str,
+    ) -> None:
+        self.name = name
+        self._handler = handler
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            client_id=f"{settings.service}-{name}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        async for record in self._consumer:
+            try:
+                event = decode_event(record.value, record.topic)
+            except EventDecodeError as exc:
+                log.warning("%s skips %s@%d: %s", self.name, record.topic, record.offset, exc)
+                continue
+            await self._handle_until_done(event)
+            metrics.EVENTS_CONSUMED.labels(record.topic, self.name).inc()
+
+    async def _handle_until_done(self, event: Event) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._handler(event)
+                return
+            except Exception:
+                log.exception(
+                    "%s failed on %s; retrying in %.1fs", self.name, event.envelope.event_id, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -7,7 +7,8 @@ from services.common.api import matching_pb2, matching_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
 from services.matching.expiry import RequestExpiry
-from services.matching.runs import RunResultsReader
+from services.matching.hr import hr_events_reader
+from services.matching.runs import run_results_reader
 from services.matching.servicer import MatchingServicer
 from services.matching.worker import GROUP, TOPICS, MatchingWorker
 
@@ -27,7 +28,8 @@ async def serve(settings: Settings) -> None:
     components: list[grpc_server.Component] = [
         publisher,
         worker,
-        RunResultsReader(settings),
+        run_results_reader(settings),
+        hr_events_reader(settings),
         consumer,
         RequestExpiry(settings, publisher, worker),
     ]

@@ -1,26 +1,18 @@
 """Bulk runs as every matching worker sees them.
 
 A run executes on the worker that owns the program, which may not be the one a coordinator
-asked. Every worker therefore reads all of matching-run-completed (no consumer group: each
-reads every partition) into its own database, so GetMatchingRun answers anywhere.
+asked. Every worker therefore reads all of matching-run-completed into its own database
+(a BroadcastReader), so GetMatchingRun answers anywhere.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
-from aiokafka import AIOKafkaConsumer
-
 from services.common import clock
-from services.common.api import events_pb2
 from services.common.config import Settings
-from services.common.events import EventDecodeError, decode_event
+from services.common.kafka import BroadcastReader
+from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import run_sync
 from services.matching.documents import MatchingRun
-
-log = logging.getLogger(__name__)
-TOPIC = "matching-run-completed"
 
 
 def record_queued(organization_id: str, program_id: str, run_id: str) -> MatchingRun:
@@ -33,7 +25,7 @@ def record_queued(organization_id: str, program_id: str, run_id: str) -> Matchin
     return MatchingRun.objects(organization_id=organization_id, run_id=run_id).get()
 
 
-def record_completed(event: events_pb2.Event) -> None:
+def record_completed(event: Event) -> None:
     env, result = event.envelope, event.matching_run_completed
     MatchingRun.objects(organization_id=env.organization_id, run_id=result.run_id).update_one(
         upsert=True,
@@ -48,35 +40,9 @@ def get_run(organization_id: str, run_id: str) -> MatchingRun | None:
     return MatchingRun.objects(organization_id=organization_id, run_id=run_id).first()
 
 
-class RunResultsReader:
-    """Materialises matching-run-completed into this worker's database."""
+async def _record(event: Event) -> None:
+    await run_sync(record_completed, event)
 
-    def __init__(self, settings: Settings) -> None:
-        self._consumer = AIOKafkaConsumer(
-            TOPIC,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        )
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name="run-results")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
-
-    async def _run(self) -> None:
-        async for record in self._consumer:
-            try:
-                event = decode_event(record.value, record.topic)
-            except EventDecodeError as exc:
-                # The owning group dead-letters it (analytics reads this topic too); skip here.
-                log.warning("skipping undecodable run result at offset %d: %s", record.offset, exc)
-                continue
-            await run_sync(record_completed, event)
+def run_results_reader(settings: Settings) -> BroadcastReader:
+    return BroadcastReader(settings, "matching-run-completed", _record, name="matching-runs")

@@ -104,6 +104,8 @@ READERS = {
     # Matching workers also read it, without a group, into their run read model: they skip
     # what they cannot decode and leave dead-lettering to the group.
     "matching-run-completed": {"analytics"},
+    # Read only outside any group (by every matching worker, for reporting lines) so far.
+    "hr-events": set(),
 }
 
 

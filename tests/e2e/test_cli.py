@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+from mentoring.clients import Clients
 from mentoring.stack import Stack
+from tests.e2e.engine import MENTEE, MENTOR, Program
 
 
 def test_demo_walks_the_journey_and_prints_moving_kpis(stack: Stack) -> None:
@@ -85,3 +89,58 @@ def test_health_and_topics_commands(stack: Stack) -> None:
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert "dead-letter" in again.stdout
+
+
+def test_match_commands_configure_run_and_recommend(
+    stack: Stack, clients: Clients, tmp_path: Path
+) -> None:
+    program = Program(clients, stack)
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mode": "MATCHING_MODE_BULK",
+                "criteria": [
+                    {"kind": "CRITERION_KIND_SKILLS", "weight": 5},
+                    {"kind": "CRITERION_KIND_LANGUAGE", "weight": 2, "hard": True},
+                ],
+            }
+        )
+    )
+    env = {**stack.client_env(), "COLUMNS": "200"}
+    ids = ["--organization", program.org, "--program", program.pid]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mentoring.cli", "match", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    configured = cli("config", *ids, "--file", str(config))
+    assert configured.returncode == 0, configured.stdout + configured.stderr
+    assert "CRITERION_KIND_LANGUAGE" in configured.stdout
+    program.register("Ola", MENTOR, ["kotlin"], 2, languages=["no"])
+    program.register("Per", MENTOR, ["kotlin"], 2, languages=["sv"])
+    mentee = program.register("Siv", MENTEE, ["kotlin"], languages=["no"])
+    program.register("Tor", MENTEE, ["kotlin"], languages=["fi"])
+    program.wait_pool()
+
+    recommended = cli("recommend", *ids, "--mentee", mentee)
+    assert recommended.returncode == 0, recommended.stdout
+    assert "Ola" in recommended.stdout and "Per" not in recommended.stdout  # language is hard
+
+    ran = cli("run", *ids)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "matched 1 of 2 mentees" in ran.stdout
+    assert "unmatched: 1" in ran.stdout
+    assert "Fairness" in ran.stdout and "overall" in ran.stdout
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"criteria": [{"kind": "CRITERION_KIND_SKILLS", "weight": 50}]}')
+    refused = cli("config", *ids, "--file", str(broken))
+    assert refused.returncode == 1
+    assert "INVALID_ARGUMENT: config.criteria[0].weight" in refused.stdout

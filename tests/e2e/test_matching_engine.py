@@ -17,9 +17,9 @@ from services.common.api import (
     events_pb2,
     matching_pb2,
 )
-from services.common.events import partition_key
+from services.common.events import new_event, partition_key
 from tests.e2e.engine import MENTEE, MENTOR, Program
-from tests.e2e.support import eventually, read_topic
+from tests.e2e.support import eventually, produce, read_topic
 
 K = matching_pb2
 SKILLS = K.Criterion(kind=K.CRITERION_KIND_SKILLS, weight=5)
@@ -367,3 +367,47 @@ def test_not_a_good_fit_excludes_the_pair_and_rematches(stack: Stack, clients: C
             and k.matches_proposed == 2
         ),
     )
+
+
+def test_a_manager_change_from_hr_blocks_the_pair(stack: Stack, clients: Clients) -> None:
+    program = Program(clients, stack)
+    program.configure(mode=K.MATCHING_MODE_SELF, criteria=[SKILLS])
+    lead = program.register("Lead", MENTOR, ["hiring"], 1, hr_person_id="h-lead")
+    newbie = program.register("Newbie", MENTEE, ["hiring"], hr_person_id="h-newbie")
+    program.wait_pool()
+
+    def recommended() -> list[str]:
+        return [
+            r.mentor_id
+            for r in clients.matching.RecommendMentors(
+                K.RecommendMentorsRequest(
+                    organization_id=program.org, program_id=program.pid, mentee_id=newbie
+                )
+            ).recommendations
+        ]
+
+    assert recommended() == [lead]
+    # The HR system says Newbie now reports to Lead: from then on they are never paired.
+    change = new_event(
+        producer="hris",
+        organization_id=program.org,
+        program_id="",
+        payload=events_pb2.HrEvent(
+            hr_person_id="h-newbie", manager_changed=events_pb2.ManagerChanged(manager_id="h-lead")
+        ),
+    )
+    produce(
+        stack.ports.bootstrap,
+        [("hr-events", partition_key(program.org, ""), change.SerializeToString())],
+    )
+    eventually("matching to apply the manager change", lambda: recommended() == [])
+    with pytest.raises(grpc.RpcError) as refused:
+        clients.matching.RequestMentor(
+            K.RequestMentorRequest(
+                organization_id=program.org,
+                program_id=program.pid,
+                mentee_id=newbie,
+                mentor_ids=[lead],
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION

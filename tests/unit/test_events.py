@@ -15,6 +15,7 @@ from services.common.api import common_pb2, events_pb2
 from services.common.events import (
     DEAD_LETTER_TOPIC,
     EVENT_TOPICS,
+    PROGRAM_TOPICS,
     SCHEMA_VERSION,
     TOPIC_BY_PAYLOAD,
     EventDecodeError,
@@ -39,6 +40,7 @@ EXPECTED_TOPICS = {
     "match_expired": "match-expired",
     "matching_run_requested": "matching-run-requested",
     "matching_run_completed": "matching-run-completed",
+    "hr_event": "hr-events",
 }
 
 
@@ -72,6 +74,9 @@ def payloads() -> dict[str, Message]:
         "match_expired": events_pb2.MatchExpired(match_id="m-1", mentor_id="p-1", mentee_id="p-2"),
         "matching_run_requested": events_pb2.MatchingRunRequested(run_id="run-1"),
         "matching_run_completed": events_pb2.MatchingRunCompleted(run_id="run-1", matched=3),
+        "hr_event": events_pb2.HrEvent(
+            hr_person_id="h-1", manager_changed=events_pb2.ManagerChanged(manager_id="h-2")
+        ),
     }
 
 
@@ -293,3 +298,19 @@ def test_corrupted_real_events_only_ever_raise_event_decode_error(
         decode_event(mangled)
     except EventDecodeError as exc:
         assert str(exc)
+
+
+def test_hr_events_are_organisation_wide_and_need_no_program() -> None:
+    event = new_event(
+        producer="hris",
+        organization_id=ORG,
+        program_id="",
+        payload=events_pb2.HrEvent(hr_person_id="h-1", terminated=events_pb2.Terminated()),
+    )
+    decoded = decode_event(event.SerializeToString(), "hr-events")
+    assert decoded.envelope.program_id == ""
+    assert "hr-events" not in PROGRAM_TOPICS
+    with pytest.raises(EventDecodeError, match="program_id"):
+        session = make_event("session_logged")
+        session.envelope.program_id = ""
+        decode_event(session.SerializeToString())

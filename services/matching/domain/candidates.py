@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.matching.domain.assignment import Pair
+from services.matching.domain.assignment import (
+    SCORE_SCALE,
+    Assignment,
+    Pair,
+    solve_assignment,
+)
 from services.matching.domain.model import (
     Constraints,
     CriterionSpec,
@@ -24,7 +29,16 @@ from services.matching.domain.model import (
 )
 from services.matching.domain.taxonomy import EMPTY_TAXONOMY, Taxonomy
 
-__all__ = ["CandidateIndex", "generate_pairs"]
+__all__ = [
+    "BUDGET",
+    "EXACT_CELLS",
+    "Bound",
+    "CandidateIndex",
+    "MatchResult",
+    "generate_pairs",
+    "match",
+    "upper_bound",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -34,6 +48,10 @@ Bool = npt.NDArray[np.bool_]
 UNKNOWN = 0.5
 MINUTES_PER_DAY = 24 * 60
 _NO_CONSTRAINTS = Constraints()
+# generate_pairs / match: exact search while mentees x mentors is at most EXACT_CELLS, else at
+# most BUDGET scored candidates per mentee.
+EXACT_CELLS = 64_000_000
+BUDGET = 400
 # relatedness (1, .5, .25) -> integer code 4 * relatedness, so skill sums stay exact integers.
 _REL_CODE = {1.0: 4, 0.5: 2, 0.25: 1}
 # Mentees are processed in chunks of about this many (mentee, mentor) cells: it bounds the
@@ -50,6 +68,8 @@ _SEED_PER_K = 8
 _SEED_MIN = 256
 # A pair array is compacted once fewer than this share of its pairs are still alive.
 _COMPACT_BELOW = 0.75
+# Tie-break levels under a budget (see _tie_break).
+_TIE_LEVELS = 16
 
 _TABLE_KINDS = frozenset(
     {
@@ -515,27 +535,38 @@ class CandidateIndex:
         return total, ok & (total >= self.config.min_score)
 
     def top_many(
-        self, mentees: Sequence[Person], k: int | None = None, prices: F64 | None = None
+        self,
+        mentees: Sequence[Person],
+        k: int | None = None,
+        *,
+        prices: F64 | None = None,
+        floors: F64 | None = None,
+        budget: int | None = None,
+        workers: int = 1,
     ) -> tuple[I64, I64, F64]:
         """Top-k for many mentees: (mentee positions, mentor indices, scores), grouped by mentee
         in input order, each mentee's mentors best first (ties by mentor id).
 
-        With `prices` (one per mentor, aligned with mentor_ids) mentors are ranked by
-        score - price instead; the returned scores are still the plain scores.
+        prices: one per mentor (aligned with mentor_ids); mentors are then ranked by
+            score - price (the returned scores are still the plain scores).
+        floors: one per mentee; only pairs with score (- price) >= floor are returned.
+        budget: score at most this many candidates per mentee, those with the most skill
+            relatedness (ties spread pseudo-randomly): an approximation for large runs.
+        workers: > 1 splits the mentees over that many forked processes.
         """
         k = self.config.candidates_per_mentee if k is None else k
+        empty = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
         if k <= 0 or self.n_mentors == 0 or not mentees:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+            return empty
         size = self.chunk_size()
-        out_e: list[I64] = []
-        out_m: list[I64] = []
-        out_s: list[F64] = []
-        for start in range(0, len(mentees), size):
-            found = self._top_chunk(_Chunk(self, mentees[start : start + size]), k, prices)
-            out_e.append(found.pe + start)
-            out_m.append(found.pm)
-            out_s.append(found.score)
-        return np.concatenate(out_e), np.concatenate(out_m), np.concatenate(out_s)
+        starts = list(range(0, len(mentees), size))
+        job = _Job(self, mentees, k, prices, floors, budget, size)
+        if workers > 1 and len(starts) > 1:
+            parts = _parallel(job, starts, workers)
+        else:
+            parts = [job.run(starts)]
+        pe, pm, score = zip(*parts, strict=True)
+        return np.concatenate(pe), np.concatenate(pm), np.concatenate(score)
 
     def chunk_size(self) -> int:
         """Mentees per chunk in top_many."""
@@ -741,8 +772,16 @@ class CandidateIndex:
         k: int,
         floor: F64,
         prices: F64 | None,
+        budget: int | None,
     ) -> tuple[_Found, F64]:
-        """Seed with the highest-priority pairs, then cascade the rest above the new floor."""
+        """Seed with the highest-priority pairs, then cascade the rest above the new floor.
+
+        With a budget, only the `budget` highest-priority pairs per mentee are scored at all.
+        """
+        if budget is not None:
+            seed = self._seed_mask(pe, priority, c.n, budget)
+            found = self._scan(c, pe[seed], pm[seed], None if v is None else v[seed], floor, prices)
+            return found, np.maximum(floor, _kth(found, c.n, k, prices))
         quota = max(_SEED_PER_K * k, _SEED_MIN)
         seed = self._seed_mask(pe, priority, c.n, quota)
         first = self._scan(c, pe[seed], pm[seed], None if v is None else v[seed], floor, prices)
@@ -752,42 +791,79 @@ class CandidateIndex:
         found = first + second
         return found, np.maximum(floor, _kth(found, c.n, k, prices))
 
-    def _top_chunk(self, c: _Chunk, k: int, prices: F64 | None) -> _Found:
+    def _reach(self, c: _Chunk, skills: bool) -> F64:
+        """The best score each mentee could get from any mentor (with or without skills)."""
+        rest = np.zeros(c.n)
+        for s in self.specs:
+            if s.weight > 0 and (skills or s.spec.kind is not Kind.SKILLS):
+                rest = rest + s.weight * c.best[s.position]
+        return rest / self.total_weight if self.total_weight > 0 else np.ones(c.n)
+
+    def _top_chunk(
+        self,
+        c: _Chunk,
+        k: int,
+        prices: F64 | None,
+        floors: F64 | None = None,
+        budget: int | None = None,
+        offset: int = 0,
+    ) -> _Found:
         m = self.n_mentors
-        floor = np.full(c.n, -np.inf if prices is not None else self.config.min_score)
+        if floors is not None:
+            floor = floors.astype(np.float64, copy=True)
+        else:
+            floor = np.full(c.n, -np.inf if prices is not None else self.config.min_score)
+        # With prices, a mentor priced above (best reachable score - floor) cannot qualify.
+        cap = None if prices is None else self._reach(c, True) - floor + _EPS
         if self.skill_specs:
             scratch = self._skill_scratch(c)
             cells = np.flatnonzero(scratch)
             pe, pm = np.divmod(cells, m)
             v = scratch[cells].astype(np.int64)
-            found, floor = self._search(c, pe, pm, v, v, k, floor, prices)
+            if cap is not None:
+                ok = prices[pm] <= cap[pe]  # type: ignore[index]
+                pe, pm, v = pe[ok], pm[ok], v[ok]
+            priority = v if budget is None else v * _TIE_LEVELS + _tie_break(pe + offset, pm)
+            found, floor = self._search(c, pe, pm, v, priority, k, floor, prices, budget)
             if not self.skills_hard:
-                # Mentors unrelated to every sought skill score 0 on SKILLS; scan them only
-                # for mentees whose k-th best could be beaten without skills.
-                weight = self.total_weight
-                rest = np.zeros(c.n)
-                for s in self.specs:
-                    if s.weight > 0 and s.spec.kind is not Kind.SKILLS:
-                        rest = rest + s.weight * c.best[s.position]
-                reach = rest / weight if weight > 0 else np.ones(c.n)
+                # Mentors unrelated to every sought skill score 0 on SKILLS; scan them only for
+                # mentees whose k-th best could be beaten without skills (budgeted: only for
+                # mentees with fewer than k candidates).
+                reach = self._reach(c, False)
                 if prices is not None:
                     reach = reach - float(prices.min(initial=0.0))
-                need = np.flatnonzero(reach >= floor - _EPS)
+                if budget is None:
+                    need = np.flatnonzero(reach >= floor - _EPS)
+                else:
+                    counts = np.bincount(found.pe, minlength=c.n)
+                    need = np.flatnonzero((counts < k) & (reach >= floor - _EPS))
                 if need.size:
                     grid = scratch.reshape(c.n, m)[need] == 0
+                    if cap is not None:
+                        grid &= prices[None, :] <= cap[need][:, None]  # type: ignore[index]
                     rows, cols = np.nonzero(grid)
-                    pe0 = need[rows]
+                    pe0, pm0 = need[rows], cols.astype(np.int64)
                     zeros = np.zeros(pe0.size, np.int64)
-                    more, _ = self._search(
-                        c, pe0, cols.astype(np.int64), zeros, zeros, k, floor, prices
-                    )
+                    pri = zeros if budget is None else _tie_break(pe0 + offset, pm0)
+                    more, _ = self._search(c, pe0, pm0, zeros, pri, k, floor, prices, budget)
                     found = found + more
         else:
             pe = np.repeat(np.arange(c.n, dtype=np.int64), m)
             pm = np.tile(np.arange(m, dtype=np.int64), c.n)
-            zeros = np.zeros(pe.size, np.int64)
-            found, _ = self._search(c, pe, pm, None, zeros, k, floor, prices)
+            if cap is not None:
+                ok = prices[pm] <= cap[pe]  # type: ignore[index]
+                pe, pm = pe[ok], pm[ok]
+            pri = np.zeros(pe.size, np.int64) if budget is None else _tie_break(pe + offset, pm)
+            found, _ = self._search(c, pe, pm, None, pri, k, floor, prices, budget)
         return _select(found, c.n, k, prices)
+
+
+def _tie_break(pe: I64, pm: I64) -> I64:
+    """A deterministic pseudo-random level in [0, _TIE_LEVELS) per pair, so that a budget cut
+    through many equally skilled mentors spreads mentees over them instead of favouring the
+    smallest ids."""
+    mixed = (pe * 2654435761 + pm * 2246822519) & 0xFFFFFFFF
+    return (mixed >> 8) % _TIE_LEVELS
 
 
 def _kth(found: _Found, n: int, k: int, prices: F64 | None) -> F64:
@@ -828,20 +904,75 @@ def _select(found: _Found, n: int, k: int, prices: F64 | None) -> _Found:
     return _Found(pe[first], pm[first], score[first])
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    index: CandidateIndex
+    mentees: Sequence[Person]
+    k: int
+    prices: F64 | None
+    floors: F64 | None
+    budget: int | None
+    size: int
+
+    def run(self, starts: Sequence[int]) -> tuple[I64, I64, F64]:
+        out_e: list[I64] = [np.zeros(0, np.int64)]
+        out_m: list[I64] = [np.zeros(0, np.int64)]
+        out_s: list[F64] = [np.zeros(0, np.float64)]
+        for start in starts:
+            block = self.mentees[start : start + self.size]
+            floors = None if self.floors is None else self.floors[start : start + len(block)]
+            found = self.index._top_chunk(
+                _Chunk(self.index, block), self.k, self.prices, floors, self.budget, start
+            )
+            out_e.append(found.pe + start)
+            out_m.append(found.pm)
+            out_s.append(found.score)
+        return np.concatenate(out_e), np.concatenate(out_m), np.concatenate(out_s)
+
+
+_FORKED_JOB: _Job | None = None
+
+
+def _run_forked(starts: Sequence[int]) -> tuple[I64, I64, F64]:
+    assert _FORKED_JOB is not None
+    return _FORKED_JOB.run(starts)
+
+
+def _parallel(job: _Job, starts: list[int], workers: int) -> list[tuple[I64, I64, F64]]:
+    """Split chunks over forked processes (they inherit the index; only results travel)."""
+    global _FORKED_JOB
+    import multiprocessing
+
+    shares = [starts[i::workers] for i in range(workers)]
+    _FORKED_JOB = job
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_run_forked, shares)
+    finally:
+        _FORKED_JOB = None
+
+
 def generate_pairs(
     mentees: Sequence[Person],
     mentors: Sequence[Person],
     config: MatchingConfig,
     taxonomy: Taxonomy = EMPTY_TAXONOMY,
     constraints: Constraints = _NO_CONSTRAINTS,
+    *,
+    exact_cells: int = EXACT_CELLS,
+    budget: int = BUDGET,
+    workers: int = 1,
 ) -> list[Pair]:
     """Each mentee's top candidates_per_mentee allowed mentors, ready for solve_assignment.
 
-    A mentee listed more than once is considered once (its first occurrence).
+    Exact (see top()) while mentees x mentors <= exact_cells; above that each mentee's search
+    is limited to `budget` candidates (see the module docstring). A mentee listed more than
+    once is considered once (its first occurrence).
     """
     index = CandidateIndex(mentors, config, taxonomy, constraints)
     people = _unique(mentees)
-    pe, pm, score = index.top_many(people)
+    cut = None if len(people) * index.n_mentors <= exact_cells else budget
+    pe, pm, score = index.top_many(people, budget=cut, workers=workers)
     return _pairs(people, index, pe, pm, score)
 
 
@@ -864,3 +995,216 @@ def _pairs(
         Pair(mentee_ids[e], mentor_ids[j], s)
         for e, j, s in zip(pe.tolist(), pm.tolist(), score.tolist(), strict=True)
     ]
+
+
+# --- optimality: LP duals, an upper bound, column generation -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """How far an assignment can be from the best one over all allowed pairs.
+
+    upper: an upper bound on the total score of the best assignment that matches at least as
+        many mentees (in rounded scores, see assignment.SCORE_SCALE; the true total is within
+        matched * 5e-7 of it).
+    achieved: the assignment's own total.
+    max_matched: True when no assignment matches more mentees (proved by the bound).
+    improving: mentees with an allowed pair outside the pair set that the LP prices say could
+        improve the assignment; 0 means the assignment is optimal over all allowed pairs.
+    """
+
+    upper: float
+    achieved: float
+    max_matched: bool
+    improving: int
+
+    @property
+    def optimal(self) -> bool:
+        return self.improving == 0
+
+    @property
+    def ratio(self) -> float:
+        return self.achieved / self.upper if self.upper > 0 else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    assignments: list[Assignment]
+    pairs: int  # pairs given to the solver in the last round
+    rounds: int
+    bound: Bound
+
+
+class _Restricted:
+    """A solved pair set as arrays: mentee rows, mentor indices, scaled integer profits."""
+
+    def __init__(
+        self,
+        index: CandidateIndex,
+        people: Sequence[Person],
+        pe: I64,
+        pm: I64,
+        score: F64,
+        assignments: Sequence[Assignment],
+    ) -> None:
+        self.n_e = len(people)
+        self.big = (self.n_e + 1) * SCORE_SCALE  # > any total score difference: cardinality first
+        self.profit = self.big + np.rint(score * SCORE_SCALE).astype(np.int64)
+        self.pe, self.pm = pe, pm
+        row = {p.participant_id: e for e, p in enumerate(people)}
+        col = {mentor_id: j for j, mentor_id in enumerate(index.mentor_ids)}
+        self.mate = np.full(self.n_e, -1, np.int64)
+        for a in assignments:
+            self.mate[row[a.mentee_id]] = col[a.mentor_id]
+        self.caps = np.fromiter((p.free_slots for p in index.mentors), np.int64, index.n_mentors)
+        self.matched = int((self.mate >= 0).sum())
+        self.achieved = float(sum(a.score for a in assignments))
+
+
+def _duals(r: _Restricted, n_m: int) -> tuple[I64, I64]:
+    """Optimal LP duals (mentor prices p, mentee utilities u) of the restricted problem.
+
+    max sum (B + w) x over the pairs, each mentee at most once, mentor m at most cap_m times.
+    Given its optimal x, the smallest prices satisfying u_e + p_m >= B + w_em with equality on
+    the chosen pairs are longest-path distances: p_m >= B + w_em for unmatched mentees' pairs,
+    p_m' >= p_m + (B + w_em') - (B + w_em) when e is matched to m. Bellman-Ford, exact integers.
+    """
+    mate_of_pair = r.mate[r.pe]
+    own = np.zeros(r.n_e, np.int64)
+    chosen = mate_of_pair == r.pm
+    own[r.pe[chosen]] = r.profit[chosen]
+    p = np.zeros(n_m, np.int64)
+    free = mate_of_pair < 0
+    np.maximum.at(p, r.pm[free], r.profit[free])
+    arcs = (mate_of_pair >= 0) & ~chosen
+    src = mate_of_pair[arcs]
+    dst = r.pm[arcs]
+    length = r.profit[arcs] - own[r.pe[arcs]]
+    order = np.argsort(dst, kind="stable")
+    src, dst, length = src[order], dst[order], length[order]
+    heads, starts = np.unique(dst, return_index=True)
+    for _ in range(n_m + 2):
+        if heads.size == 0:
+            break
+        best = np.maximum.reduceat(p[src] + length, starts)
+        better = best > p[heads]
+        if not better.any():
+            break
+        p[heads[better]] = best[better]
+    u = np.where(r.mate >= 0, own - p[np.maximum(r.mate, 0)], 0)
+    return p, np.maximum(u, 0)
+
+
+def _price(
+    index: CandidateIndex,
+    people: Sequence[Person],
+    r: _Restricted,
+    p: I64,
+    u: I64,
+    k: int,
+    workers: int,
+) -> tuple[I64, I64, F64, I64]:
+    """Pairs over ALL allowed pairs with positive reduced profit B + w - p - u (the k best per
+    mentee), and each mentee's best reduced profit (0 if none). Exact: no budget."""
+    prices = p / SCORE_SCALE
+    floors = (u - r.big) / SCORE_SCALE - 2.0 / SCORE_SCALE  # a little below, checked exactly
+    pe, pm, score = index.top_many(people, k, prices=prices, floors=floors, workers=workers)
+    reduced = r.big + np.rint(score * SCORE_SCALE).astype(np.int64) - p[pm] - u[pe]
+    best = np.zeros(len(people), np.int64)
+    np.maximum.at(best, pe, reduced)
+    good = reduced > 0
+    return pe[good], pm[good], score[good], best
+
+
+def _bound(r: _Restricted, p: I64, u: I64, best_reduced: I64) -> Bound:
+    # u + best_reduced (+1 for the rounding of the float ranking) is dual feasible for every
+    # allowed pair, so the dual objective bounds B * matched + total of any assignment.
+    slack = np.where(best_reduced > 0, best_reduced + 1, 0)
+    dual = int((u + slack).sum()) + int((r.caps * p).sum())
+    score_bound = (dual - r.big * r.matched) / SCORE_SCALE
+    return Bound(
+        upper=score_bound,
+        achieved=r.achieved,
+        max_matched=dual - r.big * r.matched < r.big,
+        improving=int((best_reduced > 0).sum()),
+    )
+
+
+def upper_bound(
+    index: CandidateIndex,
+    mentees: Sequence[Person],
+    pairs: Sequence[Pair],
+    assignments: Sequence[Assignment],
+    *,
+    workers: int = 1,
+) -> Bound:
+    """Bound the best achievable total over ALL allowed pairs, from a solve on `pairs`.
+
+    `assignments` must be solve_assignment's result on `pairs` (an optimal solution of that
+    restricted problem); its LP duals price the mentors, and one exact pass over every mentee
+    finds the most any pair outside could add.
+    """
+    people = _unique(mentees)
+    r = _restricted(index, people, pairs, assignments)
+    p, u = _duals(r, index.n_mentors)
+    _, _, _, best = _price(index, people, r, p, u, 1, workers)
+    return _bound(r, p, u, best)
+
+
+def _restricted(
+    index: CandidateIndex,
+    people: Sequence[Person],
+    pairs: Sequence[Pair],
+    assignments: Sequence[Assignment],
+) -> _Restricted:
+    row = {p.participant_id: e for e, p in enumerate(people)}
+    col = {mentor_id: j for j, mentor_id in enumerate(index.mentor_ids)}
+    pe = np.fromiter((row[x.mentee_id] for x in pairs), np.int64, len(pairs))
+    pm = np.fromiter((col[x.mentor_id] for x in pairs), np.int64, len(pairs))
+    score = np.fromiter((x.score for x in pairs), np.float64, len(pairs))
+    return _Restricted(index, people, pe, pm, score, assignments)
+
+
+def match(
+    mentees: Sequence[Person],
+    mentors: Sequence[Person],
+    config: MatchingConfig,
+    taxonomy: Taxonomy = EMPTY_TAXONOMY,
+    constraints: Constraints = _NO_CONSTRAINTS,
+    *,
+    max_rounds: int = 20,
+    add_per_mentee: int = 5,
+    exact_cells: int = EXACT_CELLS,
+    budget: int = BUDGET,
+    workers: int = 1,
+) -> MatchResult:
+    """Optimal bulk matching over ALL allowed pairs, by column generation.
+
+    Starts from generate_pairs, solves, prices the mentors with the LP duals and adds, per
+    mentee, up to add_per_mentee allowed pairs that could still improve the assignment; stops
+    when none is left (then the result is optimal: max matched, then max total score, over all
+    allowed pairs, up to the solver's 1e-6 quantisation) or after max_rounds.
+    """
+    index = CandidateIndex(mentors, config, taxonomy, constraints)
+    people = _unique(mentees)
+    capacities = dict(zip(index.mentor_ids, (p.free_slots for p in index.mentors), strict=True))
+    cut = None if len(people) * index.n_mentors <= exact_cells else budget
+    pe, pm, score = index.top_many(people, budget=cut, workers=workers)
+    rounds = 0
+    while True:
+        rounds += 1
+        pairs = _pairs(people, index, pe, pm, score)
+        assignments = solve_assignment(pairs, capacities)
+        r = _Restricted(index, people, pe, pm, score, assignments)
+        p, u = _duals(r, index.n_mentors)
+        ne, nm, ns, best = _price(index, people, r, p, u, add_per_mentee, workers)
+        bound = _bound(r, p, u, best)
+        if bound.optimal or rounds >= max_rounds:
+            return MatchResult(assignments, len(pairs), rounds, bound)
+        seen = pe * index.n_mentors + pm
+        new = ~np.isin(ne * index.n_mentors + nm, seen)
+        if not new.any():  # pragma: no cover - priced pairs are never in the set
+            return MatchResult(assignments, len(pairs), rounds, bound)
+        pe = np.concatenate((pe, ne[new]))
+        pm = np.concatenate((pm, nm[new]))
+        score = np.concatenate((score, ns[new]))

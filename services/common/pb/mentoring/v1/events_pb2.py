@@ -26,41 +26,53 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.common.pb.mentoring.v1 import common_pb2 as mentoring_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mentoring/v1/events.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\"\xf2\x04\n\x05\x45vent\x12-\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1b.mentoring.v1.EventEnvelope\x12\x45\n\x16participant_registered\x18\n \x01(\x0b\x32#.mentoring.v1.ParticipantRegisteredH\x00\x12\x35\n\x0ematch_proposed\x18\x0b \x01(\x0b\x32\x1b.mentoring.v1.MatchProposedH\x00\x12\x37\n\x0fmatch_responded\x18\x0c \x01(\x0b\x32\x1c.mentoring.v1.MatchRespondedH\x00\x12\x41\n\x14relationship_started\x18\r \x01(\x0b\x32!.mentoring.v1.RelationshipStartedH\x00\x12\x35\n\x0esession_logged\x18\x0e \x01(\x0b\x32\x1b.mentoring.v1.SessionLoggedH\x00\x12=\n\x12relationship_ended\x18\x0f \x01(\x0b\x32\x1f.mentoring.v1.RelationshipEndedH\x00\x12\x33\n\rmatch_expired\x18\x10 \x01(\x0b\x32\x1a.mentoring.v1.MatchExpiredH\x00\x12\x44\n\x16matching_run_requested\x18\x11 \x01(\x0b\x32\".mentoring.v1.MatchingRunRequestedH\x00\x12\x44\n\x16matching_run_completed\x18\x12 \x01(\x0b\x32\".mentoring.v1.MatchingRunCompletedH\x00\x42\t\n\x07payload\"\xb1\x01\n\x15ParticipantRegistered\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12 \n\x04role\x18\x02 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x0e\n\x06skills\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12&\n\x07profile\x18\x06 \x01(\x0b\x32\x15.mentoring.v1.Profile\"\xdb\x01\n\rMatchProposed\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x11\n\tmentor_id\x18\x02 \x01(\t\x12\x11\n\tmentee_id\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12/\n\tbreakdown\x18\x05 \x03(\x0b\x32\x1c.mentoring.v1.CriterionScore\x12)\n\x06origin\x18\x06 \x01(\x0e\x32\x19.mentoring.v1.MatchOrigin\x12\x0e\n\x06run_id\x18\x07 \x01(\t\x12\x17\n\x0foverride_reason\x18\x08 \x01(\t\"\xba\x01\n\x0eMatchResponded\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x1b.mentoring.v1.MatchDecision\x12)\n\x06status\x18\x04 \x01(\x0e\x32\x19.mentoring.v1.MatchStatus\x12\x11\n\tmentor_id\x18\x05 \x01(\t\x12\x11\n\tmentee_id\x18\x06 \x01(\t\"f\n\x13RelationshipStarted\x12\x17\n\x0frelationship_id\x18\x01 \x01(\t\x12\x10\n\x08match_id\x18\x02 \x01(\t\x12\x11\n\tmentor_id\x18\x03 \x01(\t\x12\x11\n\tmentee_id\x18\x04 \x01(\t\"\xa3\x01\n\rSessionLogged\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0frelationship_id\x18\x02 \x01(\t\x12+\n\x07held_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07minutes\x18\x04 \x01(\r\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.mentoring.v1.SessionMode\"\x9f\x01\n\x11RelationshipEnded\x12\x17\n\x0frelationship_id\x18\x01 \x01(\t\x12\x10\n\x08match_id\x18\x02 \x01(\t\x12\x11\n\tmentor_id\x18\x03 \x01(\t\x12\x11\n\tmentee_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0enot_a_good_fit\x18\x06 \x01(\x08\x12\x11\n\tcompleted\x18\x07 \x01(\x08\"F\n\x0cMatchExpired\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x11\n\tmentor_id\x18\x02 \x01(\t\x12\x11\n\tmentee_id\x18\x03 \x01(\t\"\x83\x01\n\x14MatchingRunRequested\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tcohort_id\x18\x02 \x01(\t\x12\x32\n\talgorithm\x18\x03 \x01(\x0e\x32\x1f.mentoring.v1.MatchingAlgorithm\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\"\xfd\x02\n\x14MatchingRunCompleted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tcohort_id\x18\x02 \x01(\t\x12\x32\n\talgorithm\x18\x03 \x01(\x0e\x32\x1f.mentoring.v1.MatchingAlgorithm\x12\x1a\n\x12mentees_considered\x18\x04 \x01(\r\x12\x1a\n\x12mentors_considered\x18\x05 \x01(\r\x12\x0f\n\x07matched\x18\x06 \x01(\r\x12\x13\n\x0btotal_score\x18\x07 \x01(\x01\x12\x30\n\tunmatched\x18\x08 \x03(\x0b\x32\x1d.mentoring.v1.UnmatchedMentee\x12/\n\x06scores\x18\t \x01(\x0b\x32\x1f.mentoring.v1.ScoreDistribution\x12-\n\x08\x66\x61irness\x18\n \x03(\x0b\x32\x1b.mentoring.v1.FairnessGroup\x12\x0f\n\x07seconds\x18\x0b \x01(\x01\x12\r\n\x05\x65rror\x18\x0c \x01(\t\"4\n\x0fUnmatchedMentee\x12\x11\n\tmentee_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"e\n\x11ScoreDistribution\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\x0b\n\x03p10\x18\x02 \x01(\x01\x12\x0e\n\x06median\x18\x03 \x01(\x01\x12\x0b\n\x03p90\x18\x04 \x01(\x01\x12\x0b\n\x03max\x18\x05 \x01(\x01\x12\x0c\n\x04mean\x18\x06 \x01(\x01\"\xc8\x01\n\rFairnessGroup\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0f\n\x07mentees\x18\x03 \x01(\r\x12\x0f\n\x07matched\x18\x04 \x01(\r\x12\x12\n\nmatch_rate\x18\x05 \x01(\x01\x12\x12\n\nmean_score\x18\x06 \x01(\x01\x12\x11\n\tp10_score\x18\x07 \x01(\x01\x12\x14\n\x0cmedian_score\x18\x08 \x01(\x01\x12\x11\n\tp90_score\x18\t \x01(\x01\x12\x0f\n\x07\x66lagged\x18\n \x01(\x08\"\xb8\x01\n\nDeadLetter\x12\x14\n\x0csource_topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0b\n\x03key\x18\x04 \x01(\x0c\x12\r\n\x05value\x18\x05 \x01(\x0c\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x16\n\x0e\x63onsumer_group\x18\x07 \x01(\t\x12-\n\tfailed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*v\n\x11MatchingAlgorithm\x12\"\n\x1eMATCHING_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMATCHING_ALGORITHM_OPTIMAL\x10\x01\x12\x1d\n\x19MATCHING_ALGORITHM_STABLE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mentoring/v1/events.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\"\x9d\x05\n\x05\x45vent\x12-\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1b.mentoring.v1.EventEnvelope\x12\x45\n\x16participant_registered\x18\n \x01(\x0b\x32#.mentoring.v1.ParticipantRegisteredH\x00\x12\x35\n\x0ematch_proposed\x18\x0b \x01(\x0b\x32\x1b.mentoring.v1.MatchProposedH\x00\x12\x37\n\x0fmatch_responded\x18\x0c \x01(\x0b\x32\x1c.mentoring.v1.MatchRespondedH\x00\x12\x41\n\x14relationship_started\x18\r \x01(\x0b\x32!.mentoring.v1.RelationshipStartedH\x00\x12\x35\n\x0esession_logged\x18\x0e \x01(\x0b\x32\x1b.mentoring.v1.SessionLoggedH\x00\x12=\n\x12relationship_ended\x18\x0f \x01(\x0b\x32\x1f.mentoring.v1.RelationshipEndedH\x00\x12\x33\n\rmatch_expired\x18\x10 \x01(\x0b\x32\x1a.mentoring.v1.MatchExpiredH\x00\x12\x44\n\x16matching_run_requested\x18\x11 \x01(\x0b\x32\".mentoring.v1.MatchingRunRequestedH\x00\x12\x44\n\x16matching_run_completed\x18\x12 \x01(\x0b\x32\".mentoring.v1.MatchingRunCompletedH\x00\x12)\n\x08hr_event\x18\x13 \x01(\x0b\x32\x15.mentoring.v1.HrEventH\x00\x42\t\n\x07payload\"\xa4\x02\n\x07HrEvent\x12\x14\n\x0chr_person_id\x18\x01 \x01(\t\x12$\n\x05hired\x18\x02 \x01(\x0b\x32\x13.mentoring.v1.HiredH\x00\x12\x30\n\x0btransferred\x18\x03 \x01(\x0b\x32\x19.mentoring.v1.TransferredH\x00\x12\x37\n\x0fmanager_changed\x18\x04 \x01(\x0b\x32\x1c.mentoring.v1.ManagerChangedH\x00\x12\x38\n\x10leave_of_absence\x18\x05 \x01(\x0b\x32\x1c.mentoring.v1.LeaveOfAbsenceH\x00\x12.\n\nterminated\x18\x06 \x01(\x0b\x32\x18.mentoring.v1.TerminatedH\x00\x42\x08\n\x06\x63hange\"o\n\x05Hired\x12\x12\n\nmanager_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\x12,\n\x08hired_on\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"3\n\x0bTransferred\x12\x12\n\ndepartment\x18\x01 \x01(\t\x12\x10\n\x08location\x18\x02 \x01(\t\"$\n\x0eManagerChanged\x12\x12\n\nmanager_id\x18\x01 \x01(\t\"l\n\x0eLeaveOfAbsence\x12-\n\tstarts_on\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_on\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\nTerminated\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_on\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xb1\x01\n\x15ParticipantRegistered\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12 \n\x04role\x18\x02 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x0e\n\x06skills\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12&\n\x07profile\x18\x06 \x01(\x0b\x32\x15.mentoring.v1.Profile\"\xdb\x01\n\rMatchProposed\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x11\n\tmentor_id\x18\x02 \x01(\t\x12\x11\n\tmentee_id\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12/\n\tbreakdown\x18\x05 \x03(\x0b\x32\x1c.mentoring.v1.CriterionScore\x12)\n\x06origin\x18\x06 \x01(\x0e\x32\x19.mentoring.v1.MatchOrigin\x12\x0e\n\x06run_id\x18\x07 \x01(\t\x12\x17\n\x0foverride_reason\x18\x08 \x01(\t\"\xba\x01\n\x0eMatchResponded\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x1b.mentoring.v1.MatchDecision\x12)\n\x06status\x18\x04 \x01(\x0e\x32\x19.mentoring.v1.MatchStatus\x12\x11\n\tmentor_id\x18\x05 \x01(\t\x12\x11\n\tmentee_id\x18\x06 \x01(\t\"f\n\x13RelationshipStarted\x12\x17\n\x0frelationship_id\x18\x01 \x01(\t\x12\x10\n\x08match_id\x18\x02 \x01(\t\x12\x11\n\tmentor_id\x18\x03 \x01(\t\x12\x11\n\tmentee_id\x18\x04 \x01(\t\"\xa3\x01\n\rSessionLogged\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0frelationship_id\x18\x02 \x01(\t\x12+\n\x07held_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07minutes\x18\x04 \x01(\r\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.mentoring.v1.SessionMode\"\x9f\x01\n\x11RelationshipEnded\x12\x17\n\x0frelationship_id\x18\x01 \x01(\t\x12\x10\n\x08match_id\x18\x02 \x01(\t\x12\x11\n\tmentor_id\x18\x03 \x01(\t\x12\x11\n\tmentee_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0enot_a_good_fit\x18\x06 \x01(\x08\x12\x11\n\tcompleted\x18\x07 \x01(\x08\"F\n\x0cMatchExpired\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x11\n\tmentor_id\x18\x02 \x01(\t\x12\x11\n\tmentee_id\x18\x03 \x01(\t\"\x83\x01\n\x14MatchingRunRequested\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tcohort_id\x18\x02 \x01(\t\x12\x32\n\talgorithm\x18\x03 \x01(\x0e\x32\x1f.mentoring.v1.MatchingAlgorithm\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\"\xfd\x02\n\x14MatchingRunCompleted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tcohort_id\x18\x02 \x01(\t\x12\x32\n\talgorithm\x18\x03 \x01(\x0e\x32\x1f.mentoring.v1.MatchingAlgorithm\x12\x1a\n\x12mentees_considered\x18\x04 \x01(\r\x12\x1a\n\x12mentors_considered\x18\x05 \x01(\r\x12\x0f\n\x07matched\x18\x06 \x01(\r\x12\x13\n\x0btotal_score\x18\x07 \x01(\x01\x12\x30\n\tunmatched\x18\x08 \x03(\x0b\x32\x1d.mentoring.v1.UnmatchedMentee\x12/\n\x06scores\x18\t \x01(\x0b\x32\x1f.mentoring.v1.ScoreDistribution\x12-\n\x08\x66\x61irness\x18\n \x03(\x0b\x32\x1b.mentoring.v1.FairnessGroup\x12\x0f\n\x07seconds\x18\x0b \x01(\x01\x12\r\n\x05\x65rror\x18\x0c \x01(\t\"4\n\x0fUnmatchedMentee\x12\x11\n\tmentee_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"e\n\x11ScoreDistribution\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\x0b\n\x03p10\x18\x02 \x01(\x01\x12\x0e\n\x06median\x18\x03 \x01(\x01\x12\x0b\n\x03p90\x18\x04 \x01(\x01\x12\x0b\n\x03max\x18\x05 \x01(\x01\x12\x0c\n\x04mean\x18\x06 \x01(\x01\"\xc8\x01\n\rFairnessGroup\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0f\n\x07mentees\x18\x03 \x01(\r\x12\x0f\n\x07matched\x18\x04 \x01(\r\x12\x12\n\nmatch_rate\x18\x05 \x01(\x01\x12\x12\n\nmean_score\x18\x06 \x01(\x01\x12\x11\n\tp10_score\x18\x07 \x01(\x01\x12\x14\n\x0cmedian_score\x18\x08 \x01(\x01\x12\x11\n\tp90_score\x18\t \x01(\x01\x12\x0f\n\x07\x66lagged\x18\n \x01(\x08\"\xb8\x01\n\nDeadLetter\x12\x14\n\x0csource_topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0b\n\x03key\x18\x04 \x01(\x0c\x12\r\n\x05value\x18\x05 \x01(\x0c\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x16\n\x0e\x63onsumer_group\x18\x07 \x01(\t\x12-\n\tfailed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*v\n\x11MatchingAlgorithm\x12\"\n\x1eMATCHING_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMATCHING_ALGORITHM_OPTIMAL\x10\x01\x12\x1d\n\x19MATCHING_ALGORITHM_STABLE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mentoring.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MATCHINGALGORITHM']._serialized_start=2892
-  _globals['_MATCHINGALGORITHM']._serialized_end=3010
+  _globals['_MATCHINGALGORITHM']._serialized_start=3624
+  _globals['_MATCHINGALGORITHM']._serialized_end=3742
   _globals['_EVENT']._serialized_start=104
-  _globals['_EVENT']._serialized_end=730
-  _globals['_PARTICIPANTREGISTERED']._serialized_start=733
-  _globals['_PARTICIPANTREGISTERED']._serialized_end=910
-  _globals['_MATCHPROPOSED']._serialized_start=913
-  _globals['_MATCHPROPOSED']._serialized_end=1132
-  _globals['_MATCHRESPONDED']._serialized_start=1135
-  _globals['_MATCHRESPONDED']._serialized_end=1321
-  _globals['_RELATIONSHIPSTARTED']._serialized_start=1323
-  _globals['_RELATIONSHIPSTARTED']._serialized_end=1425
-  _globals['_SESSIONLOGGED']._serialized_start=1428
-  _globals['_SESSIONLOGGED']._serialized_end=1591
-  _globals['_RELATIONSHIPENDED']._serialized_start=1594
-  _globals['_RELATIONSHIPENDED']._serialized_end=1753
-  _globals['_MATCHEXPIRED']._serialized_start=1755
-  _globals['_MATCHEXPIRED']._serialized_end=1825
-  _globals['_MATCHINGRUNREQUESTED']._serialized_start=1828
-  _globals['_MATCHINGRUNREQUESTED']._serialized_end=1959
-  _globals['_MATCHINGRUNCOMPLETED']._serialized_start=1962
-  _globals['_MATCHINGRUNCOMPLETED']._serialized_end=2343
-  _globals['_UNMATCHEDMENTEE']._serialized_start=2345
-  _globals['_UNMATCHEDMENTEE']._serialized_end=2397
-  _globals['_SCOREDISTRIBUTION']._serialized_start=2399
-  _globals['_SCOREDISTRIBUTION']._serialized_end=2500
-  _globals['_FAIRNESSGROUP']._serialized_start=2503
-  _globals['_FAIRNESSGROUP']._serialized_end=2703
-  _globals['_DEADLETTER']._serialized_start=2706
-  _globals['_DEADLETTER']._serialized_end=2890
+  _globals['_EVENT']._serialized_end=773
+  _globals['_HREVENT']._serialized_start=776
+  _globals['_HREVENT']._serialized_end=1068
+  _globals['_HIRED']._serialized_start=1070
+  _globals['_HIRED']._serialized_end=1181
+  _globals['_TRANSFERRED']._serialized_start=1183
+  _globals['_TRANSFERRED']._serialized_end=1234
+  _globals['_MANAGERCHANGED']._serialized_start=1236
+  _globals['_MANAGERCHANGED']._serialized_end=1272
+  _globals['_LEAVEOFABSENCE']._serialized_start=1274
+  _globals['_LEAVEOFABSENCE']._serialized_end=1382
+  _globals['_TERMINATED']._serialized_start=1384
+  _globals['_TERMINATED']._serialized_end=1462
+  _globals['_PARTICIPANTREGISTERED']._serialized_start=1465
+  _globals['_PARTICIPANTREGISTERED']._serialized_end=1642
+  _globals['_MATCHPROPOSED']._serialized_start=1645
+  _globals['_MATCHPROPOSED']._serialized_end=1864
+  _globals['_MATCHRESPONDED']._serialized_start=1867
+  _globals['_MATCHRESPONDED']._serialized_end=2053
+  _globals['_RELATIONSHIPSTARTED']._serialized_start=2055
+  _globals['_RELATIONSHIPSTARTED']._serialized_end=2157
+  _globals['_SESSIONLOGGED']._serialized_start=2160
+  _globals['_SESSIONLOGGED']._serialized_end=2323
+  _globals['_RELATIONSHIPENDED']._serialized_start=2326
+  _globals['_RELATIONSHIPENDED']._serialized_end=2485
+  _globals['_MATCHEXPIRED']._serialized_start=2487
+  _globals['_MATCHEXPIRED']._serialized_end=2557
+  _globals['_MATCHINGRUNREQUESTED']._serialized_start=2560
+  _globals['_MATCHINGRUNREQUESTED']._serialized_end=2691
+  _globals['_MATCHINGRUNCOMPLETED']._serialized_start=2694
+  _globals['_MATCHINGRUNCOMPLETED']._serialized_end=3075
+  _globals['_UNMATCHEDMENTEE']._serialized_start=3077
+  _globals['_UNMATCHEDMENTEE']._serialized_end=3129
+  _globals['_SCOREDISTRIBUTION']._serialized_start=3131
+  _globals['_SCOREDISTRIBUTION']._serialized_end=3232
+  _globals['_FAIRNESSGROUP']._serialized_start=3235
+  _globals['_FAIRNESSGROUP']._serialized_end=3435
+  _globals['_DEADLETTER']._serialized_start=3438
+  _globals['_DEADLETTER']._serialized_end=3622
 # @@protoc_insertion_point(module_scope)

@@ -60,6 +60,7 @@ class Event(_message.Message):
     MATCH_EXPIRED_FIELD_NUMBER: _builtins.int
     MATCHING_RUN_REQUESTED_FIELD_NUMBER: _builtins.int
     MATCHING_RUN_COMPLETED_FIELD_NUMBER: _builtins.int
+    HR_EVENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _common_pb2.EventEnvelope: ...
     @_builtins.property
@@ -98,6 +99,12 @@ class Event(_message.Message):
     def matching_run_completed(self) -> Global___MatchingRunCompleted:
         """matching-run-completed"""
 
+    @_builtins.property
+    def hr_event(self) -> Global___HrEvent:
+        """Published by the organisation's HR systems. Organisation-wide: program_id is empty.
+        hr-events
+        """
+
     def __init__(
         self,
         *,
@@ -111,16 +118,178 @@ class Event(_message.Message):
         match_expired: Global___MatchExpired | None = ...,
         matching_run_requested: Global___MatchingRunRequested | None = ...,
         matching_run_completed: Global___MatchingRunCompleted | None = ...,
+        hr_event: Global___HrEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class HrEvent(_message.Message):
+    """A change in the HR system about one person, keyed by organisation. Publishers: see README."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HR_PERSON_ID_FIELD_NUMBER: _builtins.int
+    HIRED_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_FIELD_NUMBER: _builtins.int
+    MANAGER_CHANGED_FIELD_NUMBER: _builtins.int
+    LEAVE_OF_ABSENCE_FIELD_NUMBER: _builtins.int
+    TERMINATED_FIELD_NUMBER: _builtins.int
+    hr_person_id: _builtins.str
+    @_builtins.property
+    def hired(self) -> Global___Hired: ...
+    @_builtins.property
+    def transferred(self) -> Global___Transferred: ...
+    @_builtins.property
+    def manager_changed(self) -> Global___ManagerChanged: ...
+    @_builtins.property
+    def leave_of_absence(self) -> Global___LeaveOfAbsence: ...
+    @_builtins.property
+    def terminated(self) -> Global___Terminated: ...
+    def __init__(
+        self,
+        *,
+        hr_person_id: _builtins.str = ...,
+        hired: Global___Hired | None = ...,
+        transferred: Global___Transferred | None = ...,
+        manager_changed: Global___ManagerChanged | None = ...,
+        leave_of_absence: Global___LeaveOfAbsence | None = ...,
+        terminated: Global___Terminated | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "hired", b"hired", "leave_of_absence", b"leave_of_absence", "manager_changed", b"manager_changed", "terminated", b"terminated", "transferred", b"transferred"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "hired", b"hired", "hr_person_id", b"hr_person_id", "leave_of_absence", b"leave_of_absence", "manager_changed", b"manager_changed", "terminated", b"terminated", "transferred", b"transferred"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["hired", "transferred", "manager_changed", "leave_of_absence", "terminated"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___HrEvent: _TypeAlias = HrEvent  # noqa: Y015
+
+@_typing.final
+class Hired(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    HIRED_ON_FIELD_NUMBER: _builtins.int
+    manager_id: _builtins.str
+    department: _builtins.str
+    location: _builtins.str
+    @_builtins.property
+    def hired_on(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        manager_id: _builtins.str = ...,
+        department: _builtins.str = ...,
+        location: _builtins.str = ...,
+        hired_on: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hired_on", b"hired_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "hired_on", b"hired_on", "location", b"location", "manager_id", b"manager_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Hired: _TypeAlias = Hired  # noqa: Y015
+
+@_typing.final
+class Transferred(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    department: _builtins.str
+    location: _builtins.str
+    def __init__(
+        self,
+        *,
+        department: _builtins.str = ...,
+        location: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "location", b"location"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Transferred: _TypeAlias = Transferred  # noqa: Y015
+
+@_typing.final
+class ManagerChanged(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    manager_id: _builtins.str
+    """HR person id of the new manager."""
+    def __init__(
+        self,
+        *,
+        manager_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["manager_id", b"manager_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ManagerChanged: _TypeAlias = ManagerChanged  # noqa: Y015
+
+@_typing.final
+class LeaveOfAbsence(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTS_ON_FIELD_NUMBER: _builtins.int
+    ENDS_ON_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def starts_on(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_on(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        starts_on: _timestamp_pb2.Timestamp | None = ...,
+        ends_on: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_on", b"ends_on", "starts_on", b"starts_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_on", b"ends_on", "starts_on", b"starts_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveOfAbsence: _TypeAlias = LeaveOfAbsence  # noqa: Y015
+
+@_typing.final
+class Terminated(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EFFECTIVE_ON_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    @_builtins.property
+    def effective_on(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        effective_on: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_on", b"effective_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_on", b"effective_on", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Terminated: _TypeAlias = Terminated  # noqa: Y015
 
 @_typing.final
 class ParticipantRegistered(_message.Message):
