@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test install proto lint typecheck unit bench clean
+.PHONY: up test install system-deps proto lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,26 @@ install: $(STAMP)
 up: install
 	$(BIN)/mentoring up
 
-test: install lint typecheck
+test: install system-deps lint typecheck
 	$(BIN)/python -m pytest
+
+# Debian's prometheus (with promtool) and nginx, which tests/e2e run for real; installed with
+# apt-get only when missing (sudo when not root). nginx lives in /usr/sbin, often not on a user's PATH.
+SYSTEM_PACKAGES := prometheus:promtool prometheus:prometheus nginx:nginx
+system-deps:
+	@missing=""; \
+	for pair in $(SYSTEM_PACKAGES); do \
+		package=$${pair%%:*}; binary=$${pair#*:}; \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $$binary >/dev/null 2>&1 \
+			|| case " $$missing " in *" $$package "*) ;; *) missing="$$missing $$package";; esac; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing Debian packages:$$missing"; \
+		$$sudo apt-get update -qq \
+			&& $$sudo env DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 lint: install
 	$(BIN)/python scripts/gen_protos.py --check

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import grpc
 import typer
+from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
 
@@ -158,6 +160,20 @@ def health(address: str = typer.Argument(..., help="host:port of a service's gRP
         raise typer.Exit(1)
 
 
+M = TypeVar("M", bound=Message)
+
+
+def _read_json(file: Path, message: M) -> M:
+    """A message from a proto-JSON file; a clear error and exit 2 if it is not one."""
+    from google.protobuf import json_format
+
+    try:
+        return json_format.Parse(file.read_text(), message)
+    except (OSError, json_format.ParseError) as exc:
+        console.print(f"[red]error:[/] {file}: {exc}")
+        raise typer.Exit(2) from None
+
+
 @match_app.command("config")
 def match_config(
     organization: str = typer.Option(..., "--organization", "-o"),
@@ -177,11 +193,7 @@ def match_config(
                 )
             )
         else:
-            try:
-                config = json_format.Parse(file.read_text(), matching_pb2.MatchingConfig())
-            except (OSError, json_format.ParseError) as exc:
-                console.print(f"[red]error:[/] {file}: {exc}")
-                raise typer.Exit(2) from None
+            config = _read_json(file, matching_pb2.MatchingConfig())
             config.organization_id, config.program_id = organization, program
             config = clients.matching.SetMatchingConfig(
                 matching_pb2.SetMatchingConfigRequest(config=config)
@@ -203,11 +215,7 @@ def match_taxonomy(
                 matching_pb2.GetSkillTaxonomyRequest(organization_id=organization)
             )
         else:
-            try:
-                taxonomy = json_format.Parse(file.read_text(), matching_pb2.SkillTaxonomy())
-            except (OSError, json_format.ParseError) as exc:
-                console.print(f"[red]error:[/] {file}: {exc}")
-                raise typer.Exit(2) from None
+            taxonomy = _read_json(file, matching_pb2.SkillTaxonomy())
             taxonomy.organization_id = organization
             taxonomy = clients.matching.SetSkillTaxonomy(
                 matching_pb2.SetSkillTaxonomyRequest(taxonomy=taxonomy)

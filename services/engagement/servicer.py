@@ -21,11 +21,7 @@ STATUS = {
     domain.DECLINED: common_pb2.MATCH_STATUS_DECLINED,
     domain.EXPIRED: common_pb2.MATCH_STATUS_EXPIRED,
 }
-ORIGINS = {
-    "engine": common_pb2.MATCH_ORIGIN_ENGINE,
-    "mentee_request": common_pb2.MATCH_ORIGIN_MENTEE_REQUEST,
-    "coordinator": common_pb2.MATCH_ORIGIN_COORDINATOR,
-}
+ORIGINS = {name: value for value, name in store.ORIGIN_NAMES.items()}
 RELATIONSHIP_STATUS = {
     domain.ACTIVE: engagement_pb2.RELATIONSHIP_STATUS_ACTIVE,
     domain.COMPLETED: engagement_pb2.RELATIONSHIP_STATUS_COMPLETED,

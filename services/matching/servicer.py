@@ -7,7 +7,7 @@ import uuid
 from grpc import aio
 
 from services.common import pagination
-from services.common.api import common_pb2, events_pb2, matching_pb2, matching_pb2_grpc
+from services.common.api import events_pb2, matching_pb2, matching_pb2_grpc
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.events import new_event
 from services.common.kafka import EventPublisher
@@ -15,44 +15,15 @@ from services.common.storage import run_sync
 from services.common.validation import require_id
 from services.matching import configuration, pool, requests, runs
 from services.matching.documents import MatchingRun, Proposal
-from services.matching.worker import ORIGINS, MatchingWorker
+from services.matching.messages import breakdown, proposal_message
+from services.matching.worker import MatchingWorker
 
-STATUS = {
-    "proposed": common_pb2.MATCH_STATUS_PROPOSED,
-    "accepted": common_pb2.MATCH_STATUS_ACCEPTED,
-    "declined": common_pb2.MATCH_STATUS_DECLINED,
-    "expired": common_pb2.MATCH_STATUS_EXPIRED,
-    "ended": common_pb2.MATCH_STATUS_ACCEPTED,
-}
 RUN_STATUS = {
     "queued": matching_pb2.RUN_STATUS_QUEUED,
     "completed": matching_pb2.RUN_STATUS_COMPLETED,
     "failed": matching_pb2.RUN_STATUS_FAILED,
 }
 MAX_CHOICES = 10
-
-
-def proposal_message(p: Proposal) -> matching_pb2.Proposal:
-    msg = matching_pb2.Proposal(
-        organization_id=p.organization_id,
-        program_id=p.program_id,
-        match_id=p.match_id,
-        mentor_id=p.mentor_id,
-        mentee_id=p.mentee_id,
-        score=p.score,
-        breakdown=[
-            common_pb2.CriterionScore(
-                criterion=c.criterion, score=c.score, weight=c.weight, detail=c.detail
-            )
-            for c in p.breakdown
-        ],
-        status=STATUS[p.status],
-        origin=ORIGINS[p.origin],
-        run_id=p.run_id,
-    )
-    if p.expires_at:
-        msg.expires_at.FromDatetime(p.expires_at)
-    return msg
 
 
 def run_message(run: MatchingRun) -> matching_pb2.MatchingRun:
@@ -184,12 +155,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
                     mentor_id=r.mentor.participant_id,
                     display_name=r.name,
                     score=r.evaluation.score,
-                    breakdown=[
-                        common_pb2.CriterionScore(
-                            criterion=c.kind, score=c.score, weight=c.weight, detail=c.detail
-                        )
-                        for c in r.evaluation.breakdown
-                    ],
+                    breakdown=breakdown(r.evaluation.breakdown, name_of="kind"),
                     free_slots=r.mentor.free_slots,
                 )
                 for r in found

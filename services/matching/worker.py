@@ -19,7 +19,7 @@ from services.common.events import new_event, stable_event_id
 from services.common.kafka import Delivered, EventPublisher, Rejected
 from services.common.storage import run_sync
 from services.matching import planner, pool, requests
-from services.matching.documents import Proposal
+from services.matching.messages import proposed_event
 
 log = logging.getLogger(__name__)
 
@@ -42,36 +42,6 @@ RUN_SECONDS = Histogram(
 )
 
 ROLES = {common_pb2.ROLE_MENTOR: "mentor", common_pb2.ROLE_MENTEE: "mentee"}
-ORIGINS = {
-    "engine": common_pb2.MATCH_ORIGIN_ENGINE,
-    "mentee_request": common_pb2.MATCH_ORIGIN_MENTEE_REQUEST,
-    "coordinator": common_pb2.MATCH_ORIGIN_COORDINATOR,
-}
-
-
-def proposed_event(p: Proposal) -> events_pb2.Event:
-    return new_event(
-        producer="matching",
-        organization_id=p.organization_id,
-        program_id=p.program_id,
-        event_id=p.event_id,
-        occurred_at=p.created_at,
-        payload=events_pb2.MatchProposed(
-            match_id=p.match_id,
-            mentor_id=p.mentor_id,
-            mentee_id=p.mentee_id,
-            score=p.score,
-            breakdown=[
-                common_pb2.CriterionScore(
-                    criterion=c.criterion, score=c.score, weight=c.weight, detail=c.detail
-                )
-                for c in p.breakdown
-            ],
-            origin=ORIGINS[p.origin],
-            run_id=p.run_id,
-            override_reason=p.override_reason,
-        ),
-    )
 
 
 def _check(event: events_pb2.Event) -> str | None:
