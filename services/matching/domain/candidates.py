@@ -484,6 +484,7 @@ class CandidateIndex:
                     self._children.setdefault(parent, []).append(c)
             self._postings: dict[str, tuple[I64, I64]] = {}
             self._postings_size = 0
+            self._windows: dict[str, tuple[I64, I64, int, I64]] = {}
         if Kind.AVAILABILITY in self.kinds:
             merged = [_merge(p.availability) for p in people]
             self.avail_known = np.fromiter(
@@ -627,6 +628,65 @@ class CandidateIndex:
         elif keys:
             np.add.at(scratch, np.concatenate(keys), np.concatenate(vals).astype(np.int32))
         return scratch
+
+    def _window(self, sought: str) -> tuple[I64, I64, int, I64]:
+        """A sought skill's related mentors, best relatedness first and shuffled within a
+        relatedness level (fixed seed), the size of the first level, and the dense code row."""
+        hit = self._windows.get(sought)
+        if hit is None:
+            idx, codes = self._related(sought)
+            rng = np.random.default_rng(len(self._windows))
+            order = np.lexsort((rng.random(idx.size), -codes))
+            top = int((codes == codes.max()).sum()) if idx.size else 0
+            row = np.zeros(self.n_mentors, np.int64)
+            row[idx] = codes
+            hit = (idx[order], np.int64(len(self._windows)), top, row)  # type: ignore[assignment]
+            if len(self._windows) * self.n_mentors > _POSTINGS_CACHE_ENTRIES:
+                self._windows.clear()
+            self._windows[sought] = hit  # type: ignore[assignment]
+        return hit  # type: ignore[return-value]
+
+    def _budget_candidates(self, c: _Chunk, budget: int, offset: int) -> tuple[I64, I64, I64]:
+        """Up to `budget` mentors per sought skill: the most related, rotated per mentee within
+        the top relatedness level so that equally good mentors share the mentees."""
+        m = self.n_mentors
+        keys: list[I64] = []
+        window = np.arange(budget)
+        for e, sought in enumerate(c.skills):
+            for skill in dict.fromkeys(sought):
+                idx, salt, top, _ = self._window(skill)
+                if idx.size <= budget:
+                    take = idx
+                elif top > budget:
+                    start = ((e + offset) * 2654435761 + int(salt) * 97) % top
+                    take = idx[(start + window) % top]
+                else:
+                    take = idx[:budget]
+                keys.append(take + e * m)
+        if not keys:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        cells = np.unique(np.concatenate(keys))
+        pe, pm = np.divmod(cells, m)
+        return pe, pm, self._skill_values(c, pe, pm)
+
+    def _skill_values(self, c: _Chunk, pe: I64, pm: I64) -> I64:
+        """Skill numerators v for arbitrary pairs, from each sought skill's dense code row."""
+        rows: dict[str, int] = {}
+        width = max((len(sought) for sought in c.skills), default=0)
+        rid = np.zeros((c.n, max(width, 1)), np.int64)
+        weight = np.zeros((c.n, max(width, 1)), np.int64)
+        for e, sought in enumerate(c.skills):
+            n = len(sought)
+            for i, skill in enumerate(sought):
+                rid[e, i] = rows.setdefault(skill, len(rows) + 1)
+                weight[e, i] = n - i
+        table = np.zeros((len(rows) + 1, self.n_mentors), np.int64)
+        for skill, r in rows.items():
+            table[r] = self._window(skill)[3]
+        v = np.zeros(pe.size, np.int64)
+        for i in range(width):
+            v += weight[pe, i] * table[rid[pe, i], pm]
+        return v
 
     # --- scoring ---------------------------------------------------------------------------
 
@@ -815,7 +875,39 @@ class CandidateIndex:
             floor = np.full(c.n, -np.inf if prices is not None else self.config.min_score)
         # With prices, a mentor priced above (best reachable score - floor) cannot qualify.
         cap = None if prices is None else self._reach(c, True) - floor + _EPS
-        if self.skill_specs:
+        if self.skill_specs and budget is not None:
+            pe, pm, v = self._budget_candidates(c, budget, offset)
+            if cap is not None:
+                ok = prices[pm] <= cap[pe]  # type: ignore[index]
+                pe, pm, v = pe[ok], pm[ok], v[ok]
+            priority = v * _TIE_LEVELS + _tie_break(pe + offset, pm)
+            found, floor = self._search(c, pe, pm, v, priority, k, floor, prices, budget)
+            if not self.skills_hard:
+                counts = np.bincount(found.pe, minlength=c.n)
+                need = np.flatnonzero(counts < k)
+                if need.size:
+                    # few candidates: score everyone else too, within the budget
+                    taken = np.zeros((c.n, m), np.bool_)
+                    taken[pe, pm] = True
+                    grid = ~taken[need]
+                    if cap is not None:
+                        grid &= prices[None, :] <= cap[need][:, None]  # type: ignore[index]
+                    rows, cols = np.nonzero(grid)
+                    pe0, pm0 = need[rows], cols.astype(np.int64)
+                    v0 = self._skill_values(c, pe0, pm0)
+                    more, _ = self._search(
+                        c,
+                        pe0,
+                        pm0,
+                        v0,
+                        v0 * _TIE_LEVELS + _tie_break(pe0 + offset, pm0),
+                        k,
+                        floor,
+                        prices,
+                        budget,
+                    )
+                    found = found + more
+        elif self.skill_specs:
             scratch = self._skill_scratch(c)
             cells = np.flatnonzero(scratch)
             pe, pm = np.divmod(cells, m)
@@ -823,20 +915,14 @@ class CandidateIndex:
             if cap is not None:
                 ok = prices[pm] <= cap[pe]  # type: ignore[index]
                 pe, pm, v = pe[ok], pm[ok], v[ok]
-            priority = v if budget is None else v * _TIE_LEVELS + _tie_break(pe + offset, pm)
-            found, floor = self._search(c, pe, pm, v, priority, k, floor, prices, budget)
+            found, floor = self._search(c, pe, pm, v, v, k, floor, prices, budget)
             if not self.skills_hard:
                 # Mentors unrelated to every sought skill score 0 on SKILLS; scan them only for
-                # mentees whose k-th best could be beaten without skills (budgeted: only for
-                # mentees with fewer than k candidates).
+                # mentees whose k-th best could be beaten without skills.
                 reach = self._reach(c, False)
                 if prices is not None:
                     reach = reach - float(prices.min(initial=0.0))
-                if budget is None:
-                    need = np.flatnonzero(reach >= floor - _EPS)
-                else:
-                    counts = np.bincount(found.pe, minlength=c.n)
-                    need = np.flatnonzero((counts < k) & (reach >= floor - _EPS))
+                need = np.flatnonzero(reach >= floor - _EPS)
                 if need.size:
                     grid = scratch.reshape(c.n, m)[need] == 0
                     if cap is not None:
@@ -844,8 +930,7 @@ class CandidateIndex:
                     rows, cols = np.nonzero(grid)
                     pe0, pm0 = need[rows], cols.astype(np.int64)
                     zeros = np.zeros(pe0.size, np.int64)
-                    pri = zeros if budget is None else _tie_break(pe0 + offset, pm0)
-                    more, _ = self._search(c, pe0, pm0, zeros, pri, k, floor, prices, budget)
+                    more, _ = self._search(c, pe0, pm0, zeros, zeros, k, floor, prices, None)
                     found = found + more
         else:
             pe = np.repeat(np.arange(c.n, dtype=np.int64), m)
