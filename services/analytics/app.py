@@ -27,6 +27,8 @@ from services.common.events import (
 log = logging.getLogger(__name__)
 
 GROUP = "analytics"
+BATCH_SIZE = 2000
+BATCH_WAIT_SECONDS = 0.02
 
 PROGRAM_KPI = Gauge(
     "mentoring_program_kpi",
@@ -91,24 +93,36 @@ class AnalyticsApp:
         return dict(value) if value is not None else None
 
     async def _fold(self, stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                decoded = decode_event(event.value, message.topic)
-            except EventDecodeError as exc:
-                await self._dead_letter(message, str(exc))
-                continue
-            env = decoded.envelope
-            if self.seen[env.event_id]:
-                metrics.EVENTS_DUPLICATE.labels(message.topic, GROUP).inc()
-                continue
-            key = program_key(env.organization_id, env.program_id)
-            updated = kpis.apply(self.kpis[key], decoded)
-            self.kpis[key] = updated
-            self.seen[env.event_id] = True
-            metrics.EVENTS_CONSUMED.labels(message.topic, GROUP).inc()
-            for name, value in updated.items():
-                PROGRAM_KPI.labels(env.organization_id, env.program_id, name).set(value)
+        # Batches: a Faust agent costs a few hundred microseconds per message, so folding one
+        # event at a time caps a worker far below the event rates enterprises produce. Each
+        # program's counters are written once per batch instead of once per event.
+        async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+            touched: dict[str, tuple[str, str, dict[str, int]]] = {}
+            for event in batch:
+                message = event.message
+                try:
+                    decoded = decode_event(event.value, message.topic)
+                except EventDecodeError as exc:
+                    await self._dead_letter(message, str(exc))
+                    continue
+                env = decoded.envelope
+                if self.seen[env.event_id]:
+                    metrics.EVENTS_DUPLICATE.labels(message.topic, GROUP).inc()
+                    continue
+                # The seen table is partitioned like its source: its entry must go to the
+                # changelog partition of the event it records, so make that event current.
+                stream._set_current_event(event)
+                self.seen[env.event_id] = True
+                key = program_key(env.organization_id, env.program_id)
+                if key not in touched:
+                    touched[key] = (env.organization_id, env.program_id, self.kpis[key])
+                org, program, counters = touched[key]
+                touched[key] = (org, program, kpis.apply(counters, decoded))
+                metrics.EVENTS_CONSUMED.labels(message.topic, GROUP).inc()
+            for key, (org, program, counters) in touched.items():
+                self.kpis[key] = counters
+                for name, value in counters.items():
+                    PROGRAM_KPI.labels(org, program, name).set(value)
 
     async def _dead_letter(self, message: Any, reason: str) -> None:
         value = dead_letter(
