@@ -11,7 +11,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 
 from services.common import metrics
 from services.common.config import Settings
@@ -184,8 +189,19 @@ class EventConsumer:
         await self._consumer.stop()
 
     async def _run(self) -> None:
+        delay = 0.2
         while not self._stopping.is_set():
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._max_records)
+            try:
+                batches = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self._max_records
+                )
+            except KafkaError:
+                # The broker is away: keep trying rather than let the task die unnoticed.
+                log.exception("fetch failed; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.2
             records = [r for part in batches.values() for r in part]
             if records:
                 await self._handle_until_done(records, batches)
@@ -201,6 +217,11 @@ class EventConsumer:
                 await self._consumer.commit(
                     {tp: part[-1].offset + 1 for tp, part in batches.items()}
                 )
+                return
+            except (CommitFailedError, IllegalStateError):
+                # A rebalance gave these partitions to another member, which redelivers the
+                # batch; handlers are idempotent, so dropping it here loses nothing.
+                log.warning("partitions moved during the batch; the new owner redelivers it")
                 return
             except Exception:
                 if self._stopping.is_set():
