@@ -20,8 +20,8 @@ up: install
 test: install system-deps lint typecheck
 	$(BIN)/python -m pytest
 
-# Debian's prometheus (with promtool) and nginx, which tests/e2e run for real; installed with
-# apt-get only when missing (sudo when not root). nginx lives in /usr/sbin, often not on a user's PATH.
+# Debian's prometheus (with promtool) and nginx, which tests/e2e run for real: installed with
+# apt-get only when missing (sudo when not root). nginx lives in /usr/sbin, not on every PATH.
 SYSTEM_PACKAGES := prometheus:promtool prometheus:prometheus nginx:nginx
 system-deps:
 	@missing=""; \

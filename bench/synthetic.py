@@ -195,7 +195,9 @@ def organisation(
 
     family_of = {s: (tax.ancestors(s) or (s,))[-1] for s in skills}
     families = list(FAMILIES)
-    by_family: dict[str, list[str]] = {f: [s for s in skills if family_of[s] == f] for f in families}
+    by_family: dict[str, list[str]] = {
+        f: [s for s in skills if family_of[s] == f] for f in families
+    }
     order = skills[:]
     rng.shuffle(order)
     popularity = {s: 1.0 / (rank + 1) ** 1.1 for rank, s in enumerate(order)}
@@ -328,4 +330,3 @@ def _availability(rng: random.Random, offset_minutes: int) -> tuple[Slot, ...]:
             slots.append(Slot(start, MINUTES_PER_WEEK))
             slots.append(Slot(0, end - MINUTES_PER_WEEK))
     return tuple(slots)
-

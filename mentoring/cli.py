@@ -18,6 +18,8 @@ from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
 
+from mentoring.cli_engagement import engagement_app
+from mentoring.cli_programs import programs_app
 from mentoring.clients import Clients
 from services.common.api import analytics_pb2, events_pb2, matching_pb2
 
@@ -26,6 +28,8 @@ app = typer.Typer(
 )
 match_app = typer.Typer(help="Matching tools.", no_args_is_help=True)
 app.add_typer(match_app, name="match")
+app.add_typer(engagement_app, name="engagement")
+app.add_typer(programs_app, name="programs")
 console = Console()
 
 

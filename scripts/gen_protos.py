@@ -72,8 +72,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     if not args.check:
+        # Generate beside the package, then swap: a failed protoc run leaves it as it was.
+        fresh = OUT_DIR.with_name(OUT_DIR.name + ".new")
+        shutil.rmtree(fresh, ignore_errors=True)
+        _generate(fresh)
         shutil.rmtree(OUT_DIR, ignore_errors=True)
-        _generate(OUT_DIR)
+        fresh.rename(OUT_DIR)
         print(f"generated {OUT_DIR.relative_to(ROOT)}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:

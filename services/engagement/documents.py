@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from mongoengine import DateTimeField, Document, FloatField, IntField, StringField
+from mongoengine import (
+    BooleanField,
+    DateTimeField,
+    Document,
+    EmbeddedDocument,
+    EmbeddedDocumentListField,
+    FloatField,
+    IntField,
+    ListField,
+    StringField,
+)
 
 DECISIONS = ("none", "accept", "decline")
 
@@ -39,13 +49,23 @@ class Relationship(Document):
     mentor_id = StringField(required=True)
     mentee_id = StringField(required=True)
     status = StringField(
-        required=True, default="active", choices=("active", "completed", "closed_early")
+        required=True,
+        default="active",
+        choices=("active", "completed", "closed_early", "paused"),
     )
     end_reason = StringField(default="")
     ended_at = DateTimeField()
     started_at = DateTimeField(required=True)
     sessions = IntField(default=0)
     minutes = IntField(default=0)
+    # Unset on relationships from before it existed: then six months after the start.
+    expected_end_at = DateTimeField()
+    paused_at = DateTimeField()
+    pause_reason = StringField(default="")
+    # Time spent in completed pauses; the health cadence does not count it.
+    paused_seconds = FloatField(default=0.0)
+    messages = IntField(default=0)
+    last_message_at = DateTimeField()
     meta = {
         "collection": "relationships",
         "indexes": [
@@ -60,14 +80,140 @@ class Session(Document):
     program_id = StringField(required=True)
     session_id = StringField(required=True)
     relationship_id = StringField(required=True)
-    held_at = DateTimeField(required=True)
+    # Set once held; a scheduled session has only scheduled_at.
+    held_at = DateTimeField()
     minutes = IntField(required=True)
     mode = StringField(required=True)
-    logged_at = DateTimeField(required=True)
+    logged_at = DateTimeField()
+    # Sessions logged with LogSession are held from the start.
+    status = StringField(default="held", choices=("scheduled", "held", "cancelled"))
+    scheduled_at = DateTimeField()
+    scheduled_by = StringField(default="")
+    topics = ListField(StringField())
+    cancel_reason = StringField(default="")
     meta = {
         "collection": "sessions",
         "indexes": [
             {"fields": ["organization_id", "session_id"], "unique": True},
             ["organization_id", "relationship_id", "held_at"],
+        ],
+    }
+
+
+class SessionNote(Document):
+    """One author's private note on a session. Only its author reads it; never published."""
+
+    organization_id = StringField(required=True)
+    session_id = StringField(required=True)
+    author_id = StringField(required=True)
+    text = StringField(default="")
+    updated_at = DateTimeField(required=True)
+    meta = {
+        "collection": "session_notes",
+        "indexes": [{"fields": ["organization_id", "session_id", "author_id"], "unique": True}],
+    }
+
+
+class Milestone(EmbeddedDocument):
+    milestone_id = StringField(required=True)
+    title = StringField(required=True)
+    due_at = DateTimeField()
+    done = BooleanField(default=False)
+
+
+class Goal(Document):
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    goal_id = StringField(required=True)
+    relationship_id = StringField(required=True)
+    mentee_id = StringField(required=True)
+    title = StringField(required=True)
+    description = StringField(default="")
+    target_date = DateTimeField(required=True)
+    progress = IntField(default=0)
+    status = StringField(default="open", choices=("open", "achieved", "abandoned"))
+    milestones = EmbeddedDocumentListField(Milestone)
+    created_by = StringField(required=True)
+    created_at = DateTimeField(required=True)
+    updated_at = DateTimeField(required=True)
+    # Every change adds one; updates are conditional on it, and event ids derive from it.
+    version = IntField(default=1)
+    meta = {
+        "collection": "goals",
+        "indexes": [
+            {"fields": ["organization_id", "goal_id"], "unique": True},
+            ["organization_id", "relationship_id", "goal_id"],
+        ],
+    }
+
+
+class Feedback(Document):
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    feedback_id = StringField(required=True)
+    relationship_id = StringField(required=True)
+    author_id = StringField(required=True)
+    survey_point = StringField(required=True)
+    rating = IntField(required=True)
+    # Free text: stays here, never in an event.
+    comment = StringField(default="")
+    submitted_at = DateTimeField(required=True)
+    meta = {
+        "collection": "feedback",
+        "indexes": [
+            {"fields": ["organization_id", "feedback_id"], "unique": True},
+            ["organization_id", "relationship_id"],
+        ],
+    }
+
+
+class MessageReceipt(Document):
+    """That a message was exchanged, for counting it once; never its content."""
+
+    organization_id = StringField(required=True)
+    relationship_id = StringField(required=True)
+    message_id = StringField(required=True)
+    sender_id = StringField(required=True)
+    sent_at = DateTimeField(required=True)
+    meta = {
+        "collection": "message_receipts",
+        "indexes": [
+            {"fields": ["organization_id", "relationship_id", "message_id"], "unique": True}
+        ],
+    }
+
+
+class TrainingResource(Document):
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    resource_id = StringField(required=True)
+    title = StringField(required=True)
+    kind = StringField(required=True, choices=("guide", "checklist", "video"))
+    url = StringField(required=True)
+    audience = StringField(required=True, choices=("mentors", "mentees", "both"))
+    minutes = IntField(default=0)
+    created_at = DateTimeField(required=True)
+    meta = {
+        "collection": "training_resources",
+        "indexes": [
+            {"fields": ["organization_id", "resource_id"], "unique": True},
+            {"fields": ["organization_id", "program_id", "url"], "unique": True},
+        ],
+    }
+
+
+class TrainingCompletion(Document):
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    resource_id = StringField(required=True)
+    participant_id = StringField(required=True)
+    completed_at = DateTimeField(required=True)
+    meta = {
+        "collection": "training_completions",
+        "indexes": [
+            {
+                "fields": ["organization_id", "participant_id", "resource_id"],
+                "unique": True,
+            }
         ],
     }

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
 from grpc import aio
 
-from services.common import pagination
+from services.common import clock, pagination
 from services.common.api import common_pb2, engagement_pb2, engagement_pb2_grpc, events_pb2
+from services.common.errors import InvalidArgument
 from services.common.events import new_event, stable_event_id
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
 from services.common.validation import require_id
-from services.engagement import domain, store
-from services.engagement.documents import Match, Relationship, Session
+from services.engagement import convert, domain, feedback, goals, health, store, training
+from services.engagement.convert import MODE_VALUES, MODES, relationship_message, session_message
+from services.engagement.documents import Match, Relationship
 
 STATUS = {
     domain.PROPOSED: common_pb2.MATCH_STATUS_PROPOSED,
@@ -22,23 +25,12 @@ STATUS = {
     domain.EXPIRED: common_pb2.MATCH_STATUS_EXPIRED,
 }
 ORIGINS = {name: value for value, name in store.ORIGIN_NAMES.items()}
-RELATIONSHIP_STATUS = {
-    domain.ACTIVE: engagement_pb2.RELATIONSHIP_STATUS_ACTIVE,
-    domain.COMPLETED: engagement_pb2.RELATIONSHIP_STATUS_COMPLETED,
-    domain.CLOSED_EARLY: engagement_pb2.RELATIONSHIP_STATUS_CLOSED_EARLY,
-}
 DECISION = {
     domain.NONE: common_pb2.MATCH_DECISION_UNSPECIFIED,
     domain.ACCEPT: common_pb2.MATCH_DECISION_ACCEPT,
     domain.DECLINE: common_pb2.MATCH_DECISION_DECLINE,
 }
 DECISION_NAMES = {value: name for name, value in DECISION.items()}
-MODES = {
-    common_pb2.SESSION_MODE_VIRTUAL: "virtual",
-    common_pb2.SESSION_MODE_FACE_TO_FACE: "face_to_face",
-    common_pb2.SESSION_MODE_PHONE: "phone",
-}
-MODE_VALUES = {name: value for value, name in MODES.items()}
 
 
 def match_message(m: Match) -> engagement_pb2.Match:
@@ -55,36 +47,6 @@ def match_message(m: Match) -> engagement_pb2.Match:
         relationship_id=m.relationship_id,
         origin=ORIGINS.get(m.origin, common_pb2.MATCH_ORIGIN_ENGINE),
     )
-
-
-def relationship_message(r: Relationship) -> engagement_pb2.Relationship:
-    msg = engagement_pb2.Relationship(
-        organization_id=r.organization_id,
-        program_id=r.program_id,
-        relationship_id=r.relationship_id,
-        match_id=r.match_id,
-        mentor_id=r.mentor_id,
-        mentee_id=r.mentee_id,
-        sessions=r.sessions,
-        minutes=r.minutes,
-        status=RELATIONSHIP_STATUS[r.status],
-        end_reason=r.end_reason,
-    )
-    msg.started_at.FromDatetime(r.started_at)
-    return msg
-
-
-def session_message(s: Session) -> engagement_pb2.Session:
-    msg = engagement_pb2.Session(
-        organization_id=s.organization_id,
-        program_id=s.program_id,
-        session_id=s.session_id,
-        relationship_id=s.relationship_id,
-        minutes=s.minutes,
-        mode=MODE_VALUES[s.mode],
-    )
-    msg.held_at.FromDatetime(s.held_at)
-    return msg
 
 
 def response_events(match: Match, participant_id: str) -> list[events_pb2.Event]:
@@ -128,6 +90,38 @@ def response_events(match: Match, participant_id: str) -> list[events_pb2.Event]
             )
         )
     return events
+
+
+def _relationship(r: Relationship) -> engagement_pb2.Relationship:
+    return relationship_message(r, store.expected_end(r))
+
+
+def _with_health(inputs: store.HealthInputs) -> engagement_pb2.Relationship:
+    r = inputs.relationship
+    ended = domain.aware(r.ended_at) if r.ended_at is not None else None
+    days = health.active_days(
+        started_at=domain.aware(r.started_at),
+        until=ended or clock.now(),
+        paused_seconds=r.paused_seconds or 0.0,
+        paused_at=domain.aware(r.paused_at) if r.paused_at is not None else None,
+    )
+    score = health.health(held=r.sessions, days=days, goals=inputs.goals, ratings=inputs.ratings)
+    return relationship_message(r, store.expected_end(r), score)
+
+
+def _time(message: Message, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    moment: datetime = getattr(message, field).ToDatetime(UTC)
+    return moment
+
+
+def _page(page_size: int, page_token: str) -> tuple[int, str | None]:
+    return pagination.page_size(page_size), pagination.decode_token(page_token)
+
+
+def _next(keys: list[str], size: int) -> str:
+    return pagination.encode_token(keys[-1]) if len(keys) == size else ""
 
 
 class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
@@ -174,7 +168,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
     ) -> engagement_pb2.Relationship:
         org = require_id("organization_id", request.organization_id)
         relationship_id = require_id("relationship_id", request.relationship_id)
-        return relationship_message(await run_sync(store.get_relationship, org, relationship_id))
+        inputs = await run_sync(store.health_inputs, org, relationship_id)
+        return _with_health(inputs)
 
     async def LogSession(
         self, request: engagement_pb2.LogSessionRequest, context: aio.ServicerContext
@@ -243,4 +238,334 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 )
             ]
         )
-        return relationship_message(relationship)
+        return _relationship(relationship)
+
+    # --- relationship lifecycle ------------------------------------------------------------
+
+    async def PauseRelationship(
+        self, request: engagement_pb2.PauseRelationshipRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Relationship:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        reason = domain.validate_reason("reason", request.reason)
+        relationship = await run_sync(
+            store.pause_relationship, org, relationship_id, participant_id, reason
+        )
+        return _relationship(relationship)
+
+    async def ResumeRelationship(
+        self, request: engagement_pb2.ResumeRelationshipRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Relationship:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        relationship = await run_sync(
+            store.resume_relationship, org, relationship_id, participant_id
+        )
+        return _relationship(relationship)
+
+    async def ExtendRelationship(
+        self, request: engagement_pb2.ExtendRelationshipRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Relationship:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        new_end = _time(request, "expected_end_at")
+        if new_end is None:
+            raise InvalidArgument("expected_end_at", "is required")
+        relationship = await run_sync(
+            store.extend_relationship, org, relationship_id, participant_id, new_end
+        )
+        return _relationship(relationship)
+
+    # --- sessions --------------------------------------------------------------------------
+
+    async def ScheduleSession(
+        self, request: engagement_pb2.ScheduleSessionRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Session:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        scheduled_at = _time(request, "scheduled_at")
+        topics = domain.validate_schedule(
+            scheduled_at=scheduled_at,
+            minutes=request.minutes,
+            mode_set=request.mode in MODES,
+            topics=list(request.topics),
+            now=clock.now(),
+        )
+        assert scheduled_at is not None
+        session = await run_sync(
+            store.schedule_session,
+            org,
+            relationship_id,
+            participant_id,
+            scheduled_at,
+            request.minutes,
+            MODES[request.mode],
+            topics,
+        )
+        return session_message(session)
+
+    async def MarkSessionHeld(
+        self, request: engagement_pb2.MarkSessionHeldRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Session:
+        org = require_id("organization_id", request.organization_id)
+        session_id = require_id("session_id", request.session_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        if request.minutes > domain.MAX_SESSION_MINUTES:
+            raise InvalidArgument("minutes", f"must be 1-{domain.MAX_SESSION_MINUTES}")
+        note = domain.validate_note("private_note", request.private_note)
+        session, own_note = await run_sync(
+            store.mark_held,
+            org,
+            session_id,
+            participant_id,
+            _time(request, "held_at"),
+            request.minutes,
+            note,
+            clock.now(),
+        )
+        # Also on an unchanged repeat, with the same event id: the caller may be retrying.
+        # The note is never part of it.
+        await self._publisher.publish([convert.session_logged(session)])
+        return session_message(session, own_note)
+
+    async def CancelSession(
+        self, request: engagement_pb2.CancelSessionRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Session:
+        org = require_id("organization_id", request.organization_id)
+        session_id = require_id("session_id", request.session_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        reason = domain.validate_reason("reason", request.reason)
+        session, note = await run_sync(
+            store.cancel_session, org, session_id, participant_id, reason
+        )
+        return session_message(session, note)
+
+    async def AddSessionNote(
+        self, request: engagement_pb2.AddSessionNoteRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Session:
+        org = require_id("organization_id", request.organization_id)
+        session_id = require_id("session_id", request.session_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        text = domain.validate_note("text", request.text)
+        session, note = await run_sync(store.add_note, org, session_id, participant_id, text)
+        return session_message(session, note)
+
+    async def ListSessions(
+        self, request: engagement_pb2.ListSessionsRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.ListSessionsResponse:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        size, after = _page(request.page_size, request.page_token)
+        found = await run_sync(
+            store.list_sessions, org, relationship_id, participant_id, size, after
+        )
+        return engagement_pb2.ListSessionsResponse(
+            sessions=[session_message(s, note) for s, note in found],
+            next_page_token=_next([s.session_id for s, _ in found], size),
+        )
+
+    async def GetTranscript(
+        self, request: engagement_pb2.GetTranscriptRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Transcript:
+        org = require_id("organization_id", request.organization_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        program_id = require_id("program_id", request.program_id) if request.program_id else ""
+        held = await run_sync(store.transcript_sessions, org, participant_id, program_id)
+        completions = await run_sync(
+            training.list_completions, org, participant_id, program_id, 100_000, None
+        )
+        transcript = engagement_pb2.Transcript(
+            organization_id=org,
+            participant_id=participant_id,
+            trainings=[convert.completion_message(c, r) for c, r in completions],
+        )
+        for s, side in held:
+            entry = transcript.sessions.add(
+                session_id=s.session_id,
+                relationship_id=s.relationship_id,
+                program_id=s.program_id,
+                role=convert.ROLE[side],
+                minutes=s.minutes,
+                mode=MODE_VALUES[s.mode],
+            )
+            entry.held_at.FromDatetime(domain.aware(s.held_at))
+        transcript.session_minutes = sum(s.minutes for s, _ in held)
+        transcript.training_minutes = sum(r.minutes for _, r in completions)
+        transcript.recognised_hours = domain.recognised_hours(
+            transcript.session_minutes, transcript.training_minutes
+        )
+        return transcript
+
+    # --- goals -----------------------------------------------------------------------------
+
+    async def CreateGoal(
+        self, request: engagement_pb2.CreateGoalRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Goal:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        target_date = _time(request, "target_date")
+        title, description = domain.validate_goal(
+            title=request.title,
+            description=request.description,
+            target_date=target_date,
+            now=clock.now(),
+        )
+        assert target_date is not None
+        goal = await run_sync(
+            goals.create_goal, org, relationship_id, participant_id, title, description, target_date
+        )
+        await self._publisher.publish([convert.goal_updated(goal, goals.CREATED)])
+        return convert.goal_message(goal)
+
+    async def AddMilestone(
+        self, request: engagement_pb2.AddMilestoneRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Goal:
+        org = require_id("organization_id", request.organization_id)
+        goal_id = require_id("goal_id", request.goal_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        goal = await run_sync(
+            goals.add_milestone,
+            org,
+            goal_id,
+            participant_id,
+            request.title,
+            _time(request, "due_at"),
+        )
+        await self._publisher.publish([convert.goal_updated(goal, goals.MILESTONE_ADDED)])
+        return convert.goal_message(goal)
+
+    async def UpdateGoalProgress(
+        self, request: engagement_pb2.UpdateGoalProgressRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Goal:
+        org = require_id("organization_id", request.organization_id)
+        goal_id = require_id("goal_id", request.goal_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        progress = request.progress if request.HasField("progress") else None
+        if request.status and request.status not in convert.GOAL_STATUS_NAMES:
+            raise InvalidArgument("status", "must be open, achieved or abandoned")
+        status = convert.GOAL_STATUS_NAMES.get(request.status)
+        milestone_ids = [
+            require_id("completed_milestone_ids", m) for m in request.completed_milestone_ids
+        ]
+        goal, _ = await run_sync(
+            goals.update_progress, org, goal_id, participant_id, progress, status, milestone_ids
+        )
+        # Also when unchanged: the same version gives the same event id, for a retry.
+        await self._publisher.publish([convert.goal_updated(goal, goals.PROGRESS_UPDATED)])
+        return convert.goal_message(goal)
+
+    async def ListGoals(
+        self, request: engagement_pb2.ListGoalsRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.ListGoalsResponse:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        size, after = _page(request.page_size, request.page_token)
+        found = await run_sync(goals.list_goals, org, relationship_id, participant_id, size, after)
+        return engagement_pb2.ListGoalsResponse(
+            goals=[convert.goal_message(g) for g in found],
+            next_page_token=_next([g.goal_id for g in found], size),
+        )
+
+    # --- feedback and messages -------------------------------------------------------------
+
+    async def SubmitFeedback(
+        self, request: engagement_pb2.SubmitFeedbackRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Feedback:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        point, comment = domain.validate_feedback(
+            survey_point=request.survey_point, rating=request.rating, comment=request.comment
+        )
+        answer, side = await run_sync(
+            feedback.submit, org, relationship_id, participant_id, point, request.rating, comment
+        )
+        await self._publisher.publish([convert.feedback_submitted(answer, side)])
+        return convert.feedback_message(answer)
+
+    async def RecordMessage(
+        self, request: engagement_pb2.RecordMessageRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Relationship:
+        org = require_id("organization_id", request.organization_id)
+        relationship_id = require_id("relationship_id", request.relationship_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        message_id = require_id("message_id", request.message_id)
+        now = clock.now()
+        sent_at = _time(request, "sent_at") or now
+        if sent_at > now + domain.CLOCK_SKEW:
+            raise InvalidArgument("sent_at", "is in the future")
+        relationship, side, _ = await run_sync(
+            store.record_message, org, relationship_id, participant_id, message_id, sent_at
+        )
+        # Also on a repeat, with the same event id: the caller may be retrying.
+        await self._publisher.publish(
+            [convert.message_sent(relationship, participant_id, side, message_id, sent_at)]
+        )
+        return _relationship(relationship)
+
+    # --- training --------------------------------------------------------------------------
+
+    async def AddTrainingResource(
+        self, request: engagement_pb2.AddTrainingResourceRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.TrainingResource:
+        org = require_id("organization_id", request.organization_id)
+        program_id = require_id("program_id", request.program_id)
+        kind = convert.TRAINING_KIND_NAMES.get(request.kind)
+        audience = convert.AUDIENCE_NAMES.get(request.audience)
+        title, url = domain.validate_resource(
+            title=request.title,
+            kind=kind,
+            url=request.url,
+            audience=audience,
+            minutes=request.minutes,
+        )
+        assert kind is not None and audience is not None
+        resource = await run_sync(
+            training.add_resource, org, program_id, title, kind, url, audience, request.minutes
+        )
+        return convert.resource_message(resource)
+
+    async def ListTrainingResources(
+        self, request: engagement_pb2.ListTrainingResourcesRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.ListTrainingResourcesResponse:
+        org = require_id("organization_id", request.organization_id)
+        program_id = require_id("program_id", request.program_id)
+        if request.audience and request.audience not in convert.AUDIENCE_NAMES:
+            raise InvalidArgument("audience", "must be mentors, mentees or both")
+        audience = convert.AUDIENCE_NAMES.get(request.audience, "")
+        size, after = _page(request.page_size, request.page_token)
+        found = await run_sync(training.list_resources, org, program_id, audience, size, after)
+        return engagement_pb2.ListTrainingResourcesResponse(
+            resources=[convert.resource_message(r) for r in found],
+            next_page_token=_next([r.resource_id for r in found], size),
+        )
+
+    async def CompleteTraining(
+        self, request: engagement_pb2.CompleteTrainingRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.TrainingCompletion:
+        org = require_id("organization_id", request.organization_id)
+        resource_id = require_id("resource_id", request.resource_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        completion, resource = await run_sync(training.complete, org, resource_id, participant_id)
+        # Also on a repeat: one event id per (resource, participant).
+        await self._publisher.publish([convert.training_completed(completion, resource)])
+        return convert.completion_message(completion, resource)
+
+    async def ListTrainingCompletions(
+        self, request: engagement_pb2.ListTrainingCompletionsRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.ListTrainingCompletionsResponse:
+        org = require_id("organization_id", request.organization_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        size, after = _page(request.page_size, request.page_token)
+        found = await run_sync(training.list_completions, org, participant_id, "", size, after)
+        return engagement_pb2.ListTrainingCompletionsResponse(
+            completions=[convert.completion_message(c, r) for c, r in found],
+            next_page_token=_next([c.resource_id for c, _ in found], size),
+        )

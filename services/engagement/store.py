@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mongoengine.errors import NotUniqueError
@@ -17,7 +18,15 @@ from services.common.pb.mentoring.v1.common_pb2 import (
 )
 from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.engagement import domain
-from services.engagement.documents import Match, Relationship, Session
+from services.engagement.documents import (
+    Feedback,
+    Goal,
+    Match,
+    MessageReceipt,
+    Relationship,
+    Session,
+    SessionNote,
+)
 
 GROUP = "engagement"
 ORIGIN_NAMES = {
@@ -127,6 +136,7 @@ def respond(
 
 
 def _start_relationship(match: Match) -> None:
+    started_at = clock.now()
     try:
         Relationship(
             organization_id=match.organization_id,
@@ -135,7 +145,8 @@ def _start_relationship(match: Match) -> None:
             match_id=match.match_id,
             mentor_id=match.mentor_id,
             mentee_id=match.mentee_id,
-            started_at=clock.now(),
+            started_at=started_at,
+            expected_end_at=domain.default_expected_end(started_at),
         ).save(force_insert=True)
     except NotUniqueError:
         pass  # a retry after a crash between the two writes
@@ -192,7 +203,7 @@ def end_relationship(
         reason=reason,
         not_a_good_fit=not_a_good_fit,
     )
-    changed = Relationship.objects(pk=relationship.pk, status=domain.ACTIVE).update_one(
+    changed = Relationship.objects(pk=relationship.pk, status=relationship.status).update_one(
         set__status=status, set__end_reason=reason.strip(), set__ended_at=clock.now()
     )
     relationship.reload()
@@ -201,3 +212,291 @@ def end_relationship(
             f"relationship_id: the relationship is already {relationship.status}"
         )
     return relationship, True
+
+
+# --- relationship lifecycle ----------------------------------------------------------------
+
+
+def relationship_for(
+    organization_id: str, relationship_id: str, participant_id: str
+) -> tuple[Relationship, str]:
+    """The relationship and the participant's side on it; nobody else may act on it."""
+    relationship = get_relationship(organization_id, relationship_id)
+    side = domain.side_of(
+        mentor_id=relationship.mentor_id,
+        mentee_id=relationship.mentee_id,
+        participant_id=participant_id,
+    )
+    return relationship, side
+
+
+def expected_end(relationship: Relationship) -> datetime:
+    if relationship.expected_end_at is not None:
+        return domain.aware(relationship.expected_end_at)
+    return domain.default_expected_end(domain.aware(relationship.started_at))
+
+
+def pause_relationship(
+    organization_id: str, relationship_id: str, participant_id: str, reason: str
+) -> Relationship:
+    relationship, _ = relationship_for(organization_id, relationship_id, participant_id)
+    outcome = domain.pause(relationship.status)
+    if outcome.changed:
+        updated = Relationship.objects(pk=relationship.pk, status=domain.ACTIVE).update_one(
+            set__status=domain.PAUSED, set__paused_at=clock.now(), set__pause_reason=reason
+        )
+        if not updated:
+            raise FailedPrecondition("relationship_id: the relationship changed; try again")
+        relationship.reload()
+    return relationship
+
+
+def resume_relationship(
+    organization_id: str, relationship_id: str, participant_id: str
+) -> Relationship:
+    relationship, _ = relationship_for(organization_id, relationship_id, participant_id)
+    outcome = domain.resume(relationship.status)
+    if outcome.changed:
+        now = clock.now()
+        paused_at = domain.aware(relationship.paused_at) if relationship.paused_at else now
+        updated = Relationship.objects(pk=relationship.pk, status=domain.PAUSED).update_one(
+            set__status=domain.ACTIVE,
+            unset__paused_at=True,
+            set__pause_reason="",
+            inc__paused_seconds=max(0.0, (now - paused_at).total_seconds()),
+        )
+        if not updated:
+            raise FailedPrecondition("relationship_id: the relationship changed; try again")
+        relationship.reload()
+    return relationship
+
+
+def extend_relationship(
+    organization_id: str, relationship_id: str, participant_id: str, new_end: datetime | None
+) -> Relationship:
+    relationship, _ = relationship_for(organization_id, relationship_id, participant_id)
+    current = expected_end(relationship)
+    if new_end is not None and new_end == current:
+        return relationship  # a retry of the same extension
+    domain.validate_extension(
+        status=relationship.status,
+        started_at=domain.aware(relationship.started_at),
+        current_end=current,
+        new_end=new_end,
+    )
+    Relationship.objects(pk=relationship.pk).update_one(set__expected_end_at=new_end)
+    relationship.reload()
+    return relationship
+
+
+@dataclass(frozen=True)
+class HealthInputs:
+    relationship: Relationship
+    goals: list[tuple[str, int]]
+    ratings: list[int]
+
+
+def health_inputs(organization_id: str, relationship_id: str) -> HealthInputs:
+    relationship = get_relationship(organization_id, relationship_id)
+    goals = [
+        (g.status, g.progress)
+        for g in Goal.objects(organization_id=organization_id, relationship_id=relationship_id)
+    ]
+    ratings = [
+        f.rating
+        for f in Feedback.objects(organization_id=organization_id, relationship_id=relationship_id)
+    ]
+    return HealthInputs(relationship, goals, ratings)
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def record_message(
+    organization_id: str,
+    relationship_id: str,
+    participant_id: str,
+    message_id: str,
+    sent_at: datetime,
+) -> tuple[Relationship, str, bool]:
+    """Count a message once per message id; return the relationship, the sender's side and
+    whether this call counted it."""
+    relationship, side = relationship_for(organization_id, relationship_id, participant_id)
+    seen = MessageReceipt.objects(
+        organization_id=organization_id, relationship_id=relationship_id, message_id=message_id
+    ).first()
+    if seen is not None:
+        return relationship, side, False  # a retry: counted already
+    domain.message_allowed(relationship.status)
+    try:
+        MessageReceipt(
+            organization_id=organization_id,
+            relationship_id=relationship_id,
+            message_id=message_id,
+            sender_id=participant_id,
+            sent_at=sent_at,
+        ).save(force_insert=True)
+    except NotUniqueError:
+        return relationship, side, False
+    Relationship.objects(pk=relationship.pk).update_one(
+        inc__messages=1, set__last_message_at=sent_at
+    )
+    relationship.reload()
+    return relationship, side, True
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def schedule_session(
+    organization_id: str,
+    relationship_id: str,
+    participant_id: str,
+    scheduled_at: datetime,
+    minutes: int,
+    mode: str,
+    topics: list[str],
+) -> Session:
+    relationship, _ = relationship_for(organization_id, relationship_id, participant_id)
+    if relationship.status != domain.ACTIVE:
+        raise FailedPrecondition(f"relationship_id: the relationship is {relationship.status}")
+    return Session(
+        organization_id=organization_id,
+        program_id=relationship.program_id,
+        session_id=str(uuid.uuid4()),
+        relationship_id=relationship_id,
+        minutes=minutes,
+        mode=mode,
+        status=domain.SCHEDULED,
+        scheduled_at=scheduled_at,
+        scheduled_by=participant_id,
+        topics=topics,
+    ).save(force_insert=True)
+
+
+def session_for(
+    organization_id: str, session_id: str, participant_id: str
+) -> tuple[Session, Relationship]:
+    session = Session.objects(organization_id=organization_id, session_id=session_id).first()
+    if session is None:
+        raise NotFound(f"session_id: no session {session_id!r}")
+    relationship, _ = relationship_for(organization_id, session.relationship_id, participant_id)
+    return session, relationship
+
+
+def note_of(organization_id: str, session_id: str, author_id: str) -> str:
+    note = SessionNote.objects(
+        organization_id=organization_id, session_id=session_id, author_id=author_id
+    ).first()
+    return note.text if note is not None else ""
+
+
+def set_note(organization_id: str, session_id: str, author_id: str, text: str) -> None:
+    SessionNote.objects(
+        organization_id=organization_id, session_id=session_id, author_id=author_id
+    ).update_one(upsert=True, set__text=text, set__updated_at=clock.now())
+
+
+def mark_held(
+    organization_id: str,
+    session_id: str,
+    participant_id: str,
+    held_at: datetime | None,
+    minutes: int,
+    note: str,
+    now: datetime,
+) -> tuple[Session, str]:
+    """Scheduled -> held, counted on the relationship once. Returns the session and the
+    caller's note."""
+    session, relationship = session_for(organization_id, session_id, participant_id)
+    outcome = domain.hold(session_status=session.status, relationship_status=relationship.status)
+    if outcome.changed:
+        when = held_at or domain.aware(session.scheduled_at)
+        length = minutes or session.minutes
+        domain.validate_held(held_at=when, minutes=length, now=now)
+        updated = Session.objects(pk=session.pk, status=domain.SCHEDULED).update_one(
+            set__status=domain.HELD,
+            set__held_at=when,
+            set__minutes=length,
+            set__logged_at=clock.now(),
+        )
+        if updated:
+            Relationship.objects(pk=relationship.pk).update_one(
+                inc__sessions=1, inc__minutes=length
+            )
+        session.reload()
+        if session.status != domain.HELD:
+            raise FailedPrecondition(f"session_id: the session is {session.status}")
+    if note:
+        set_note(organization_id, session_id, participant_id, note)
+    return session, note_of(organization_id, session_id, participant_id)
+
+
+def cancel_session(
+    organization_id: str, session_id: str, participant_id: str, reason: str
+) -> tuple[Session, str]:
+    session, _ = session_for(organization_id, session_id, participant_id)
+    outcome = domain.cancel(session.status)
+    if outcome.changed:
+        updated = Session.objects(pk=session.pk, status=domain.SCHEDULED).update_one(
+            set__status=domain.CANCELLED, set__cancel_reason=reason
+        )
+        session.reload()
+        if not updated and session.status != domain.CANCELLED:
+            raise FailedPrecondition(f"session_id: the session is {session.status}")
+    return session, note_of(organization_id, session_id, participant_id)
+
+
+def add_note(
+    organization_id: str, session_id: str, participant_id: str, text: str
+) -> tuple[Session, str]:
+    session, _ = session_for(organization_id, session_id, participant_id)
+    set_note(organization_id, session_id, participant_id, text)
+    return session, text
+
+
+def list_sessions(
+    organization_id: str,
+    relationship_id: str,
+    participant_id: str,
+    size: int,
+    after: str | None,
+) -> list[tuple[Session, str]]:
+    """A page of the relationship's sessions in id order, each with the caller's own note."""
+    relationship_for(organization_id, relationship_id, participant_id)
+    query = Session.objects(organization_id=organization_id, relationship_id=relationship_id)
+    if after:
+        query = query.filter(session_id__gt=after)
+    sessions = list(query.order_by("session_id").limit(size))
+    notes = {
+        n.session_id: n.text
+        for n in SessionNote.objects(
+            organization_id=organization_id,
+            author_id=participant_id,
+            session_id__in=[s.session_id for s in sessions],
+        )
+    }
+    return [(s, notes.get(s.session_id, "")) for s in sessions]
+
+
+def transcript_sessions(
+    organization_id: str, participant_id: str, program_id: str
+) -> list[tuple[Session, str]]:
+    """The participant's held sessions, oldest first, each with their side in it."""
+    query = Relationship.objects(organization_id=organization_id).filter(
+        __raw__={"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]}
+    )
+    if program_id:
+        query = query.filter(program_id=program_id)
+    sides = {
+        r.relationship_id: domain.MENTOR if r.mentor_id == participant_id else domain.MENTEE
+        for r in query
+    }
+    if not sides:
+        return []
+    held = Session.objects(
+        organization_id=organization_id,
+        relationship_id__in=list(sides),
+        status=domain.HELD,
+    ).order_by("held_at", "session_id")
+    return [(s, sides[s.relationship_id]) for s in held]

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from mongoengine import BinaryField, DateTimeField, Document, IntField, ListField, StringField
+from mongoengine import (
+    BinaryField,
+    BooleanField,
+    DateTimeField,
+    DictField,
+    Document,
+    IntField,
+    ListField,
+    StringField,
+)
 
 
 class Program(Document):
@@ -11,9 +20,38 @@ class Program(Document):
     name = StringField(required=True)
     objective = StringField(default="")
     created_at = DateTimeField(required=True)
+    # The serialized mentoring.v1.ProgramSettings.
+    settings = BinaryField(default=b"")
+    requires_approval = BooleanField(default=False)
+    status = StringField(default="open", choices=("draft", "open", "running", "closed"))
+    # The last program-changed event, rebuilt from these fields when a retry republishes it.
+    version = IntField(default=1)
+    updated_at = DateTimeField()
+    previous_status = StringField(default="")
+    change = StringField(default="created")
+    event_id = StringField(default="")
     meta = {
         "collection": "programs",
-        "indexes": [{"fields": ["organization_id", "program_id"], "unique": True}],
+        "indexes": [
+            {"fields": ["organization_id", "program_id"], "unique": True},
+            ["organization_id", "status", "program_id"],
+        ],
+    }
+
+
+class Cohort(Document):
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    cohort_id = StringField(required=True)
+    name = StringField(required=True)
+    starts_on = DateTimeField()
+    ends_on = DateTimeField()
+    created_at = DateTimeField(required=True)
+    meta = {
+        "collection": "cohorts",
+        "indexes": [
+            {"fields": ["organization_id", "program_id", "cohort_id"], "unique": True},
+        ],
     }
 
 
@@ -31,6 +69,21 @@ class Participant(Document):
     profile = BinaryField(default=b"")
     # The participant-registered event's id, reused when a retried request publishes it again.
     event_id = StringField(required=True)
+    # applied, waitlisted, rejected, registered (announced) or withdrawn.
+    status = StringField(
+        default="registered",
+        choices=("applied", "waitlisted", "rejected", "registered", "withdrawn"),
+    )
+    status_reason = StringField(default="")
+    status_changed_at = DateTimeField()
+    answers = DictField()
+    campaign = StringField(default="")
+    # Copied from the profile, to find the person again by their HR id.
+    hr_person_id = StringField(default="")
+    # The last participant-updated / participant-withdrawn events, republished on a retry.
+    updated_at = DateTimeField()
+    update_event_id = StringField(default="")
+    withdraw_event_id = StringField(default="")
     meta = {
         "collection": "participants",
         "indexes": [
@@ -38,5 +91,7 @@ class Participant(Document):
             # One registration per person and role in a program; a retry finds the first one.
             {"fields": ["organization_id", "program_id", "email", "role"], "unique": True},
             ["organization_id", "program_id", "role", "participant_id"],
+            ["organization_id", "program_id", "status", "participant_id"],
+            ["organization_id", "program_id", "role", "hr_person_id"],
         ],
     }

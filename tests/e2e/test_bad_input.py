@@ -106,6 +106,13 @@ READERS = {
     "matching-run-completed": {"analytics"},
     # Read only outside any group (by every matching worker, for reporting lines) so far.
     "hr-events": set(),
+    "goal-updated": {"analytics"},
+    "feedback-submitted": {"analytics"},
+    "message-sent": {"analytics"},
+    "training-completed": {"analytics"},
+    "program-changed": {"analytics"},
+    "participant-updated": {"analytics"},
+    "participant-withdrawn": {"analytics"},
 }
 
 

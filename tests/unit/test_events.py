@@ -41,6 +41,13 @@ EXPECTED_TOPICS = {
     "matching_run_requested": "matching-run-requested",
     "matching_run_completed": "matching-run-completed",
     "hr_event": "hr-events",
+    "goal_updated": "goal-updated",
+    "feedback_submitted": "feedback-submitted",
+    "message_sent": "message-sent",
+    "training_completed": "training-completed",
+    "program_changed": "program-changed",
+    "participant_updated": "participant-updated",
+    "participant_withdrawn": "participant-withdrawn",
 }
 
 
@@ -74,6 +81,13 @@ def payloads() -> dict[str, Message]:
         "match_expired": events_pb2.MatchExpired(match_id="m-1", mentor_id="p-1", mentee_id="p-2"),
         "matching_run_requested": events_pb2.MatchingRunRequested(run_id="run-1"),
         "matching_run_completed": events_pb2.MatchingRunCompleted(run_id="run-1", matched=3),
+        "goal_updated": events_pb2.GoalUpdated(goal_id="g-1"),
+        "feedback_submitted": events_pb2.FeedbackSubmitted(feedback_id="f-1", rating=4),
+        "message_sent": events_pb2.MessageSent(message_id="m-1"),
+        "training_completed": events_pb2.TrainingCompleted(resource_id="t-1"),
+        "program_changed": events_pb2.ProgramChanged(),
+        "participant_updated": events_pb2.ParticipantUpdated(participant_id="p-1"),
+        "participant_withdrawn": events_pb2.ParticipantWithdrawn(participant_id="p-1"),
         "hr_event": events_pb2.HrEvent(
             hr_person_id="h-1", manager_changed=events_pb2.ManagerChanged(manager_id="h-2")
         ),

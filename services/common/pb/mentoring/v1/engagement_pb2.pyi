@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from services.common.pb.mentoring.v1 import common_pb2 as _common_pb2
+from services.common.pb.mentoring.v1 import events_pb2 as _events_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -31,6 +32,8 @@ class _RelationshipStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Re
     RELATIONSHIP_STATUS_ACTIVE: _RelationshipStatus.ValueType  # 1
     RELATIONSHIP_STATUS_COMPLETED: _RelationshipStatus.ValueType  # 2
     RELATIONSHIP_STATUS_CLOSED_EARLY: _RelationshipStatus.ValueType  # 3
+    RELATIONSHIP_STATUS_PAUSED: _RelationshipStatus.ValueType  # 4
+    """On hold (PauseRelationship); ResumeRelationship makes it active again."""
 
 class RelationshipStatus(_RelationshipStatus, metaclass=_RelationshipStatusEnumTypeWrapper): ...
 
@@ -38,7 +41,30 @@ RELATIONSHIP_STATUS_UNSPECIFIED: RelationshipStatus.ValueType  # 0
 RELATIONSHIP_STATUS_ACTIVE: RelationshipStatus.ValueType  # 1
 RELATIONSHIP_STATUS_COMPLETED: RelationshipStatus.ValueType  # 2
 RELATIONSHIP_STATUS_CLOSED_EARLY: RelationshipStatus.ValueType  # 3
+RELATIONSHIP_STATUS_PAUSED: RelationshipStatus.ValueType  # 4
+"""On hold (PauseRelationship); ResumeRelationship makes it active again."""
 Global___RelationshipStatus: _TypeAlias = RelationshipStatus  # noqa: Y015
+
+class _SessionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SessionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SESSION_STATUS_UNSPECIFIED: _SessionStatus.ValueType  # 0
+    SESSION_STATUS_SCHEDULED: _SessionStatus.ValueType  # 1
+    SESSION_STATUS_HELD: _SessionStatus.ValueType  # 2
+    """Took place; counted on the relationship and published on session-logged."""
+    SESSION_STATUS_CANCELLED: _SessionStatus.ValueType  # 3
+
+class SessionStatus(_SessionStatus, metaclass=_SessionStatusEnumTypeWrapper): ...
+
+SESSION_STATUS_UNSPECIFIED: SessionStatus.ValueType  # 0
+SESSION_STATUS_SCHEDULED: SessionStatus.ValueType  # 1
+SESSION_STATUS_HELD: SessionStatus.ValueType  # 2
+"""Took place; counted on the relationship and published on session-logged."""
+SESSION_STATUS_CANCELLED: SessionStatus.ValueType  # 3
+Global___SessionStatus: _TypeAlias = SessionStatus  # noqa: Y015
 
 @_typing.final
 class EndRelationshipRequest(_message.Message):
@@ -249,6 +275,10 @@ class Relationship(_message.Message):
     MINUTES_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     END_REASON_FIELD_NUMBER: _builtins.int
+    EXPECTED_END_AT_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
+    PAUSE_REASON_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     relationship_id: _builtins.str
@@ -259,8 +289,19 @@ class Relationship(_message.Message):
     minutes: _builtins.int
     status: Global___RelationshipStatus.ValueType
     end_reason: _builtins.str
+    messages: _builtins.int
+    """Messages the pair exchanged (RecordMessage)."""
+    pause_reason: _builtins.str
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expected_end_at(self) -> _timestamp_pb2.Timestamp:
+        """Six months after the start unless extended."""
+
+    @_builtins.property
+    def health(self) -> Global___RelationshipHealth:
+        """Set by GetRelationship only."""
+
     def __init__(
         self,
         *,
@@ -275,14 +316,64 @@ class Relationship(_message.Message):
         minutes: _builtins.int = ...,
         status: Global___RelationshipStatus.ValueType = ...,
         end_reason: _builtins.str = ...,
+        expected_end_at: _timestamp_pb2.Timestamp | None = ...,
+        messages: _builtins.int = ...,
+        health: Global___RelationshipHealth | None = ...,
+        pause_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_end_at", b"expected_end_at", "health", b"health", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "minutes", b"minutes", "organization_id", b"organization_id", "program_id", b"program_id", "relationship_id", b"relationship_id", "sessions", b"sessions", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "expected_end_at", b"expected_end_at", "health", b"health", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "messages", b"messages", "minutes", b"minutes", "organization_id", b"organization_id", "pause_reason", b"pause_reason", "program_id", b"program_id", "relationship_id", b"relationship_id", "sessions", b"sessions", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Relationship: _TypeAlias = Relationship  # noqa: Y015
+
+@_typing.final
+class RelationshipHealth(_message.Message):
+    """How well a relationship is going, 0-100, and the parts it is made of (each 0-1). A part
+    with nothing to measure yet (no goals, no ratings) is left out and the others weigh more.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCORE_FIELD_NUMBER: _builtins.int
+    CADENCE_FIELD_NUMBER: _builtins.int
+    GOALS_FIELD_NUMBER: _builtins.int
+    RATINGS_FIELD_NUMBER: _builtins.int
+    EXPECTED_SESSIONS_FIELD_NUMBER: _builtins.int
+    score: _builtins.int
+    cadence: _builtins.float
+    """Sessions held against the expected cadence so far."""
+    goals: _builtins.float
+    """Mean progress of the goals not abandoned."""
+    ratings: _builtins.float
+    """Mean check-in rating, 1 -> 0 and 5 -> 1."""
+    expected_sessions: _builtins.float
+    """Sessions expected so far at the program's cadence."""
+    def __init__(
+        self,
+        *,
+        score: _builtins.int = ...,
+        cadence: _builtins.float = ...,
+        goals: _builtins.float | None = ...,
+        ratings: _builtins.float | None = ...,
+        expected_sessions: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_goals", b"_goals", "_ratings", b"_ratings", "goals", b"goals", "ratings", b"ratings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_goals", b"_goals", "_ratings", b"_ratings", "cadence", b"cadence", "expected_sessions", b"expected_sessions", "goals", b"goals", "ratings", b"ratings", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__goals: _TypeAlias = _typing.Literal["goals"]  # noqa: Y015
+    _WhichOneofArgType__goals: _TypeAlias = _typing.Literal["_goals", b"_goals"]  # noqa: Y015
+    _WhichOneofReturnType__ratings: _TypeAlias = _typing.Literal["ratings"]  # noqa: Y015
+    _WhichOneofArgType__ratings: _TypeAlias = _typing.Literal["_ratings", b"_ratings"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__goals) -> _WhichOneofReturnType__goals | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ratings) -> _WhichOneofReturnType__ratings | None: ...
+
+Global___RelationshipHealth: _TypeAlias = RelationshipHealth  # noqa: Y015
 
 @_typing.final
 class GetRelationshipRequest(_message.Message):
@@ -350,14 +441,29 @@ class Session(_message.Message):
     HELD_AT_FIELD_NUMBER: _builtins.int
     MINUTES_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SCHEDULED_AT_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    PRIVATE_NOTE_FIELD_NUMBER: _builtins.int
+    CANCEL_REASON_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     session_id: _builtins.str
     relationship_id: _builtins.str
     minutes: _builtins.int
     mode: _common_pb2.SessionMode.ValueType
+    status: Global___SessionStatus.ValueType
+    private_note: _builtins.str
+    """The caller's own private note, on responses to the mentor or mentee who wrote it; never
+    the other person's, never in an event.
+    """
+    cancel_reason: _builtins.str
     @_builtins.property
     def held_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def scheduled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -368,11 +474,1034 @@ class Session(_message.Message):
         held_at: _timestamp_pb2.Timestamp | None = ...,
         minutes: _builtins.int = ...,
         mode: _common_pb2.SessionMode.ValueType = ...,
+        status: Global___SessionStatus.ValueType = ...,
+        scheduled_at: _timestamp_pb2.Timestamp | None = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        private_note: _builtins.str = ...,
+        cancel_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at", "scheduled_at", b"scheduled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at", "minutes", b"minutes", "mode", b"mode", "organization_id", b"organization_id", "program_id", b"program_id", "relationship_id", b"relationship_id", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "held_at", b"held_at", "minutes", b"minutes", "mode", b"mode", "organization_id", b"organization_id", "private_note", b"private_note", "program_id", b"program_id", "relationship_id", b"relationship_id", "scheduled_at", b"scheduled_at", "session_id", b"session_id", "status", b"status", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Session: _TypeAlias = Session  # noqa: Y015
+
+@_typing.final
+class PauseRelationshipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    reason: _builtins.str
+    """Optional, at most 500 characters."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "reason", b"reason", "relationship_id", b"relationship_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseRelationshipRequest: _TypeAlias = PauseRelationshipRequest  # noqa: Y015
+
+@_typing.final
+class ResumeRelationshipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeRelationshipRequest: _TypeAlias = ResumeRelationshipRequest  # noqa: Y015
+
+@_typing.final
+class ExtendRelationshipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_END_AT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    @_builtins.property
+    def expected_end_at(self) -> _timestamp_pb2.Timestamp:
+        """Later than the current expected end, at most three years after the start."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        expected_end_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_end_at", b"expected_end_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_end_at", b"expected_end_at", "organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendRelationshipRequest: _TypeAlias = ExtendRelationshipRequest  # noqa: Y015
+
+@_typing.final
+class ScheduleSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    SCHEDULED_AT_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    minutes: _builtins.int
+    """Planned duration, 1-1440."""
+    mode: _common_pb2.SessionMode.ValueType
+    @_builtins.property
+    def scheduled_at(self) -> _timestamp_pb2.Timestamp:
+        """In the future."""
+
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 10, each at most 100 characters."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        scheduled_at: _timestamp_pb2.Timestamp | None = ...,
+        minutes: _builtins.int = ...,
+        mode: _common_pb2.SessionMode.ValueType = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_at", b"scheduled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes", "mode", b"mode", "organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id", "scheduled_at", b"scheduled_at", "topics", b"topics"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScheduleSessionRequest: _TypeAlias = ScheduleSessionRequest  # noqa: Y015
+
+@_typing.final
+class MarkSessionHeldRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    HELD_AT_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    PRIVATE_NOTE_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    session_id: _builtins.str
+    participant_id: _builtins.str
+    minutes: _builtins.int
+    """How long it really took, 1-1440; 0 = as planned."""
+    private_note: _builtins.str
+    """Optional: the caller's private note (at most 5000 characters)."""
+    @_builtins.property
+    def held_at(self) -> _timestamp_pb2.Timestamp:
+        """When it really took place; unset = the scheduled time."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        held_at: _timestamp_pb2.Timestamp | None = ...,
+        minutes: _builtins.int = ...,
+        private_note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at", "minutes", b"minutes", "organization_id", b"organization_id", "participant_id", b"participant_id", "private_note", b"private_note", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkSessionHeldRequest: _TypeAlias = MarkSessionHeldRequest  # noqa: Y015
+
+@_typing.final
+class CancelSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    session_id: _builtins.str
+    participant_id: _builtins.str
+    reason: _builtins.str
+    """Optional, at most 500 characters."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "reason", b"reason", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelSessionRequest: _TypeAlias = CancelSessionRequest  # noqa: Y015
+
+@_typing.final
+class AddSessionNoteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    session_id: _builtins.str
+    participant_id: _builtins.str
+    text: _builtins.str
+    """Replaces the caller's note; at most 5000 characters."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "session_id", b"session_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddSessionNoteRequest: _TypeAlias = AddSessionNoteRequest  # noqa: Y015
+
+@_typing.final
+class ListSessionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    page_size: _builtins.int
+    """1-500; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "participant_id", b"participant_id", "relationship_id", b"relationship_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSessionsRequest: _TypeAlias = ListSessionsRequest  # noqa: Y015
+
+@_typing.final
+class ListSessionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Session]: ...
+    def __init__(
+        self,
+        *,
+        sessions: _abc.Iterable[Global___Session] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "sessions", b"sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSessionsResponse: _TypeAlias = ListSessionsResponse  # noqa: Y015
+
+@_typing.final
+class GetTranscriptRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    participant_id: _builtins.str
+    program_id: _builtins.str
+    """Optional: one program only."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTranscriptRequest: _TypeAlias = GetTranscriptRequest  # noqa: Y015
+
+@_typing.final
+class TranscriptSession(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    HELD_AT_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    relationship_id: _builtins.str
+    program_id: _builtins.str
+    role: _common_pb2.Role.ValueType
+    """The participant's side in that relationship."""
+    minutes: _builtins.int
+    mode: _common_pb2.SessionMode.ValueType
+    @_builtins.property
+    def held_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        held_at: _timestamp_pb2.Timestamp | None = ...,
+        minutes: _builtins.int = ...,
+        mode: _common_pb2.SessionMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at", "minutes", b"minutes", "mode", b"mode", "program_id", b"program_id", "relationship_id", b"relationship_id", "role", b"role", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TranscriptSession: _TypeAlias = TranscriptSession  # noqa: Y015
+
+@_typing.final
+class Transcript(_message.Message):
+    """Recognised hours: every held session in full, plus each completed training resource's
+    stated minutes once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_MINUTES_FIELD_NUMBER: _builtins.int
+    TRAINING_MINUTES_FIELD_NUMBER: _builtins.int
+    RECOGNISED_HOURS_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    TRAININGS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    participant_id: _builtins.str
+    session_minutes: _builtins.int
+    training_minutes: _builtins.int
+    recognised_hours: _builtins.float
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___TranscriptSession]:
+        """Held sessions, oldest first."""
+
+    @_builtins.property
+    def trainings(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingCompletion]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        session_minutes: _builtins.int = ...,
+        training_minutes: _builtins.int = ...,
+        recognised_hours: _builtins.float = ...,
+        sessions: _abc.Iterable[Global___TranscriptSession] | None = ...,
+        trainings: _abc.Iterable[Global___TrainingCompletion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "recognised_hours", b"recognised_hours", "session_minutes", b"session_minutes", "sessions", b"sessions", "training_minutes", b"training_minutes", "trainings", b"trainings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Transcript: _TypeAlias = Transcript  # noqa: Y015
+
+@_typing.final
+class Milestone(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MILESTONE_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    milestone_id: _builtins.str
+    title: _builtins.str
+    done: _builtins.bool
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        milestone_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "due_at", b"due_at", "milestone_id", b"milestone_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Milestone: _TypeAlias = Milestone  # noqa: Y015
+
+@_typing.final
+class Goal(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    GOAL_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    TARGET_DATE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    MILESTONES_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    goal_id: _builtins.str
+    relationship_id: _builtins.str
+    mentee_id: _builtins.str
+    """Whose goal it is: the relationship's mentee."""
+    title: _builtins.str
+    description: _builtins.str
+    progress: _builtins.int
+    """0-100; 100 when achieved."""
+    status: _events_pb2.GoalStatus.ValueType
+    created_by: _builtins.str
+    version: _builtins.int
+    """Goes up by one with every change."""
+    @_builtins.property
+    def target_date(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def milestones(self) -> _containers.RepeatedCompositeFieldContainer[Global___Milestone]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        goal_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        target_date: _timestamp_pb2.Timestamp | None = ...,
+        progress: _builtins.int = ...,
+        status: _events_pb2.GoalStatus.ValueType = ...,
+        milestones: _abc.Iterable[Global___Milestone] | None = ...,
+        created_by: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target_date", b"target_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_by", b"created_by", "description", b"description", "goal_id", b"goal_id", "mentee_id", b"mentee_id", "milestones", b"milestones", "organization_id", b"organization_id", "program_id", b"program_id", "progress", b"progress", "relationship_id", b"relationship_id", "status", b"status", "target_date", b"target_date", "title", b"title", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Goal: _TypeAlias = Goal  # noqa: Y015
+
+@_typing.final
+class CreateGoalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    TARGET_DATE_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    title: _builtins.str
+    """At most 200 characters."""
+    description: _builtins.str
+    """Optional, at most 2000 characters."""
+    @_builtins.property
+    def target_date(self) -> _timestamp_pb2.Timestamp:
+        """In the future."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        target_date: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target_date", b"target_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id", "target_date", b"target_date", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateGoalRequest: _TypeAlias = CreateGoalRequest  # noqa: Y015
+
+@_typing.final
+class AddMilestoneRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    GOAL_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    goal_id: _builtins.str
+    participant_id: _builtins.str
+    title: _builtins.str
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        goal_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "goal_id", b"goal_id", "organization_id", b"organization_id", "participant_id", b"participant_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddMilestoneRequest: _TypeAlias = AddMilestoneRequest  # noqa: Y015
+
+@_typing.final
+class UpdateGoalProgressRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    GOAL_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    COMPLETED_MILESTONE_IDS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    goal_id: _builtins.str
+    participant_id: _builtins.str
+    progress: _builtins.int
+    """0-100; unset keeps the current progress."""
+    status: _events_pb2.GoalStatus.ValueType
+    """Unspecified keeps the current status; achieved sets progress to 100; a closed goal
+    (achieved or abandoned) changes only by reopening it (open).
+    """
+    @_builtins.property
+    def completed_milestone_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        goal_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        progress: _builtins.int | None = ...,
+        status: _events_pb2.GoalStatus.ValueType = ...,
+        completed_milestone_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "completed_milestone_ids", b"completed_milestone_ids", "goal_id", b"goal_id", "organization_id", b"organization_id", "participant_id", b"participant_id", "progress", b"progress", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__progress: _TypeAlias = _typing.Literal["progress"]  # noqa: Y015
+    _WhichOneofArgType__progress: _TypeAlias = _typing.Literal["_progress", b"_progress"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__progress) -> _WhichOneofReturnType__progress | None: ...
+
+Global___UpdateGoalProgressRequest: _TypeAlias = UpdateGoalProgressRequest  # noqa: Y015
+
+@_typing.final
+class ListGoalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "participant_id", b"participant_id", "relationship_id", b"relationship_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGoalsRequest: _TypeAlias = ListGoalsRequest  # noqa: Y015
+
+@_typing.final
+class ListGoalsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GOALS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def goals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Goal]: ...
+    def __init__(
+        self,
+        *,
+        goals: _abc.Iterable[Global___Goal] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["goals", b"goals", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGoalsResponse: _TypeAlias = ListGoalsResponse  # noqa: Y015
+
+@_typing.final
+class SubmitFeedbackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    SURVEY_POINT_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    """The author: the mentor or the mentee."""
+    survey_point: _builtins.str
+    """"day-30", "day-60", "day-90", "midpoint", "close" (once per author each) or "periodic"."""
+    rating: _builtins.int
+    """1-5."""
+    comment: _builtins.str
+    """Optional free text, at most 2000 characters; stays in engagement."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        survey_point: _builtins.str = ...,
+        rating: _builtins.int = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "organization_id", b"organization_id", "participant_id", b"participant_id", "rating", b"rating", "relationship_id", b"relationship_id", "survey_point", b"survey_point"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitFeedbackRequest: _TypeAlias = SubmitFeedbackRequest  # noqa: Y015
+
+@_typing.final
+class Feedback(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    FEEDBACK_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_ID_FIELD_NUMBER: _builtins.int
+    SURVEY_POINT_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    feedback_id: _builtins.str
+    relationship_id: _builtins.str
+    author_id: _builtins.str
+    survey_point: _builtins.str
+    rating: _builtins.int
+    comment: _builtins.str
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        feedback_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        author_id: _builtins.str = ...,
+        survey_point: _builtins.str = ...,
+        rating: _builtins.int = ...,
+        comment: _builtins.str = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_at", b"submitted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "comment", b"comment", "feedback_id", b"feedback_id", "organization_id", b"organization_id", "program_id", b"program_id", "rating", b"rating", "relationship_id", b"relationship_id", "submitted_at", b"submitted_at", "survey_point", b"survey_point"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Feedback: _TypeAlias = Feedback  # noqa: Y015
+
+@_typing.final
+class RecordMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    relationship_id: _builtins.str
+    participant_id: _builtins.str
+    """The sender: the mentor or the mentee."""
+    message_id: _builtins.str
+    """The message's id in the messaging tool; a retry with the same id counts once."""
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional; default now."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id", "sent_at", b"sent_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordMessageRequest: _TypeAlias = RecordMessageRequest  # noqa: Y015
+
+@_typing.final
+class TrainingResource(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    resource_id: _builtins.str
+    title: _builtins.str
+    kind: _events_pb2.TrainingKind.ValueType
+    url: _builtins.str
+    audience: _events_pb2.TrainingAudience.ValueType
+    minutes: _builtins.int
+    """Time it takes, counted as training hours on a transcript once completed."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        kind: _events_pb2.TrainingKind.ValueType = ...,
+        url: _builtins.str = ...,
+        audience: _events_pb2.TrainingAudience.ValueType = ...,
+        minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "kind", b"kind", "minutes", b"minutes", "organization_id", b"organization_id", "program_id", b"program_id", "resource_id", b"resource_id", "title", b"title", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainingResource: _TypeAlias = TrainingResource  # noqa: Y015
+
+@_typing.final
+class AddTrainingResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    title: _builtins.str
+    kind: _events_pb2.TrainingKind.ValueType
+    url: _builtins.str
+    """http or https; one resource per URL in a program."""
+    audience: _events_pb2.TrainingAudience.ValueType
+    minutes: _builtins.int
+    """0-600."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        kind: _events_pb2.TrainingKind.ValueType = ...,
+        url: _builtins.str = ...,
+        audience: _events_pb2.TrainingAudience.ValueType = ...,
+        minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "kind", b"kind", "minutes", b"minutes", "organization_id", b"organization_id", "program_id", b"program_id", "title", b"title", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddTrainingResourceRequest: _TypeAlias = AddTrainingResourceRequest  # noqa: Y015
+
+@_typing.final
+class ListTrainingResourcesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    audience: _events_pb2.TrainingAudience.ValueType
+    """Optional filter: MENTORS lists resources for mentors and for both."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        audience: _events_pb2.TrainingAudience.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTrainingResourcesRequest: _TypeAlias = ListTrainingResourcesRequest  # noqa: Y015
+
+@_typing.final
+class ListTrainingResourcesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingResource]: ...
+    def __init__(
+        self,
+        *,
+        resources: _abc.Iterable[Global___TrainingResource] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "resources", b"resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTrainingResourcesResponse: _TypeAlias = ListTrainingResourcesResponse  # noqa: Y015
+
+@_typing.final
+class CompleteTrainingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    resource_id: _builtins.str
+    participant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTrainingRequest: _TypeAlias = CompleteTrainingRequest  # noqa: Y015
+
+@_typing.final
+class TrainingCompletion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    resource_id: _builtins.str
+    participant_id: _builtins.str
+    title: _builtins.str
+    kind: _events_pb2.TrainingKind.ValueType
+    minutes: _builtins.int
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        kind: _events_pb2.TrainingKind.ValueType = ...,
+        minutes: _builtins.int = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "kind", b"kind", "minutes", b"minutes", "organization_id", b"organization_id", "participant_id", b"participant_id", "program_id", b"program_id", "resource_id", b"resource_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainingCompletion: _TypeAlias = TrainingCompletion  # noqa: Y015
+
+@_typing.final
+class ListTrainingCompletionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    participant_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "participant_id", b"participant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTrainingCompletionsRequest: _TypeAlias = ListTrainingCompletionsRequest  # noqa: Y015
+
+@_typing.final
+class ListTrainingCompletionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPLETIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def completions(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingCompletion]: ...
+    def __init__(
+        self,
+        *,
+        completions: _abc.Iterable[Global___TrainingCompletion] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completions", b"completions", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTrainingCompletionsResponse: _TypeAlias = ListTrainingCompletionsResponse  # noqa: Y015

@@ -65,6 +65,101 @@ class EngagementServiceStub:
                 request_serializer=mentoring_dot_v1_dot_engagement__pb2.EndRelationshipRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
                 _registered_method=True)
+        self.PauseRelationship = channel.unary_unary(
+                '/mentoring.v1.EngagementService/PauseRelationship',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.PauseRelationshipRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+                _registered_method=True)
+        self.ResumeRelationship = channel.unary_unary(
+                '/mentoring.v1.EngagementService/ResumeRelationship',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.ResumeRelationshipRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+                _registered_method=True)
+        self.ExtendRelationship = channel.unary_unary(
+                '/mentoring.v1.EngagementService/ExtendRelationship',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.ExtendRelationshipRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+                _registered_method=True)
+        self.ScheduleSession = channel.unary_unary(
+                '/mentoring.v1.EngagementService/ScheduleSession',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.ScheduleSessionRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+                _registered_method=True)
+        self.MarkSessionHeld = channel.unary_unary(
+                '/mentoring.v1.EngagementService/MarkSessionHeld',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.MarkSessionHeldRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+                _registered_method=True)
+        self.CancelSession = channel.unary_unary(
+                '/mentoring.v1.EngagementService/CancelSession',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.CancelSessionRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+                _registered_method=True)
+        self.AddSessionNote = channel.unary_unary(
+                '/mentoring.v1.EngagementService/AddSessionNote',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.AddSessionNoteRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/mentoring.v1.EngagementService/ListSessions',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.GetTranscript = channel.unary_unary(
+                '/mentoring.v1.EngagementService/GetTranscript',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.GetTranscriptRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Transcript.FromString,
+                _registered_method=True)
+        self.CreateGoal = channel.unary_unary(
+                '/mentoring.v1.EngagementService/CreateGoal',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.CreateGoalRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Goal.FromString,
+                _registered_method=True)
+        self.AddMilestone = channel.unary_unary(
+                '/mentoring.v1.EngagementService/AddMilestone',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.AddMilestoneRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Goal.FromString,
+                _registered_method=True)
+        self.UpdateGoalProgress = channel.unary_unary(
+                '/mentoring.v1.EngagementService/UpdateGoalProgress',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.UpdateGoalProgressRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Goal.FromString,
+                _registered_method=True)
+        self.ListGoals = channel.unary_unary(
+                '/mentoring.v1.EngagementService/ListGoals',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.ListGoalsRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListGoalsResponse.FromString,
+                _registered_method=True)
+        self.SubmitFeedback = channel.unary_unary(
+                '/mentoring.v1.EngagementService/SubmitFeedback',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.SubmitFeedbackRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Feedback.FromString,
+                _registered_method=True)
+        self.RecordMessage = channel.unary_unary(
+                '/mentoring.v1.EngagementService/RecordMessage',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.RecordMessageRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+                _registered_method=True)
+        self.AddTrainingResource = channel.unary_unary(
+                '/mentoring.v1.EngagementService/AddTrainingResource',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.AddTrainingResourceRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.TrainingResource.FromString,
+                _registered_method=True)
+        self.ListTrainingResources = channel.unary_unary(
+                '/mentoring.v1.EngagementService/ListTrainingResources',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingResourcesRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingResourcesResponse.FromString,
+                _registered_method=True)
+        self.CompleteTraining = channel.unary_unary(
+                '/mentoring.v1.EngagementService/CompleteTraining',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.CompleteTrainingRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.TrainingCompletion.FromString,
+                _registered_method=True)
+        self.ListTrainingCompletions = channel.unary_unary(
+                '/mentoring.v1.EngagementService/ListTrainingCompletions',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsResponse.FromString,
+                _registered_method=True)
 
 
 class EngagementServiceServicer:
@@ -110,6 +205,134 @@ class EngagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseRelationship(self, request, context):
+        """--- Program lifecycle. Every RPC below that names a relationship (or one of its sessions
+        or goals) is acted on by `participant_id`, who must be its mentor or its mentee.
+
+        Puts an active relationship on hold: no sessions can be held or logged while paused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeRelationship(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExtendRelationship(self, request, context):
+        """Moves the expected end date later.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScheduleSession(self, request, context):
+        """Plans a future session (status scheduled).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkSessionHeld(self, request, context):
+        """The scheduled session took place: it is logged and published on session-logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddSessionNote(self, request, context):
+        """Sets the caller's own private note on a session. Notes are never published.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTranscript(self, request, context):
+        """A participant's recognised training/CPD hours: held sessions and completed training.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateGoal(self, request, context):
+        """Goals belong to the relationship's mentee; both of the pair may write them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMilestone(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateGoalProgress(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGoals(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitFeedback(self, request, context):
+        """A check-in survey answer; published on feedback-submitted without its free text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordMessage(self, request, context):
+        """Counts one message the pair exchanged in their messaging tool; the content never reaches
+        the platform.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddTrainingResource(self, request, context):
+        """The program's training library.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrainingResources(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTraining(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrainingCompletions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +365,101 @@ def add_EngagementServiceServicer_to_server(servicer, server):
                     servicer.EndRelationship,
                     request_deserializer=mentoring_dot_v1_dot_engagement__pb2.EndRelationshipRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.SerializeToString,
+            ),
+            'PauseRelationship': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseRelationship,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.PauseRelationshipRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.SerializeToString,
+            ),
+            'ResumeRelationship': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeRelationship,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ResumeRelationshipRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.SerializeToString,
+            ),
+            'ExtendRelationship': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendRelationship,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ExtendRelationshipRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.SerializeToString,
+            ),
+            'ScheduleSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScheduleSession,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ScheduleSessionRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Session.SerializeToString,
+            ),
+            'MarkSessionHeld': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkSessionHeld,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.MarkSessionHeldRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Session.SerializeToString,
+            ),
+            'CancelSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSession,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.CancelSessionRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Session.SerializeToString,
+            ),
+            'AddSessionNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddSessionNote,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.AddSessionNoteRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Session.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListSessionsRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'GetTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTranscript,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.GetTranscriptRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Transcript.SerializeToString,
+            ),
+            'CreateGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGoal,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.CreateGoalRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Goal.SerializeToString,
+            ),
+            'AddMilestone': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMilestone,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.AddMilestoneRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Goal.SerializeToString,
+            ),
+            'UpdateGoalProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGoalProgress,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.UpdateGoalProgressRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Goal.SerializeToString,
+            ),
+            'ListGoals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGoals,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListGoalsRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.ListGoalsResponse.SerializeToString,
+            ),
+            'SubmitFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitFeedback,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.SubmitFeedbackRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Feedback.SerializeToString,
+            ),
+            'RecordMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordMessage,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.RecordMessageRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Relationship.SerializeToString,
+            ),
+            'AddTrainingResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTrainingResource,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.AddTrainingResourceRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.TrainingResource.SerializeToString,
+            ),
+            'ListTrainingResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrainingResources,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingResourcesRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingResourcesResponse.SerializeToString,
+            ),
+            'CompleteTraining': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTraining,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.CompleteTrainingRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.TrainingCompletion.SerializeToString,
+            ),
+            'ListTrainingCompletions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrainingCompletions,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +625,519 @@ class EngagementService:
             '/mentoring.v1.EngagementService/EndRelationship',
             mentoring_dot_v1_dot_engagement__pb2.EndRelationshipRequest.SerializeToString,
             mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseRelationship(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/PauseRelationship',
+            mentoring_dot_v1_dot_engagement__pb2.PauseRelationshipRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeRelationship(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/ResumeRelationship',
+            mentoring_dot_v1_dot_engagement__pb2.ResumeRelationshipRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendRelationship(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/ExtendRelationship',
+            mentoring_dot_v1_dot_engagement__pb2.ExtendRelationshipRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScheduleSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/ScheduleSession',
+            mentoring_dot_v1_dot_engagement__pb2.ScheduleSessionRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkSessionHeld(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/MarkSessionHeld',
+            mentoring_dot_v1_dot_engagement__pb2.MarkSessionHeldRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/CancelSession',
+            mentoring_dot_v1_dot_engagement__pb2.CancelSessionRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddSessionNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/AddSessionNote',
+            mentoring_dot_v1_dot_engagement__pb2.AddSessionNoteRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/ListSessions',
+            mentoring_dot_v1_dot_engagement__pb2.ListSessionsRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/GetTranscript',
+            mentoring_dot_v1_dot_engagement__pb2.GetTranscriptRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Transcript.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/CreateGoal',
+            mentoring_dot_v1_dot_engagement__pb2.CreateGoalRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Goal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMilestone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/AddMilestone',
+            mentoring_dot_v1_dot_engagement__pb2.AddMilestoneRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Goal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGoalProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/UpdateGoalProgress',
+            mentoring_dot_v1_dot_engagement__pb2.UpdateGoalProgressRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Goal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGoals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/ListGoals',
+            mentoring_dot_v1_dot_engagement__pb2.ListGoalsRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.ListGoalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/SubmitFeedback',
+            mentoring_dot_v1_dot_engagement__pb2.SubmitFeedbackRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Feedback.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/RecordMessage',
+            mentoring_dot_v1_dot_engagement__pb2.RecordMessageRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Relationship.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTrainingResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/AddTrainingResource',
+            mentoring_dot_v1_dot_engagement__pb2.AddTrainingResourceRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.TrainingResource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrainingResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/ListTrainingResources',
+            mentoring_dot_v1_dot_engagement__pb2.ListTrainingResourcesRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.ListTrainingResourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTraining(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/CompleteTraining',
+            mentoring_dot_v1_dot_engagement__pb2.CompleteTrainingRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.TrainingCompletion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrainingCompletions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/ListTrainingCompletions',
+            mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

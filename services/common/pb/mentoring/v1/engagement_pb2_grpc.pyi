@@ -43,6 +43,41 @@ class EngagementServiceStub:
     """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
     for a rematch.
     """
+    PauseRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.PauseRelationshipRequest, _engagement_pb2.Relationship]
+    """--- Program lifecycle. Every RPC below that names a relationship (or one of its sessions
+    or goals) is acted on by `participant_id`, who must be its mentor or its mentee.
+
+    Puts an active relationship on hold: no sessions can be held or logged while paused.
+    """
+    ResumeRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ResumeRelationshipRequest, _engagement_pb2.Relationship]
+    ExtendRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ExtendRelationshipRequest, _engagement_pb2.Relationship]
+    """Moves the expected end date later."""
+    ScheduleSession: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ScheduleSessionRequest, _engagement_pb2.Session]
+    """Plans a future session (status scheduled)."""
+    MarkSessionHeld: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.MarkSessionHeldRequest, _engagement_pb2.Session]
+    """The scheduled session took place: it is logged and published on session-logged."""
+    CancelSession: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.CancelSessionRequest, _engagement_pb2.Session]
+    AddSessionNote: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.AddSessionNoteRequest, _engagement_pb2.Session]
+    """Sets the caller's own private note on a session. Notes are never published."""
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ListSessionsRequest, _engagement_pb2.ListSessionsResponse]
+    GetTranscript: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.GetTranscriptRequest, _engagement_pb2.Transcript]
+    """A participant's recognised training/CPD hours: held sessions and completed training."""
+    CreateGoal: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.CreateGoalRequest, _engagement_pb2.Goal]
+    """Goals belong to the relationship's mentee; both of the pair may write them."""
+    AddMilestone: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.AddMilestoneRequest, _engagement_pb2.Goal]
+    UpdateGoalProgress: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.UpdateGoalProgressRequest, _engagement_pb2.Goal]
+    ListGoals: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ListGoalsRequest, _engagement_pb2.ListGoalsResponse]
+    SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.SubmitFeedbackRequest, _engagement_pb2.Feedback]
+    """A check-in survey answer; published on feedback-submitted without its free text."""
+    RecordMessage: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.RecordMessageRequest, _engagement_pb2.Relationship]
+    """Counts one message the pair exchanged in their messaging tool; the content never reaches
+    the platform.
+    """
+    AddTrainingResource: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.AddTrainingResourceRequest, _engagement_pb2.TrainingResource]
+    """The program's training library."""
+    ListTrainingResources: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ListTrainingResourcesRequest, _engagement_pb2.ListTrainingResourcesResponse]
+    CompleteTraining: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.CompleteTrainingRequest, _engagement_pb2.TrainingCompletion]
+    ListTrainingCompletions: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ListTrainingCompletionsRequest, _engagement_pb2.ListTrainingCompletionsResponse]
 
 @_typing.type_check_only
 class EngagementServiceAsyncStub(EngagementServiceStub):
@@ -59,6 +94,41 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
     for a rematch.
     """
+    PauseRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.PauseRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
+    """--- Program lifecycle. Every RPC below that names a relationship (or one of its sessions
+    or goals) is acted on by `participant_id`, who must be its mentor or its mentee.
+
+    Puts an active relationship on hold: no sessions can be held or logged while paused.
+    """
+    ResumeRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ResumeRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
+    ExtendRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ExtendRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
+    """Moves the expected end date later."""
+    ScheduleSession: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ScheduleSessionRequest, _engagement_pb2.Session]  # type: ignore[assignment]
+    """Plans a future session (status scheduled)."""
+    MarkSessionHeld: _aio.UnaryUnaryMultiCallable[_engagement_pb2.MarkSessionHeldRequest, _engagement_pb2.Session]  # type: ignore[assignment]
+    """The scheduled session took place: it is logged and published on session-logged."""
+    CancelSession: _aio.UnaryUnaryMultiCallable[_engagement_pb2.CancelSessionRequest, _engagement_pb2.Session]  # type: ignore[assignment]
+    AddSessionNote: _aio.UnaryUnaryMultiCallable[_engagement_pb2.AddSessionNoteRequest, _engagement_pb2.Session]  # type: ignore[assignment]
+    """Sets the caller's own private note on a session. Notes are never published."""
+    ListSessions: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ListSessionsRequest, _engagement_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    GetTranscript: _aio.UnaryUnaryMultiCallable[_engagement_pb2.GetTranscriptRequest, _engagement_pb2.Transcript]  # type: ignore[assignment]
+    """A participant's recognised training/CPD hours: held sessions and completed training."""
+    CreateGoal: _aio.UnaryUnaryMultiCallable[_engagement_pb2.CreateGoalRequest, _engagement_pb2.Goal]  # type: ignore[assignment]
+    """Goals belong to the relationship's mentee; both of the pair may write them."""
+    AddMilestone: _aio.UnaryUnaryMultiCallable[_engagement_pb2.AddMilestoneRequest, _engagement_pb2.Goal]  # type: ignore[assignment]
+    UpdateGoalProgress: _aio.UnaryUnaryMultiCallable[_engagement_pb2.UpdateGoalProgressRequest, _engagement_pb2.Goal]  # type: ignore[assignment]
+    ListGoals: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ListGoalsRequest, _engagement_pb2.ListGoalsResponse]  # type: ignore[assignment]
+    SubmitFeedback: _aio.UnaryUnaryMultiCallable[_engagement_pb2.SubmitFeedbackRequest, _engagement_pb2.Feedback]  # type: ignore[assignment]
+    """A check-in survey answer; published on feedback-submitted without its free text."""
+    RecordMessage: _aio.UnaryUnaryMultiCallable[_engagement_pb2.RecordMessageRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
+    """Counts one message the pair exchanged in their messaging tool; the content never reaches
+    the platform.
+    """
+    AddTrainingResource: _aio.UnaryUnaryMultiCallable[_engagement_pb2.AddTrainingResourceRequest, _engagement_pb2.TrainingResource]  # type: ignore[assignment]
+    """The program's training library."""
+    ListTrainingResources: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ListTrainingResourcesRequest, _engagement_pb2.ListTrainingResourcesResponse]  # type: ignore[assignment]
+    CompleteTraining: _aio.UnaryUnaryMultiCallable[_engagement_pb2.CompleteTrainingRequest, _engagement_pb2.TrainingCompletion]  # type: ignore[assignment]
+    ListTrainingCompletions: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ListTrainingCompletionsRequest, _engagement_pb2.ListTrainingCompletionsResponse]  # type: ignore[assignment]
 
 class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
     """Matches as the pair sees them, relationships and sessions. Owns the engagement database."""
@@ -108,5 +178,154 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
         for a rematch.
         """
+
+    @_abc_1.abstractmethod
+    def PauseRelationship(
+        self,
+        request: _engagement_pb2.PauseRelationshipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Relationship, _abc.Awaitable[_engagement_pb2.Relationship]]:
+        """--- Program lifecycle. Every RPC below that names a relationship (or one of its sessions
+        or goals) is acted on by `participant_id`, who must be its mentor or its mentee.
+
+        Puts an active relationship on hold: no sessions can be held or logged while paused.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeRelationship(
+        self,
+        request: _engagement_pb2.ResumeRelationshipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Relationship, _abc.Awaitable[_engagement_pb2.Relationship]]: ...
+
+    @_abc_1.abstractmethod
+    def ExtendRelationship(
+        self,
+        request: _engagement_pb2.ExtendRelationshipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Relationship, _abc.Awaitable[_engagement_pb2.Relationship]]:
+        """Moves the expected end date later."""
+
+    @_abc_1.abstractmethod
+    def ScheduleSession(
+        self,
+        request: _engagement_pb2.ScheduleSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]:
+        """Plans a future session (status scheduled)."""
+
+    @_abc_1.abstractmethod
+    def MarkSessionHeld(
+        self,
+        request: _engagement_pb2.MarkSessionHeldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]:
+        """The scheduled session took place: it is logged and published on session-logged."""
+
+    @_abc_1.abstractmethod
+    def CancelSession(
+        self,
+        request: _engagement_pb2.CancelSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]: ...
+
+    @_abc_1.abstractmethod
+    def AddSessionNote(
+        self,
+        request: _engagement_pb2.AddSessionNoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]:
+        """Sets the caller's own private note on a session. Notes are never published."""
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _engagement_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.ListSessionsResponse, _abc.Awaitable[_engagement_pb2.ListSessionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetTranscript(
+        self,
+        request: _engagement_pb2.GetTranscriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Transcript, _abc.Awaitable[_engagement_pb2.Transcript]]:
+        """A participant's recognised training/CPD hours: held sessions and completed training."""
+
+    @_abc_1.abstractmethod
+    def CreateGoal(
+        self,
+        request: _engagement_pb2.CreateGoalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Goal, _abc.Awaitable[_engagement_pb2.Goal]]:
+        """Goals belong to the relationship's mentee; both of the pair may write them."""
+
+    @_abc_1.abstractmethod
+    def AddMilestone(
+        self,
+        request: _engagement_pb2.AddMilestoneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Goal, _abc.Awaitable[_engagement_pb2.Goal]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateGoalProgress(
+        self,
+        request: _engagement_pb2.UpdateGoalProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Goal, _abc.Awaitable[_engagement_pb2.Goal]]: ...
+
+    @_abc_1.abstractmethod
+    def ListGoals(
+        self,
+        request: _engagement_pb2.ListGoalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.ListGoalsResponse, _abc.Awaitable[_engagement_pb2.ListGoalsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitFeedback(
+        self,
+        request: _engagement_pb2.SubmitFeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Feedback, _abc.Awaitable[_engagement_pb2.Feedback]]:
+        """A check-in survey answer; published on feedback-submitted without its free text."""
+
+    @_abc_1.abstractmethod
+    def RecordMessage(
+        self,
+        request: _engagement_pb2.RecordMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Relationship, _abc.Awaitable[_engagement_pb2.Relationship]]:
+        """Counts one message the pair exchanged in their messaging tool; the content never reaches
+        the platform.
+        """
+
+    @_abc_1.abstractmethod
+    def AddTrainingResource(
+        self,
+        request: _engagement_pb2.AddTrainingResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.TrainingResource, _abc.Awaitable[_engagement_pb2.TrainingResource]]:
+        """The program's training library."""
+
+    @_abc_1.abstractmethod
+    def ListTrainingResources(
+        self,
+        request: _engagement_pb2.ListTrainingResourcesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.ListTrainingResourcesResponse, _abc.Awaitable[_engagement_pb2.ListTrainingResourcesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CompleteTraining(
+        self,
+        request: _engagement_pb2.CompleteTrainingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.TrainingCompletion, _abc.Awaitable[_engagement_pb2.TrainingCompletion]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTrainingCompletions(
+        self,
+        request: _engagement_pb2.ListTrainingCompletionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.ListTrainingCompletionsResponse, _abc.Awaitable[_engagement_pb2.ListTrainingCompletionsResponse]]: ...
 
 def add_EngagementServiceServicer_to_server(servicer: EngagementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

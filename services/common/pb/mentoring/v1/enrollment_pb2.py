@@ -24,31 +24,64 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from services.common.pb.mentoring.v1 import common_pb2 as mentoring_dot_v1_dot_common__pb2
+from services.common.pb.mentoring.v1 import events_pb2 as mentoring_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmentoring/v1/enrollment.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\"\x87\x01\n\x07Program\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tobjective\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x14\x43reateProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tobjective\x18\x03 \x01(\t\"@\n\x11GetProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\x96\x02\n\x0bParticipant\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x0e\n\x06skills\x18\x07 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\r\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07profile\x18\n \x01(\x0b\x32\x15.mentoring.v1.Profile\"\xda\x01\n\x1aRegisterParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\x0e\n\x06skills\x18\x06 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\r\x12&\n\x07profile\x18\x08 \x01(\x0b\x32\x15.mentoring.v1.Profile\"H\n\x15GetParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\"\x8f\x01\n\x17ListParticipantsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"d\n\x18ListParticipantsResponse\x12/\n\x0cparticipants\x18\x01 \x03(\x0b\x32\x19.mentoring.v1.Participant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb6\x03\n\x11\x45nrollmentService\x12J\n\rCreateProgram\x12\".mentoring.v1.CreateProgramRequest\x1a\x15.mentoring.v1.Program\x12\x44\n\nGetProgram\x12\x1f.mentoring.v1.GetProgramRequest\x1a\x15.mentoring.v1.Program\x12Z\n\x13RegisterParticipant\x12(.mentoring.v1.RegisterParticipantRequest\x1a\x19.mentoring.v1.Participant\x12P\n\x0eGetParticipant\x12#.mentoring.v1.GetParticipantRequest\x1a\x19.mentoring.v1.Participant\x12\x61\n\x10ListParticipants\x12%.mentoring.v1.ListParticipantsRequest\x1a&.mentoring.v1.ListParticipantsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmentoring/v1/enrollment.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mentoring/v1/common.proto\x1a\x19mentoring/v1/events.proto\"\xa6\x02\n\x07Program\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tobjective\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08settings\x18\x06 \x01(\x0b\x32\x1d.mentoring.v1.ProgramSettings\x12+\n\x06status\x18\x07 \x01(\x0e\x32\x1b.mentoring.v1.ProgramStatus\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\t \x01(\r\"\xb6\x01\n\x14\x43reateProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tobjective\x18\x03 \x01(\t\x12/\n\x08settings\x18\x04 \x01(\x0b\x32\x1d.mentoring.v1.ProgramSettings\x12\x33\n\x0einitial_status\x18\x05 \x01(\x0e\x32\x1b.mentoring.v1.ProgramStatus\"@\n\x11GetProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\xa8\x01\n\x14UpdateProgramRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x16\n\tobjective\x18\x04 \x01(\tH\x00\x88\x01\x01\x12/\n\x08settings\x18\x05 \x01(\x0b\x32\x1d.mentoring.v1.ProgramSettingsB\x0c\n\n_objective\"\x82\x01\n\x13ListProgramsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.mentoring.v1.ProgramStatus\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"X\n\x14ListProgramsResponse\x12\'\n\x08programs\x18\x01 \x03(\x0b\x32\x15.mentoring.v1.Program\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x1a\x43hangeProgramStatusRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.mentoring.v1.ProgramStatus\"\xe2\x01\n\x06\x43ohort\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tcohort_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12-\n\tstarts_on\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_on\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbf\x01\n\x13\x43reateCohortRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tcohort_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12-\n\tstarts_on\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_on\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x12ListCohortsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"U\n\x13ListCohortsResponse\x12%\n\x07\x63ohorts\x18\x01 \x03(\x0b\x32\x14.mentoring.v1.Cohort\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x90\x04\n\x0bParticipant\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x0e\n\x06skills\x18\x07 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\r\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07profile\x18\n \x01(\x0b\x32\x15.mentoring.v1.Profile\x12/\n\x06status\x18\x0b \x01(\x0e\x32\x1f.mentoring.v1.ParticipantStatus\x12\x15\n\rstatus_reason\x18\x0c \x01(\t\x12\x35\n\x11status_changed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x07\x61nswers\x18\x0e \x03(\x0b\x32&.mentoring.v1.Participant.AnswersEntry\x12\x10\n\x08\x63\x61mpaign\x18\x0f \x01(\t\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe4\x02\n\x1aRegisterParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\x0e\n\x06skills\x18\x06 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\r\x12&\n\x07profile\x18\x08 \x01(\x0b\x32\x15.mentoring.v1.Profile\x12\x46\n\x07\x61nswers\x18\t \x03(\x0b\x32\x35.mentoring.v1.RegisterParticipantRequest.AnswersEntry\x12\x10\n\x08\x63\x61mpaign\x18\n \x01(\t\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"H\n\x15GetParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\"\xc0\x01\n\x17ListParticipantsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.mentoring.v1.Role\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.mentoring.v1.ParticipantStatus\"d\n\x18ListParticipantsResponse\x12/\n\x0cparticipants\x18\x01 \x03(\x0b\x32\x19.mentoring.v1.Participant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x18ScreenParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xb2\x01\n\x1fUpdateParticipantProfileRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12&\n\x07profile\x18\x03 \x01(\x0b\x32\x15.mentoring.v1.Profile\x12\x0e\n\x06skills\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\"]\n\x1aWithdrawParticipantRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t*\xe0\x01\n\x11ParticipantStatus\x12\"\n\x1ePARTICIPANT_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPARTICIPANT_STATUS_APPLIED\x10\x01\x12!\n\x1dPARTICIPANT_STATUS_WAITLISTED\x10\x02\x12\x1f\n\x1bPARTICIPANT_STATUS_REJECTED\x10\x03\x12!\n\x1dPARTICIPANT_STATUS_REGISTERED\x10\x04\x12 \n\x1cPARTICIPANT_STATUS_WITHDRAWN\x10\x05\x32\x9b\n\n\x11\x45nrollmentService\x12J\n\rCreateProgram\x12\".mentoring.v1.CreateProgramRequest\x1a\x15.mentoring.v1.Program\x12\x44\n\nGetProgram\x12\x1f.mentoring.v1.GetProgramRequest\x1a\x15.mentoring.v1.Program\x12J\n\rUpdateProgram\x12\".mentoring.v1.UpdateProgramRequest\x1a\x15.mentoring.v1.Program\x12U\n\x0cListPrograms\x12!.mentoring.v1.ListProgramsRequest\x1a\".mentoring.v1.ListProgramsResponse\x12V\n\x13\x43hangeProgramStatus\x12(.mentoring.v1.ChangeProgramStatusRequest\x1a\x15.mentoring.v1.Program\x12G\n\x0c\x43reateCohort\x12!.mentoring.v1.CreateCohortRequest\x1a\x14.mentoring.v1.Cohort\x12R\n\x0bListCohorts\x12 .mentoring.v1.ListCohortsRequest\x1a!.mentoring.v1.ListCohortsResponse\x12Z\n\x13RegisterParticipant\x12(.mentoring.v1.RegisterParticipantRequest\x1a\x19.mentoring.v1.Participant\x12P\n\x0eGetParticipant\x12#.mentoring.v1.GetParticipantRequest\x1a\x19.mentoring.v1.Participant\x12\x61\n\x10ListParticipants\x12%.mentoring.v1.ListParticipantsRequest\x1a&.mentoring.v1.ListParticipantsResponse\x12W\n\x12\x41pproveParticipant\x12&.mentoring.v1.ScreenParticipantRequest\x1a\x19.mentoring.v1.Participant\x12V\n\x11RejectParticipant\x12&.mentoring.v1.ScreenParticipantRequest\x1a\x19.mentoring.v1.Participant\x12X\n\x13WaitlistParticipant\x12&.mentoring.v1.ScreenParticipantRequest\x1a\x19.mentoring.v1.Participant\x12\x64\n\x18UpdateParticipantProfile\x12-.mentoring.v1.UpdateParticipantProfileRequest\x1a\x19.mentoring.v1.Participant\x12Z\n\x13WithdrawParticipant\x12(.mentoring.v1.WithdrawParticipantRequest\x1a\x19.mentoring.v1.Participantb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mentoring.v1.enrollment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROGRAM']._serialized_start=108
-  _globals['_PROGRAM']._serialized_end=243
-  _globals['_CREATEPROGRAMREQUEST']._serialized_start=245
-  _globals['_CREATEPROGRAMREQUEST']._serialized_end=325
-  _globals['_GETPROGRAMREQUEST']._serialized_start=327
-  _globals['_GETPROGRAMREQUEST']._serialized_end=391
-  _globals['_PARTICIPANT']._serialized_start=394
-  _globals['_PARTICIPANT']._serialized_end=672
-  _globals['_REGISTERPARTICIPANTREQUEST']._serialized_start=675
-  _globals['_REGISTERPARTICIPANTREQUEST']._serialized_end=893
-  _globals['_GETPARTICIPANTREQUEST']._serialized_start=895
-  _globals['_GETPARTICIPANTREQUEST']._serialized_end=967
-  _globals['_LISTPARTICIPANTSREQUEST']._serialized_start=970
-  _globals['_LISTPARTICIPANTSREQUEST']._serialized_end=1113
-  _globals['_LISTPARTICIPANTSRESPONSE']._serialized_start=1115
-  _globals['_LISTPARTICIPANTSRESPONSE']._serialized_end=1215
-  _globals['_ENROLLMENTSERVICE']._serialized_start=1218
-  _globals['_ENROLLMENTSERVICE']._serialized_end=1656
+  _globals['_PARTICIPANT_ANSWERSENTRY']._loaded_options = None
+  _globals['_PARTICIPANT_ANSWERSENTRY']._serialized_options = b'8\001'
+  _globals['_REGISTERPARTICIPANTREQUEST_ANSWERSENTRY']._loaded_options = None
+  _globals['_REGISTERPARTICIPANTREQUEST_ANSWERSENTRY']._serialized_options = b'8\001'
+  _globals['_PARTICIPANTSTATUS']._serialized_start=3443
+  _globals['_PARTICIPANTSTATUS']._serialized_end=3667
+  _globals['_PROGRAM']._serialized_start=135
+  _globals['_PROGRAM']._serialized_end=429
+  _globals['_CREATEPROGRAMREQUEST']._serialized_start=432
+  _globals['_CREATEPROGRAMREQUEST']._serialized_end=614
+  _globals['_GETPROGRAMREQUEST']._serialized_start=616
+  _globals['_GETPROGRAMREQUEST']._serialized_end=680
+  _globals['_UPDATEPROGRAMREQUEST']._serialized_start=683
+  _globals['_UPDATEPROGRAMREQUEST']._serialized_end=851
+  _globals['_LISTPROGRAMSREQUEST']._serialized_start=854
+  _globals['_LISTPROGRAMSREQUEST']._serialized_end=984
+  _globals['_LISTPROGRAMSRESPONSE']._serialized_start=986
+  _globals['_LISTPROGRAMSRESPONSE']._serialized_end=1074
+  _globals['_CHANGEPROGRAMSTATUSREQUEST']._serialized_start=1076
+  _globals['_CHANGEPROGRAMSTATUSREQUEST']._serialized_end=1194
+  _globals['_COHORT']._serialized_start=1197
+  _globals['_COHORT']._serialized_end=1423
+  _globals['_CREATECOHORTREQUEST']._serialized_start=1426
+  _globals['_CREATECOHORTREQUEST']._serialized_end=1617
+  _globals['_LISTCOHORTSREQUEST']._serialized_start=1619
+  _globals['_LISTCOHORTSREQUEST']._serialized_end=1723
+  _globals['_LISTCOHORTSRESPONSE']._serialized_start=1725
+  _globals['_LISTCOHORTSRESPONSE']._serialized_end=1810
+  _globals['_PARTICIPANT']._serialized_start=1813
+  _globals['_PARTICIPANT']._serialized_end=2341
+  _globals['_PARTICIPANT_ANSWERSENTRY']._serialized_start=2295
+  _globals['_PARTICIPANT_ANSWERSENTRY']._serialized_end=2341
+  _globals['_REGISTERPARTICIPANTREQUEST']._serialized_start=2344
+  _globals['_REGISTERPARTICIPANTREQUEST']._serialized_end=2700
+  _globals['_REGISTERPARTICIPANTREQUEST_ANSWERSENTRY']._serialized_start=2295
+  _globals['_REGISTERPARTICIPANTREQUEST_ANSWERSENTRY']._serialized_end=2341
+  _globals['_GETPARTICIPANTREQUEST']._serialized_start=2702
+  _globals['_GETPARTICIPANTREQUEST']._serialized_end=2774
+  _globals['_LISTPARTICIPANTSREQUEST']._serialized_start=2777
+  _globals['_LISTPARTICIPANTSREQUEST']._serialized_end=2969
+  _globals['_LISTPARTICIPANTSRESPONSE']._serialized_start=2971
+  _globals['_LISTPARTICIPANTSRESPONSE']._serialized_end=3071
+  _globals['_SCREENPARTICIPANTREQUEST']._serialized_start=3073
+  _globals['_SCREENPARTICIPANTREQUEST']._serialized_end=3164
+  _globals['_UPDATEPARTICIPANTPROFILEREQUEST']._serialized_start=3167
+  _globals['_UPDATEPARTICIPANTPROFILEREQUEST']._serialized_end=3345
+  _globals['_WITHDRAWPARTICIPANTREQUEST']._serialized_start=3347
+  _globals['_WITHDRAWPARTICIPANTREQUEST']._serialized_end=3440
+  _globals['_ENROLLMENTSERVICE']._serialized_start=3670
+  _globals['_ENROLLMENTSERVICE']._serialized_end=4977
 # @@protoc_insertion_point(module_scope)

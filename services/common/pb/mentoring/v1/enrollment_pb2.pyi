@@ -8,7 +8,9 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from services.common.pb.mentoring.v1 import common_pb2 as _common_pb2
+from services.common.pb.mentoring.v1 import events_pb2 as _events_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +22,33 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ParticipantStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ParticipantStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ParticipantStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PARTICIPANT_STATUS_UNSPECIFIED: _ParticipantStatus.ValueType  # 0
+    PARTICIPANT_STATUS_APPLIED: _ParticipantStatus.ValueType  # 1
+    """Waiting for a coordinator (programs that need approval)."""
+    PARTICIPANT_STATUS_WAITLISTED: _ParticipantStatus.ValueType  # 2
+    PARTICIPANT_STATUS_REJECTED: _ParticipantStatus.ValueType  # 3
+    PARTICIPANT_STATUS_REGISTERED: _ParticipantStatus.ValueType  # 4
+    """Admitted and announced on participant-registered."""
+    PARTICIPANT_STATUS_WITHDRAWN: _ParticipantStatus.ValueType  # 5
+
+class ParticipantStatus(_ParticipantStatus, metaclass=_ParticipantStatusEnumTypeWrapper): ...
+
+PARTICIPANT_STATUS_UNSPECIFIED: ParticipantStatus.ValueType  # 0
+PARTICIPANT_STATUS_APPLIED: ParticipantStatus.ValueType  # 1
+"""Waiting for a coordinator (programs that need approval)."""
+PARTICIPANT_STATUS_WAITLISTED: ParticipantStatus.ValueType  # 2
+PARTICIPANT_STATUS_REJECTED: ParticipantStatus.ValueType  # 3
+PARTICIPANT_STATUS_REGISTERED: ParticipantStatus.ValueType  # 4
+"""Admitted and announced on participant-registered."""
+PARTICIPANT_STATUS_WITHDRAWN: ParticipantStatus.ValueType  # 5
+Global___ParticipantStatus: _TypeAlias = ParticipantStatus  # noqa: Y015
+
 @_typing.final
 class Program(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -29,12 +58,24 @@ class Program(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     OBJECTIVE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     name: _builtins.str
     objective: _builtins.str
+    """Free text."""
+    status: _events_pb2.ProgramStatus.ValueType
+    version: _builtins.int
+    """1 at creation, +1 on each change."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def settings(self) -> _events_pb2.ProgramSettings: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -43,10 +84,14 @@ class Program(_message.Message):
         name: _builtins.str = ...,
         objective: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        settings: _events_pb2.ProgramSettings | None = ...,
+        status: _events_pb2.ProgramStatus.ValueType = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "settings", b"settings", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "name", b"name", "objective", b"objective", "organization_id", b"organization_id", "program_id", b"program_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "name", b"name", "objective", b"objective", "organization_id", b"organization_id", "program_id", b"program_id", "settings", b"settings", "status", b"status", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -59,19 +104,27 @@ class CreateProgramRequest(_message.Message):
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     OBJECTIVE_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    INITIAL_STATUS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     name: _builtins.str
     objective: _builtins.str
+    initial_status: _events_pb2.ProgramStatus.ValueType
+    """DRAFT or OPEN; UNSPECIFIED means OPEN."""
+    @_builtins.property
+    def settings(self) -> _events_pb2.ProgramSettings: ...
     def __init__(
         self,
         *,
         organization_id: _builtins.str = ...,
         name: _builtins.str = ...,
         objective: _builtins.str = ...,
+        settings: _events_pb2.ProgramSettings | None = ...,
+        initial_status: _events_pb2.ProgramStatus.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "objective", b"objective", "organization_id", b"organization_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initial_status", b"initial_status", "name", b"name", "objective", b"objective", "organization_id", b"organization_id", "settings", b"settings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -100,8 +153,277 @@ class GetProgramRequest(_message.Message):
 Global___GetProgramRequest: _TypeAlias = GetProgramRequest  # noqa: Y015
 
 @_typing.final
+class UpdateProgramRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    OBJECTIVE_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    name: _builtins.str
+    """Empty keeps the name."""
+    objective: _builtins.str
+    """Unset keeps the objective."""
+    @_builtins.property
+    def settings(self) -> _events_pb2.ProgramSettings:
+        """Unset keeps the settings; set replaces them whole."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        objective: _builtins.str | None = ...,
+        settings: _events_pb2.ProgramSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_objective", b"_objective", "objective", b"objective", "settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_objective", b"_objective", "name", b"name", "objective", b"objective", "organization_id", b"organization_id", "program_id", b"program_id", "settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__objective: _TypeAlias = _typing.Literal["objective"]  # noqa: Y015
+    _WhichOneofArgType__objective: _TypeAlias = _typing.Literal["_objective", b"_objective"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__objective) -> _WhichOneofReturnType__objective | None: ...
+
+Global___UpdateProgramRequest: _TypeAlias = UpdateProgramRequest  # noqa: Y015
+
+@_typing.final
+class ListProgramsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    status: _events_pb2.ProgramStatus.ValueType
+    """Optional filter."""
+    page_size: _builtins.int
+    """1-500; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        status: _events_pb2.ProgramStatus.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProgramsRequest: _TypeAlias = ListProgramsRequest  # noqa: Y015
+
+@_typing.final
+class ListProgramsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def programs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Program]: ...
+    def __init__(
+        self,
+        *,
+        programs: _abc.Iterable[Global___Program] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "programs", b"programs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProgramsResponse: _TypeAlias = ListProgramsResponse  # noqa: Y015
+
+@_typing.final
+class ChangeProgramStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    status: _events_pb2.ProgramStatus.ValueType
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        status: _events_pb2.ProgramStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "program_id", b"program_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeProgramStatusRequest: _TypeAlias = ChangeProgramStatusRequest  # noqa: Y015
+
+@_typing.final
+class Cohort(_message.Message):
+    """A group inside a program with its own dates; Profile.cohort_id names one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STARTS_ON_FIELD_NUMBER: _builtins.int
+    ENDS_ON_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    cohort_id: _builtins.str
+    name: _builtins.str
+    @_builtins.property
+    def starts_on(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_on(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        starts_on: _timestamp_pb2.Timestamp | None = ...,
+        ends_on: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ends_on", b"ends_on", "starts_on", b"starts_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohort_id", b"cohort_id", "created_at", b"created_at", "ends_on", b"ends_on", "name", b"name", "organization_id", b"organization_id", "program_id", b"program_id", "starts_on", b"starts_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Cohort: _TypeAlias = Cohort  # noqa: Y015
+
+@_typing.final
+class CreateCohortRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STARTS_ON_FIELD_NUMBER: _builtins.int
+    ENDS_ON_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    cohort_id: _builtins.str
+    """Optional, e.g. "2025-spring"; empty = a generated id."""
+    name: _builtins.str
+    @_builtins.property
+    def starts_on(self) -> _timestamp_pb2.Timestamp:
+        """Optional; when both are set, ends_on must be after starts_on."""
+
+    @_builtins.property
+    def ends_on(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        starts_on: _timestamp_pb2.Timestamp | None = ...,
+        ends_on: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_on", b"ends_on", "starts_on", b"starts_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohort_id", b"cohort_id", "ends_on", b"ends_on", "name", b"name", "organization_id", b"organization_id", "program_id", b"program_id", "starts_on", b"starts_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCohortRequest: _TypeAlias = CreateCohortRequest  # noqa: Y015
+
+@_typing.final
+class ListCohortsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    page_size: _builtins.int
+    """1-500; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCohortsRequest: _TypeAlias = ListCohortsRequest  # noqa: Y015
+
+@_typing.final
+class ListCohortsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COHORTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def cohorts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Cohort]: ...
+    def __init__(
+        self,
+        *,
+        cohorts: _abc.Iterable[Global___Cohort] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohorts", b"cohorts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCohortsResponse: _TypeAlias = ListCohortsResponse  # noqa: Y015
+
+@_typing.final
 class Participant(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class AnswersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PROGRAM_ID_FIELD_NUMBER: _builtins.int
@@ -113,6 +435,11 @@ class Participant(_message.Message):
     CAPACITY_FIELD_NUMBER: _builtins.int
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STATUS_REASON_FIELD_NUMBER: _builtins.int
+    STATUS_CHANGED_AT_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     participant_id: _builtins.str
@@ -120,12 +447,22 @@ class Participant(_message.Message):
     display_name: _builtins.str
     email: _builtins.str
     capacity: _builtins.int
+    status: Global___ParticipantStatus.ValueType
+    status_reason: _builtins.str
+    """Reason of the last rejection or withdrawal."""
+    campaign: _builtins.str
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def registered_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def profile(self) -> _common_pb2.Profile: ...
+    @_builtins.property
+    def status_changed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def answers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Answers to the program's application questions, by question id."""
+
     def __init__(
         self,
         *,
@@ -139,10 +476,15 @@ class Participant(_message.Message):
         capacity: _builtins.int = ...,
         registered_at: _timestamp_pb2.Timestamp | None = ...,
         profile: _common_pb2.Profile | None = ...,
+        status: Global___ParticipantStatus.ValueType = ...,
+        status_reason: _builtins.str = ...,
+        status_changed_at: _timestamp_pb2.Timestamp | None = ...,
+        answers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        campaign: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "registered_at", b"registered_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "registered_at", b"registered_at", "status_changed_at", b"status_changed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "email", b"email", "organization_id", b"organization_id", "participant_id", b"participant_id", "profile", b"profile", "program_id", b"program_id", "registered_at", b"registered_at", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "campaign", b"campaign", "capacity", b"capacity", "display_name", b"display_name", "email", b"email", "organization_id", b"organization_id", "participant_id", b"participant_id", "profile", b"profile", "program_id", b"program_id", "registered_at", b"registered_at", "role", b"role", "skills", b"skills", "status", b"status", "status_changed_at", b"status_changed_at", "status_reason", b"status_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -152,6 +494,26 @@ Global___Participant: _TypeAlias = Participant  # noqa: Y015
 class RegisterParticipantRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AnswersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PROGRAM_ID_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
@@ -160,6 +522,8 @@ class RegisterParticipantRequest(_message.Message):
     SKILLS_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     role: _common_pb2.Role.ValueType
@@ -167,12 +531,20 @@ class RegisterParticipantRequest(_message.Message):
     email: _builtins.str
     capacity: _builtins.int
     """Mentees a mentor takes at once (1-20); must be 0 for mentees."""
+    campaign: _builtins.str
+    """Campaign code: how the participant heard of the program (optional, at most 100 characters)."""
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Skills offered (mentor) or sought (mentee)."""
 
     @_builtins.property
     def profile(self) -> _common_pb2.Profile: ...
+    @_builtins.property
+    def answers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Answers to the program's application questions: question id -> value (multi choice:
+        options separated by ";"; scale: "1" to "5").
+        """
+
     def __init__(
         self,
         *,
@@ -184,10 +556,12 @@ class RegisterParticipantRequest(_message.Message):
         skills: _abc.Iterable[_builtins.str] | None = ...,
         capacity: _builtins.int = ...,
         profile: _common_pb2.Profile | None = ...,
+        answers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        campaign: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "email", b"email", "organization_id", b"organization_id", "profile", b"profile", "program_id", b"program_id", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "campaign", b"campaign", "capacity", b"capacity", "display_name", b"display_name", "email", b"email", "organization_id", b"organization_id", "profile", b"profile", "program_id", b"program_id", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -224,6 +598,7 @@ class ListParticipantsRequest(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     role: _common_pb2.Role.ValueType
@@ -231,6 +606,8 @@ class ListParticipantsRequest(_message.Message):
     page_size: _builtins.int
     """1-500; 0 means 100."""
     page_token: _builtins.str
+    status: Global___ParticipantStatus.ValueType
+    """Optional filter."""
     def __init__(
         self,
         *,
@@ -239,10 +616,11 @@ class ListParticipantsRequest(_message.Message):
         role: _common_pb2.Role.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        status: Global___ParticipantStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "program_id", b"program_id", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "program_id", b"program_id", "role", b"role", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,3 +648,96 @@ class ListParticipantsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListParticipantsResponse: _TypeAlias = ListParticipantsResponse  # noqa: Y015
+
+@_typing.final
+class ScreenParticipantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    participant_id: _builtins.str
+    reason: _builtins.str
+    """Required to reject; optional otherwise."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScreenParticipantRequest: _TypeAlias = ScreenParticipantRequest  # noqa: Y015
+
+@_typing.final
+class UpdateParticipantProfileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    participant_id: _builtins.str
+    capacity: _builtins.int
+    """0 keeps the capacity."""
+    display_name: _builtins.str
+    """Empty keeps the name."""
+    @_builtins.property
+    def profile(self) -> _common_pb2.Profile:
+        """Replaces the profile whole."""
+
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty keeps the skills."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        profile: _common_pb2.Profile | None = ...,
+        skills: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _builtins.int = ...,
+        display_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "organization_id", b"organization_id", "participant_id", b"participant_id", "profile", b"profile", "skills", b"skills"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateParticipantProfileRequest: _TypeAlias = UpdateParticipantProfileRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawParticipantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    participant_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_id", b"participant_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawParticipantRequest: _TypeAlias = WithdrawParticipantRequest  # noqa: Y015

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class EnrollmentServiceStub:
-    """Programs and the people enrolled in them. Owns the enrollment database.
+    """Programs, their cohorts and the people enrolled in them. Owns the enrollment database.
+    Every request names its organization; nothing is read or changed across organizations.
     """
 
     def __init__(self, channel):
@@ -45,6 +46,31 @@ class EnrollmentServiceStub:
                 request_serializer=mentoring_dot_v1_dot_enrollment__pb2.GetProgramRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Program.FromString,
                 _registered_method=True)
+        self.UpdateProgram = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/UpdateProgram',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.UpdateProgramRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Program.FromString,
+                _registered_method=True)
+        self.ListPrograms = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/ListPrograms',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ListProgramsRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ListProgramsResponse.FromString,
+                _registered_method=True)
+        self.ChangeProgramStatus = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/ChangeProgramStatus',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ChangeProgramStatusRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Program.FromString,
+                _registered_method=True)
+        self.CreateCohort = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/CreateCohort',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.CreateCohortRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Cohort.FromString,
+                _registered_method=True)
+        self.ListCohorts = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/ListCohorts',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ListCohortsRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ListCohortsResponse.FromString,
+                _registered_method=True)
         self.RegisterParticipant = channel.unary_unary(
                 '/mentoring.v1.EnrollmentService/RegisterParticipant',
                 request_serializer=mentoring_dot_v1_dot_enrollment__pb2.RegisterParticipantRequest.SerializeToString,
@@ -60,14 +86,41 @@ class EnrollmentServiceStub:
                 request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ListParticipantsRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ListParticipantsResponse.FromString,
                 _registered_method=True)
+        self.ApproveParticipant = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/ApproveParticipant',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+                _registered_method=True)
+        self.RejectParticipant = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/RejectParticipant',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+                _registered_method=True)
+        self.WaitlistParticipant = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/WaitlistParticipant',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+                _registered_method=True)
+        self.UpdateParticipantProfile = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/UpdateParticipantProfile',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.UpdateParticipantProfileRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+                _registered_method=True)
+        self.WithdrawParticipant = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/WithdrawParticipant',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+                _registered_method=True)
 
 
 class EnrollmentServiceServicer:
-    """Programs and the people enrolled in them. Owns the enrollment database.
+    """Programs, their cohorts and the people enrolled in them. Owns the enrollment database.
+    Every request names its organization; nothing is read or changed across organizations.
     """
 
     def CreateProgram(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a program (OPEN unless initial_status says DRAFT) and publishes program-changed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -78,9 +131,45 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateProgram(self, request, context):
+        """Changes name, objective or settings of a program that is not CLOSED; publishes
+        program-changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrograms(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeProgramStatus(self, request, context):
+        """DRAFT -> OPEN -> RUNNING -> CLOSED, one step at a time; publishes program-changed.
+        Asking for the status the program already has changes nothing (safe to retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCohort(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCohorts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterParticipant(self, request, context):
-        """Stores the participant and announces it on participant-registered.
-        Idempotent on (organization, program, email): a retry returns the same participant.
+        """The application: needs the program OPEN or RUNNING. Without approval the participant is
+        REGISTERED and announced on participant-registered at once; with approval they are APPLIED
+        and announced only when a coordinator approves.
+        Idempotent on (organization, program, email, role): a retry returns the same participant.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,6 +187,43 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApproveParticipant(self, request, context):
+        """APPLIED or WAITLISTED -> REGISTERED, announced on participant-registered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectParticipant(self, request, context):
+        """APPLIED or WAITLISTED -> REJECTED; reason required. Never announced.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WaitlistParticipant(self, request, context):
+        """APPLIED -> WAITLISTED. Never announced.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateParticipantProfile(self, request, context):
+        """Replaces the profile (and skills, capacity, name when given); a REGISTERED participant's
+        change is published on participant-updated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawParticipant(self, request, context):
+        """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
+        withdrawal is published on participant-withdrawn.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnrollmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +236,31 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     servicer.GetProgram,
                     request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.GetProgramRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Program.SerializeToString,
+            ),
+            'UpdateProgram': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProgram,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.UpdateProgramRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Program.SerializeToString,
+            ),
+            'ListPrograms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrograms,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ListProgramsRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.ListProgramsResponse.SerializeToString,
+            ),
+            'ChangeProgramStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeProgramStatus,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ChangeProgramStatusRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Program.SerializeToString,
+            ),
+            'CreateCohort': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCohort,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.CreateCohortRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Cohort.SerializeToString,
+            ),
+            'ListCohorts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCohorts,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ListCohortsRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.ListCohortsResponse.SerializeToString,
             ),
             'RegisterParticipant': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterParticipant,
@@ -126,6 +277,31 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ListParticipantsRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_enrollment__pb2.ListParticipantsResponse.SerializeToString,
             ),
+            'ApproveParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveParticipant,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.SerializeToString,
+            ),
+            'RejectParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectParticipant,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.SerializeToString,
+            ),
+            'WaitlistParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitlistParticipant,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.SerializeToString,
+            ),
+            'UpdateParticipantProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateParticipantProfile,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.UpdateParticipantProfileRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.SerializeToString,
+            ),
+            'WithdrawParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawParticipant,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mentoring.v1.EnrollmentService', rpc_method_handlers)
@@ -135,7 +311,8 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class EnrollmentService:
-    """Programs and the people enrolled in them. Owns the enrollment database.
+    """Programs, their cohorts and the people enrolled in them. Owns the enrollment database.
+    Every request names its organization; nothing is read or changed across organizations.
     """
 
     @staticmethod
@@ -182,6 +359,141 @@ class EnrollmentService:
             '/mentoring.v1.EnrollmentService/GetProgram',
             mentoring_dot_v1_dot_enrollment__pb2.GetProgramRequest.SerializeToString,
             mentoring_dot_v1_dot_enrollment__pb2.Program.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/UpdateProgram',
+            mentoring_dot_v1_dot_enrollment__pb2.UpdateProgramRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Program.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrograms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/ListPrograms',
+            mentoring_dot_v1_dot_enrollment__pb2.ListProgramsRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.ListProgramsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeProgramStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/ChangeProgramStatus',
+            mentoring_dot_v1_dot_enrollment__pb2.ChangeProgramStatusRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Program.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCohort(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/CreateCohort',
+            mentoring_dot_v1_dot_enrollment__pb2.CreateCohortRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Cohort.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCohorts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/ListCohorts',
+            mentoring_dot_v1_dot_enrollment__pb2.ListCohortsRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.ListCohortsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -263,6 +575,141 @@ class EnrollmentService:
             '/mentoring.v1.EnrollmentService/ListParticipants',
             mentoring_dot_v1_dot_enrollment__pb2.ListParticipantsRequest.SerializeToString,
             mentoring_dot_v1_dot_enrollment__pb2.ListParticipantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/ApproveParticipant',
+            mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/RejectParticipant',
+            mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitlistParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/WaitlistParticipant',
+            mentoring_dot_v1_dot_enrollment__pb2.ScreenParticipantRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateParticipantProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/UpdateParticipantProfile',
+            mentoring_dot_v1_dot_enrollment__pb2.UpdateParticipantProfileRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/WithdrawParticipant',
+            mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
             options,
             channel_credentials,
             insecure,

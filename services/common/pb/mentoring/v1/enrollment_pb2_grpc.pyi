@@ -27,44 +27,107 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class EnrollmentServiceStub:
-    """Programs and the people enrolled in them. Owns the enrollment database."""
+    """Programs, their cohorts and the people enrolled in them. Owns the enrollment database.
+    Every request names its organization; nothing is read or changed across organizations.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> EnrollmentServiceAsyncStub: ...
     CreateProgram: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.CreateProgramRequest, _enrollment_pb2.Program]
+    """Creates a program (OPEN unless initial_status says DRAFT) and publishes program-changed."""
     GetProgram: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.GetProgramRequest, _enrollment_pb2.Program]
+    UpdateProgram: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.UpdateProgramRequest, _enrollment_pb2.Program]
+    """Changes name, objective or settings of a program that is not CLOSED; publishes
+    program-changed.
+    """
+    ListPrograms: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ListProgramsRequest, _enrollment_pb2.ListProgramsResponse]
+    ChangeProgramStatus: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ChangeProgramStatusRequest, _enrollment_pb2.Program]
+    """DRAFT -> OPEN -> RUNNING -> CLOSED, one step at a time; publishes program-changed.
+    Asking for the status the program already has changes nothing (safe to retry).
+    """
+    CreateCohort: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.CreateCohortRequest, _enrollment_pb2.Cohort]
+    ListCohorts: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ListCohortsRequest, _enrollment_pb2.ListCohortsResponse]
     RegisterParticipant: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.RegisterParticipantRequest, _enrollment_pb2.Participant]
-    """Stores the participant and announces it on participant-registered.
-    Idempotent on (organization, program, email): a retry returns the same participant.
+    """The application: needs the program OPEN or RUNNING. Without approval the participant is
+    REGISTERED and announced on participant-registered at once; with approval they are APPLIED
+    and announced only when a coordinator approves.
+    Idempotent on (organization, program, email, role): a retry returns the same participant.
     """
     GetParticipant: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.GetParticipantRequest, _enrollment_pb2.Participant]
     ListParticipants: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ListParticipantsRequest, _enrollment_pb2.ListParticipantsResponse]
+    ApproveParticipant: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ScreenParticipantRequest, _enrollment_pb2.Participant]
+    """APPLIED or WAITLISTED -> REGISTERED, announced on participant-registered."""
+    RejectParticipant: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ScreenParticipantRequest, _enrollment_pb2.Participant]
+    """APPLIED or WAITLISTED -> REJECTED; reason required. Never announced."""
+    WaitlistParticipant: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ScreenParticipantRequest, _enrollment_pb2.Participant]
+    """APPLIED -> WAITLISTED. Never announced."""
+    UpdateParticipantProfile: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.UpdateParticipantProfileRequest, _enrollment_pb2.Participant]
+    """Replaces the profile (and skills, capacity, name when given); a REGISTERED participant's
+    change is published on participant-updated.
+    """
+    WithdrawParticipant: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.WithdrawParticipantRequest, _enrollment_pb2.Participant]
+    """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
+    withdrawal is published on participant-withdrawn.
+    """
 
 @_typing.type_check_only
 class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
-    """Programs and the people enrolled in them. Owns the enrollment database."""
+    """Programs, their cohorts and the people enrolled in them. Owns the enrollment database.
+    Every request names its organization; nothing is read or changed across organizations.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateProgram: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.CreateProgramRequest, _enrollment_pb2.Program]  # type: ignore[assignment]
+    """Creates a program (OPEN unless initial_status says DRAFT) and publishes program-changed."""
     GetProgram: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.GetProgramRequest, _enrollment_pb2.Program]  # type: ignore[assignment]
+    UpdateProgram: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.UpdateProgramRequest, _enrollment_pb2.Program]  # type: ignore[assignment]
+    """Changes name, objective or settings of a program that is not CLOSED; publishes
+    program-changed.
+    """
+    ListPrograms: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ListProgramsRequest, _enrollment_pb2.ListProgramsResponse]  # type: ignore[assignment]
+    ChangeProgramStatus: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ChangeProgramStatusRequest, _enrollment_pb2.Program]  # type: ignore[assignment]
+    """DRAFT -> OPEN -> RUNNING -> CLOSED, one step at a time; publishes program-changed.
+    Asking for the status the program already has changes nothing (safe to retry).
+    """
+    CreateCohort: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.CreateCohortRequest, _enrollment_pb2.Cohort]  # type: ignore[assignment]
+    ListCohorts: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ListCohortsRequest, _enrollment_pb2.ListCohortsResponse]  # type: ignore[assignment]
     RegisterParticipant: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.RegisterParticipantRequest, _enrollment_pb2.Participant]  # type: ignore[assignment]
-    """Stores the participant and announces it on participant-registered.
-    Idempotent on (organization, program, email): a retry returns the same participant.
+    """The application: needs the program OPEN or RUNNING. Without approval the participant is
+    REGISTERED and announced on participant-registered at once; with approval they are APPLIED
+    and announced only when a coordinator approves.
+    Idempotent on (organization, program, email, role): a retry returns the same participant.
     """
     GetParticipant: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.GetParticipantRequest, _enrollment_pb2.Participant]  # type: ignore[assignment]
     ListParticipants: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ListParticipantsRequest, _enrollment_pb2.ListParticipantsResponse]  # type: ignore[assignment]
+    ApproveParticipant: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ScreenParticipantRequest, _enrollment_pb2.Participant]  # type: ignore[assignment]
+    """APPLIED or WAITLISTED -> REGISTERED, announced on participant-registered."""
+    RejectParticipant: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ScreenParticipantRequest, _enrollment_pb2.Participant]  # type: ignore[assignment]
+    """APPLIED or WAITLISTED -> REJECTED; reason required. Never announced."""
+    WaitlistParticipant: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ScreenParticipantRequest, _enrollment_pb2.Participant]  # type: ignore[assignment]
+    """APPLIED -> WAITLISTED. Never announced."""
+    UpdateParticipantProfile: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.UpdateParticipantProfileRequest, _enrollment_pb2.Participant]  # type: ignore[assignment]
+    """Replaces the profile (and skills, capacity, name when given); a REGISTERED participant's
+    change is published on participant-updated.
+    """
+    WithdrawParticipant: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.WithdrawParticipantRequest, _enrollment_pb2.Participant]  # type: ignore[assignment]
+    """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
+    withdrawal is published on participant-withdrawn.
+    """
 
 class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Programs and the people enrolled in them. Owns the enrollment database."""
+    """Programs, their cohorts and the people enrolled in them. Owns the enrollment database.
+    Every request names its organization; nothing is read or changed across organizations.
+    """
 
     @_abc_1.abstractmethod
     def CreateProgram(
         self,
         request: _enrollment_pb2.CreateProgramRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_enrollment_pb2.Program, _abc.Awaitable[_enrollment_pb2.Program]]: ...
+    ) -> _typing.Union[_enrollment_pb2.Program, _abc.Awaitable[_enrollment_pb2.Program]]:
+        """Creates a program (OPEN unless initial_status says DRAFT) and publishes program-changed."""
 
     @_abc_1.abstractmethod
     def GetProgram(
@@ -74,13 +137,56 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_enrollment_pb2.Program, _abc.Awaitable[_enrollment_pb2.Program]]: ...
 
     @_abc_1.abstractmethod
+    def UpdateProgram(
+        self,
+        request: _enrollment_pb2.UpdateProgramRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Program, _abc.Awaitable[_enrollment_pb2.Program]]:
+        """Changes name, objective or settings of a program that is not CLOSED; publishes
+        program-changed.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPrograms(
+        self,
+        request: _enrollment_pb2.ListProgramsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.ListProgramsResponse, _abc.Awaitable[_enrollment_pb2.ListProgramsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ChangeProgramStatus(
+        self,
+        request: _enrollment_pb2.ChangeProgramStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Program, _abc.Awaitable[_enrollment_pb2.Program]]:
+        """DRAFT -> OPEN -> RUNNING -> CLOSED, one step at a time; publishes program-changed.
+        Asking for the status the program already has changes nothing (safe to retry).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCohort(
+        self,
+        request: _enrollment_pb2.CreateCohortRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Cohort, _abc.Awaitable[_enrollment_pb2.Cohort]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCohorts(
+        self,
+        request: _enrollment_pb2.ListCohortsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.ListCohortsResponse, _abc.Awaitable[_enrollment_pb2.ListCohortsResponse]]: ...
+
+    @_abc_1.abstractmethod
     def RegisterParticipant(
         self,
         request: _enrollment_pb2.RegisterParticipantRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_enrollment_pb2.Participant, _abc.Awaitable[_enrollment_pb2.Participant]]:
-        """Stores the participant and announces it on participant-registered.
-        Idempotent on (organization, program, email): a retry returns the same participant.
+        """The application: needs the program OPEN or RUNNING. Without approval the participant is
+        REGISTERED and announced on participant-registered at once; with approval they are APPLIED
+        and announced only when a coordinator approves.
+        Idempotent on (organization, program, email, role): a retry returns the same participant.
         """
 
     @_abc_1.abstractmethod
@@ -96,5 +202,49 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _enrollment_pb2.ListParticipantsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_enrollment_pb2.ListParticipantsResponse, _abc.Awaitable[_enrollment_pb2.ListParticipantsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ApproveParticipant(
+        self,
+        request: _enrollment_pb2.ScreenParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Participant, _abc.Awaitable[_enrollment_pb2.Participant]]:
+        """APPLIED or WAITLISTED -> REGISTERED, announced on participant-registered."""
+
+    @_abc_1.abstractmethod
+    def RejectParticipant(
+        self,
+        request: _enrollment_pb2.ScreenParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Participant, _abc.Awaitable[_enrollment_pb2.Participant]]:
+        """APPLIED or WAITLISTED -> REJECTED; reason required. Never announced."""
+
+    @_abc_1.abstractmethod
+    def WaitlistParticipant(
+        self,
+        request: _enrollment_pb2.ScreenParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Participant, _abc.Awaitable[_enrollment_pb2.Participant]]:
+        """APPLIED -> WAITLISTED. Never announced."""
+
+    @_abc_1.abstractmethod
+    def UpdateParticipantProfile(
+        self,
+        request: _enrollment_pb2.UpdateParticipantProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Participant, _abc.Awaitable[_enrollment_pb2.Participant]]:
+        """Replaces the profile (and skills, capacity, name when given); a REGISTERED participant's
+        change is published on participant-updated.
+        """
+
+    @_abc_1.abstractmethod
+    def WithdrawParticipant(
+        self,
+        request: _enrollment_pb2.WithdrawParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Participant, _abc.Awaitable[_enrollment_pb2.Participant]]:
+        """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
+        withdrawal is published on participant-withdrawn.
+        """
 
 def add_EnrollmentServiceServicer_to_server(servicer: EnrollmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -42,6 +42,191 @@ MATCHING_ALGORITHM_STABLE: MatchingAlgorithm.ValueType  # 2
 """Stable matching on both sides' rankings (mentee-proposing, mentor capacities)."""
 Global___MatchingAlgorithm: _TypeAlias = MatchingAlgorithm  # noqa: Y015
 
+class _ProgramStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProgramStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProgramStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROGRAM_STATUS_UNSPECIFIED: _ProgramStatus.ValueType  # 0
+    PROGRAM_STATUS_DRAFT: _ProgramStatus.ValueType  # 1
+    PROGRAM_STATUS_OPEN: _ProgramStatus.ValueType  # 2
+    """Open for applications."""
+    PROGRAM_STATUS_RUNNING: _ProgramStatus.ValueType  # 3
+    """Relationships under way; late registrations still allowed."""
+    PROGRAM_STATUS_CLOSED: _ProgramStatus.ValueType  # 4
+
+class ProgramStatus(_ProgramStatus, metaclass=_ProgramStatusEnumTypeWrapper):
+    """--- enrollment lifecycle ---
+
+    Where a program stands. Allowed: DRAFT -> OPEN -> RUNNING -> CLOSED. People register only
+    while it is OPEN or RUNNING.
+    """
+
+PROGRAM_STATUS_UNSPECIFIED: ProgramStatus.ValueType  # 0
+PROGRAM_STATUS_DRAFT: ProgramStatus.ValueType  # 1
+PROGRAM_STATUS_OPEN: ProgramStatus.ValueType  # 2
+"""Open for applications."""
+PROGRAM_STATUS_RUNNING: ProgramStatus.ValueType  # 3
+"""Relationships under way; late registrations still allowed."""
+PROGRAM_STATUS_CLOSED: ProgramStatus.ValueType  # 4
+Global___ProgramStatus: _TypeAlias = ProgramStatus  # noqa: Y015
+
+class _ProgramObjective:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProgramObjectiveEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProgramObjective.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROGRAM_OBJECTIVE_UNSPECIFIED: _ProgramObjective.ValueType  # 0
+    PROGRAM_OBJECTIVE_LEADERSHIP: _ProgramObjective.ValueType  # 1
+    PROGRAM_OBJECTIVE_ONBOARDING: _ProgramObjective.ValueType  # 2
+    PROGRAM_OBJECTIVE_KNOWLEDGE_TRANSFER: _ProgramObjective.ValueType  # 3
+    PROGRAM_OBJECTIVE_DIVERSITY: _ProgramObjective.ValueType  # 4
+    PROGRAM_OBJECTIVE_RESKILLING: _ProgramObjective.ValueType  # 5
+    PROGRAM_OBJECTIVE_OTHER: _ProgramObjective.ValueType  # 6
+
+class ProgramObjective(_ProgramObjective, metaclass=_ProgramObjectiveEnumTypeWrapper): ...
+
+PROGRAM_OBJECTIVE_UNSPECIFIED: ProgramObjective.ValueType  # 0
+PROGRAM_OBJECTIVE_LEADERSHIP: ProgramObjective.ValueType  # 1
+PROGRAM_OBJECTIVE_ONBOARDING: ProgramObjective.ValueType  # 2
+PROGRAM_OBJECTIVE_KNOWLEDGE_TRANSFER: ProgramObjective.ValueType  # 3
+PROGRAM_OBJECTIVE_DIVERSITY: ProgramObjective.ValueType  # 4
+PROGRAM_OBJECTIVE_RESKILLING: ProgramObjective.ValueType  # 5
+PROGRAM_OBJECTIVE_OTHER: ProgramObjective.ValueType  # 6
+Global___ProgramObjective: _TypeAlias = ProgramObjective  # noqa: Y015
+
+class _MentorSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MentorSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MentorSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MENTOR_SOURCE_UNSPECIFIED: _MentorSource.ValueType  # 0
+    MENTOR_SOURCE_INTERNAL: _MentorSource.ValueType  # 1
+    MENTOR_SOURCE_EXTERNAL: _MentorSource.ValueType  # 2
+    MENTOR_SOURCE_BOTH: _MentorSource.ValueType  # 3
+
+class MentorSource(_MentorSource, metaclass=_MentorSourceEnumTypeWrapper):
+    """Where a program's mentors come from."""
+
+MENTOR_SOURCE_UNSPECIFIED: MentorSource.ValueType  # 0
+MENTOR_SOURCE_INTERNAL: MentorSource.ValueType  # 1
+MENTOR_SOURCE_EXTERNAL: MentorSource.ValueType  # 2
+MENTOR_SOURCE_BOTH: MentorSource.ValueType  # 3
+Global___MentorSource: _TypeAlias = MentorSource  # noqa: Y015
+
+class _ProgramMatchingMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProgramMatchingModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProgramMatchingMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROGRAM_MATCHING_MODE_UNSPECIFIED: _ProgramMatchingMode.ValueType  # 0
+    PROGRAM_MATCHING_MODE_BULK: _ProgramMatchingMode.ValueType  # 1
+    """A coordinator's bulk run."""
+    PROGRAM_MATCHING_MODE_SELF: _ProgramMatchingMode.ValueType  # 2
+    """Mentees choose their mentors."""
+    PROGRAM_MATCHING_MODE_BOTH: _ProgramMatchingMode.ValueType  # 3
+
+class ProgramMatchingMode(_ProgramMatchingMode, metaclass=_ProgramMatchingModeEnumTypeWrapper):
+    """How the program intends to match; stored and published, matching keeps its own config."""
+
+PROGRAM_MATCHING_MODE_UNSPECIFIED: ProgramMatchingMode.ValueType  # 0
+PROGRAM_MATCHING_MODE_BULK: ProgramMatchingMode.ValueType  # 1
+"""A coordinator's bulk run."""
+PROGRAM_MATCHING_MODE_SELF: ProgramMatchingMode.ValueType  # 2
+"""Mentees choose their mentors."""
+PROGRAM_MATCHING_MODE_BOTH: ProgramMatchingMode.ValueType  # 3
+Global___ProgramMatchingMode: _TypeAlias = ProgramMatchingMode  # noqa: Y015
+
+class _QuestionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _QuestionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_QuestionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    QUESTION_KIND_UNSPECIFIED: _QuestionKind.ValueType  # 0
+    QUESTION_KIND_SINGLE_CHOICE: _QuestionKind.ValueType  # 1
+    """The answer is one of the options."""
+    QUESTION_KIND_MULTI_CHOICE: _QuestionKind.ValueType  # 2
+    """The answer is options separated by ";"."""
+    QUESTION_KIND_TEXT: _QuestionKind.ValueType  # 3
+    """Free text, at most 2000 characters."""
+    QUESTION_KIND_SCALE: _QuestionKind.ValueType  # 4
+    """"1" to "5"."""
+
+class QuestionKind(_QuestionKind, metaclass=_QuestionKindEnumTypeWrapper): ...
+
+QUESTION_KIND_UNSPECIFIED: QuestionKind.ValueType  # 0
+QUESTION_KIND_SINGLE_CHOICE: QuestionKind.ValueType  # 1
+"""The answer is one of the options."""
+QUESTION_KIND_MULTI_CHOICE: QuestionKind.ValueType  # 2
+"""The answer is options separated by ";"."""
+QUESTION_KIND_TEXT: QuestionKind.ValueType  # 3
+"""Free text, at most 2000 characters."""
+QUESTION_KIND_SCALE: QuestionKind.ValueType  # 4
+""""1" to "5"."""
+Global___QuestionKind: _TypeAlias = QuestionKind  # noqa: Y015
+
+class _GoalStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GoalStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GoalStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GOAL_STATUS_UNSPECIFIED: _GoalStatus.ValueType  # 0
+    GOAL_STATUS_OPEN: _GoalStatus.ValueType  # 1
+    GOAL_STATUS_ACHIEVED: _GoalStatus.ValueType  # 2
+    GOAL_STATUS_ABANDONED: _GoalStatus.ValueType  # 3
+
+class GoalStatus(_GoalStatus, metaclass=_GoalStatusEnumTypeWrapper): ...
+
+GOAL_STATUS_UNSPECIFIED: GoalStatus.ValueType  # 0
+GOAL_STATUS_OPEN: GoalStatus.ValueType  # 1
+GOAL_STATUS_ACHIEVED: GoalStatus.ValueType  # 2
+GOAL_STATUS_ABANDONED: GoalStatus.ValueType  # 3
+Global___GoalStatus: _TypeAlias = GoalStatus  # noqa: Y015
+
+class _TrainingKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TrainingKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TrainingKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRAINING_KIND_UNSPECIFIED: _TrainingKind.ValueType  # 0
+    TRAINING_KIND_GUIDE: _TrainingKind.ValueType  # 1
+    TRAINING_KIND_CHECKLIST: _TrainingKind.ValueType  # 2
+    TRAINING_KIND_VIDEO: _TrainingKind.ValueType  # 3
+
+class TrainingKind(_TrainingKind, metaclass=_TrainingKindEnumTypeWrapper): ...
+
+TRAINING_KIND_UNSPECIFIED: TrainingKind.ValueType  # 0
+TRAINING_KIND_GUIDE: TrainingKind.ValueType  # 1
+TRAINING_KIND_CHECKLIST: TrainingKind.ValueType  # 2
+TRAINING_KIND_VIDEO: TrainingKind.ValueType  # 3
+Global___TrainingKind: _TypeAlias = TrainingKind  # noqa: Y015
+
+class _TrainingAudience:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TrainingAudienceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TrainingAudience.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRAINING_AUDIENCE_UNSPECIFIED: _TrainingAudience.ValueType  # 0
+    TRAINING_AUDIENCE_MENTORS: _TrainingAudience.ValueType  # 1
+    TRAINING_AUDIENCE_MENTEES: _TrainingAudience.ValueType  # 2
+    TRAINING_AUDIENCE_BOTH: _TrainingAudience.ValueType  # 3
+
+class TrainingAudience(_TrainingAudience, metaclass=_TrainingAudienceEnumTypeWrapper): ...
+
+TRAINING_AUDIENCE_UNSPECIFIED: TrainingAudience.ValueType  # 0
+TRAINING_AUDIENCE_MENTORS: TrainingAudience.ValueType  # 1
+TRAINING_AUDIENCE_MENTEES: TrainingAudience.ValueType  # 2
+TRAINING_AUDIENCE_BOTH: TrainingAudience.ValueType  # 3
+Global___TrainingAudience: _TypeAlias = TrainingAudience  # noqa: Y015
+
 @_typing.final
 class Event(_message.Message):
     """The value of every Kafka message on the platform's topics: one envelope, one payload.
@@ -61,6 +246,13 @@ class Event(_message.Message):
     MATCHING_RUN_REQUESTED_FIELD_NUMBER: _builtins.int
     MATCHING_RUN_COMPLETED_FIELD_NUMBER: _builtins.int
     HR_EVENT_FIELD_NUMBER: _builtins.int
+    PROGRAM_CHANGED_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_UPDATED_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_WITHDRAWN_FIELD_NUMBER: _builtins.int
+    GOAL_UPDATED_FIELD_NUMBER: _builtins.int
+    FEEDBACK_SUBMITTED_FIELD_NUMBER: _builtins.int
+    MESSAGE_SENT_FIELD_NUMBER: _builtins.int
+    TRAINING_COMPLETED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _common_pb2.EventEnvelope: ...
     @_builtins.property
@@ -105,6 +297,39 @@ class Event(_message.Message):
         hr-events
         """
 
+    @_builtins.property
+    def program_changed(self) -> Global___ProgramChanged:
+        """--- enrollment lifecycle (field numbers 40-49 reserved for enrollment) ---
+        program-changed
+        """
+
+    @_builtins.property
+    def participant_updated(self) -> Global___ParticipantUpdated:
+        """participant-updated"""
+
+    @_builtins.property
+    def participant_withdrawn(self) -> Global___ParticipantWithdrawn:
+        """participant-withdrawn"""
+
+    @_builtins.property
+    def goal_updated(self) -> Global___GoalUpdated:
+        """--- end of enrollment lifecycle ---
+        --- engagement (field numbers 30-39) ---
+        goal-updated
+        """
+
+    @_builtins.property
+    def feedback_submitted(self) -> Global___FeedbackSubmitted:
+        """feedback-submitted"""
+
+    @_builtins.property
+    def message_sent(self) -> Global___MessageSent:
+        """message-sent"""
+
+    @_builtins.property
+    def training_completed(self) -> Global___TrainingCompleted:
+        """training-completed"""
+
     def __init__(
         self,
         *,
@@ -119,12 +344,19 @@ class Event(_message.Message):
         matching_run_requested: Global___MatchingRunRequested | None = ...,
         matching_run_completed: Global___MatchingRunCompleted | None = ...,
         hr_event: Global___HrEvent | None = ...,
+        program_changed: Global___ProgramChanged | None = ...,
+        participant_updated: Global___ParticipantUpdated | None = ...,
+        participant_withdrawn: Global___ParticipantWithdrawn | None = ...,
+        goal_updated: Global___GoalUpdated | None = ...,
+        feedback_submitted: Global___FeedbackSubmitted | None = ...,
+        message_sent: Global___MessageSent | None = ...,
+        training_completed: Global___TrainingCompleted | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "participant_registered", b"participant_registered", "payload", b"payload", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "goal_updated", "feedback_submitted", "message_sent", "training_completed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -301,11 +533,14 @@ class ParticipantRegistered(_message.Message):
     SKILLS_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
     participant_id: _builtins.str
     role: _common_pb2.Role.ValueType
     display_name: _builtins.str
     capacity: _builtins.int
     """How many mentees a mentor takes at once; 0 for mentees."""
+    campaign: _builtins.str
+    """Campaign code: how the participant heard of the program; empty when not given."""
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Skills a mentor offers, or a mentee seeks; lower-cased."""
@@ -323,10 +558,11 @@ class ParticipantRegistered(_message.Message):
         skills: _abc.Iterable[_builtins.str] | None = ...,
         capacity: _builtins.int = ...,
         profile: _common_pb2.Profile | None = ...,
+        campaign: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "capacity", b"capacity", "display_name", b"display_name", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -775,3 +1011,367 @@ class DeadLetter(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015
+
+@_typing.final
+class ApplicationQuestion(_message.Message):
+    """A custom profile field a participant answers when applying."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUESTION_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    question_id: _builtins.str
+    """Names the answer in RegisterParticipantRequest.answers."""
+    text: _builtins.str
+    kind: Global___QuestionKind.ValueType
+    required: _builtins.bool
+    @_builtins.property
+    def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For choice questions: 2-50 options; none may contain ";"."""
+
+    def __init__(
+        self,
+        *,
+        question_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        kind: Global___QuestionKind.ValueType = ...,
+        options: _abc.Iterable[_builtins.str] | None = ...,
+        required: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "options", b"options", "question_id", b"question_id", "required", b"required", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplicationQuestion: _TypeAlias = ApplicationQuestion  # noqa: Y015
+
+@_typing.final
+class ProgramSettings(_message.Message):
+    """What a program is for and how it runs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECTIVES_FIELD_NUMBER: _builtins.int
+    MEASURABLE_TARGETS_FIELD_NUMBER: _builtins.int
+    TARGET_AUDIENCE_FIELD_NUMBER: _builtins.int
+    MENTOR_SOURCE_FIELD_NUMBER: _builtins.int
+    TIMEFRAME_MONTHS_FIELD_NUMBER: _builtins.int
+    MEETING_CADENCE_DAYS_FIELD_NUMBER: _builtins.int
+    MATCHING_MODE_FIELD_NUMBER: _builtins.int
+    APPLICATION_QUESTIONS_FIELD_NUMBER: _builtins.int
+    REQUIRES_APPROVAL_FIELD_NUMBER: _builtins.int
+    measurable_targets: _builtins.str
+    """Measurable targets, as text, e.g. "80% of mentees promoted within 2 years"."""
+    target_audience: _builtins.str
+    mentor_source: Global___MentorSource.ValueType
+    timeframe_months: _builtins.int
+    """How long a relationship is meant to last, in months (0 = not set, at most 60)."""
+    meeting_cadence_days: _builtins.int
+    """Expected days between meetings (0 = not set, at most 365)."""
+    matching_mode: Global___ProgramMatchingMode.ValueType
+    requires_approval: _builtins.bool
+    """Applications wait for a coordinator's approval before the participant is announced."""
+    @_builtins.property
+    def objectives(self) -> _containers.RepeatedScalarFieldContainer[Global___ProgramObjective.ValueType]: ...
+    @_builtins.property
+    def application_questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApplicationQuestion]: ...
+    def __init__(
+        self,
+        *,
+        objectives: _abc.Iterable[Global___ProgramObjective.ValueType] | None = ...,
+        measurable_targets: _builtins.str = ...,
+        target_audience: _builtins.str = ...,
+        mentor_source: Global___MentorSource.ValueType = ...,
+        timeframe_months: _builtins.int = ...,
+        meeting_cadence_days: _builtins.int = ...,
+        matching_mode: Global___ProgramMatchingMode.ValueType = ...,
+        application_questions: _abc.Iterable[Global___ApplicationQuestion] | None = ...,
+        requires_approval: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_questions", b"application_questions", "matching_mode", b"matching_mode", "measurable_targets", b"measurable_targets", "meeting_cadence_days", b"meeting_cadence_days", "mentor_source", b"mentor_source", "objectives", b"objectives", "requires_approval", b"requires_approval", "target_audience", b"target_audience", "timeframe_months", b"timeframe_months"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgramSettings: _TypeAlias = ProgramSettings  # noqa: Y015
+
+@_typing.final
+class ProgramChanged(_message.Message):
+    """A program was created, its settings updated, or its status changed: the program as it is now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    OBJECTIVE_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    objective: _builtins.str
+    """The free-text objective."""
+    status: Global___ProgramStatus.ValueType
+    previous_status: Global___ProgramStatus.ValueType
+    """The status before this change; UNSPECIFIED when the program was just created."""
+    change: _builtins.str
+    """"created", "updated" or "status_changed"."""
+    version: _builtins.int
+    """1 at creation, +1 on each change."""
+    @_builtins.property
+    def settings(self) -> Global___ProgramSettings: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        objective: _builtins.str = ...,
+        settings: Global___ProgramSettings | None = ...,
+        status: Global___ProgramStatus.ValueType = ...,
+        previous_status: Global___ProgramStatus.ValueType = ...,
+        change: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "name", b"name", "objective", b"objective", "previous_status", b"previous_status", "settings", b"settings", "status", b"status", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgramChanged: _TypeAlias = ProgramChanged  # noqa: Y015
+
+@_typing.final
+class ParticipantUpdated(_message.Message):
+    """An announced participant's profile changed; the participant as they are now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    participant_id: _builtins.str
+    role: _common_pb2.Role.ValueType
+    display_name: _builtins.str
+    capacity: _builtins.int
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def profile(self) -> _common_pb2.Profile:
+        """Demographics are present only when the participant agreed to their use for matching."""
+
+    def __init__(
+        self,
+        *,
+        participant_id: _builtins.str = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        display_name: _builtins.str = ...,
+        skills: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _builtins.int = ...,
+        profile: _common_pb2.Profile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParticipantUpdated: _TypeAlias = ParticipantUpdated  # noqa: Y015
+
+@_typing.final
+class ParticipantWithdrawn(_message.Message):
+    """An announced participant left the program: matching must not propose them any more."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    participant_id: _builtins.str
+    role: _common_pb2.Role.ValueType
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        participant_id: _builtins.str = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant_id", b"participant_id", "reason", b"reason", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParticipantWithdrawn: _TypeAlias = ParticipantWithdrawn  # noqa: Y015
+
+@_typing.final
+class GoalUpdated(_message.Message):
+    """--- engagement ---
+
+    A goal was created, got a milestone, or progressed. Its title and description stay in
+    engagement: a mentee's goals can be personal, and events are kept and read by every consumer.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GOAL_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    MILESTONES_FIELD_NUMBER: _builtins.int
+    MILESTONES_DONE_FIELD_NUMBER: _builtins.int
+    TARGET_DATE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    goal_id: _builtins.str
+    relationship_id: _builtins.str
+    mentee_id: _builtins.str
+    change: _builtins.str
+    """"created", "milestone_added" or "progress_updated"."""
+    progress: _builtins.int
+    status: Global___GoalStatus.ValueType
+    milestones: _builtins.int
+    milestones_done: _builtins.int
+    version: _builtins.int
+    """The goal's version after this change."""
+    @_builtins.property
+    def target_date(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        goal_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        change: _builtins.str = ...,
+        progress: _builtins.int = ...,
+        status: Global___GoalStatus.ValueType = ...,
+        milestones: _builtins.int = ...,
+        milestones_done: _builtins.int = ...,
+        target_date: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target_date", b"target_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "goal_id", b"goal_id", "mentee_id", b"mentee_id", "milestones", b"milestones", "milestones_done", b"milestones_done", "progress", b"progress", "relationship_id", b"relationship_id", "status", b"status", "target_date", b"target_date", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GoalUpdated: _TypeAlias = GoalUpdated  # noqa: Y015
+
+@_typing.final
+class FeedbackSubmitted(_message.Message):
+    """A check-in survey answer. It carries the rating but never the free-text comment: comments
+    are personal data about the other person in the pair, and an event is copied to every
+    consumer and kept on the log, where it can be neither restricted to the pair nor erased on
+    request. The comment stays in engagement's database.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEEDBACK_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_ROLE_FIELD_NUMBER: _builtins.int
+    SURVEY_POINT_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    feedback_id: _builtins.str
+    relationship_id: _builtins.str
+    author_id: _builtins.str
+    author_role: _common_pb2.Role.ValueType
+    survey_point: _builtins.str
+    """"day-30", "day-60", "day-90", "midpoint", "close" or "periodic"."""
+    rating: _builtins.int
+    """1-5."""
+    def __init__(
+        self,
+        *,
+        feedback_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        author_id: _builtins.str = ...,
+        author_role: _common_pb2.Role.ValueType = ...,
+        survey_point: _builtins.str = ...,
+        rating: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "author_role", b"author_role", "feedback_id", b"feedback_id", "rating", b"rating", "relationship_id", b"relationship_id", "survey_point", b"survey_point"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackSubmitted: _TypeAlias = FeedbackSubmitted  # noqa: Y015
+
+@_typing.final
+class MessageSent(_message.Message):
+    """One message exchanged by the pair; the content never reaches the platform."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    SENDER_ID_FIELD_NUMBER: _builtins.int
+    SENDER_ROLE_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    relationship_id: _builtins.str
+    sender_id: _builtins.str
+    sender_role: _common_pb2.Role.ValueType
+    message_id: _builtins.str
+    """The message's id in the messaging tool."""
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        relationship_id: _builtins.str = ...,
+        sender_id: _builtins.str = ...,
+        sender_role: _common_pb2.Role.ValueType = ...,
+        message_id: _builtins.str = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "relationship_id", b"relationship_id", "sender_id", b"sender_id", "sender_role", b"sender_role", "sent_at", b"sent_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageSent: _TypeAlias = MessageSent  # noqa: Y015
+
+@_typing.final
+class TrainingCompleted(_message.Message):
+    """A participant completed a resource of the program's training library."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    participant_id: _builtins.str
+    kind: Global___TrainingKind.ValueType
+    audience: Global___TrainingAudience.ValueType
+    minutes: _builtins.int
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        kind: Global___TrainingKind.ValueType = ...,
+        audience: Global___TrainingAudience.ValueType = ...,
+        minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "kind", b"kind", "minutes", b"minutes", "participant_id", b"participant_id", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainingCompleted: _TypeAlias = TrainingCompleted  # noqa: Y015
