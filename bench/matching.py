@@ -339,8 +339,10 @@ def main() -> int:
         dense = r.get("dense")
         t = r["topk"]
 
-        def cols(score: float, bound: float | None, dense: dict | None = dense) -> str:
-            b = f"{bound:12.3f}" if bound is not None else f"{'card. open':>12}"
+        def cols(
+            score: float, bound: float | None, dense: dict | None = dense, none: str = "n/a"
+        ) -> str:
+            b = f"{bound:12.3f}" if bound is not None else f"{none:>12}"
             g = f"{(1 - score / bound) * 100:7.4f}%" if bound else f"{'n/a':>8}"
             d = f"{score / dense['score']:9.6f}" if dense else f"{'n/a':>9}"
             return f"{score:12.3f} {b} {g} {d}"
@@ -348,7 +350,7 @@ def main() -> int:
         print(
             f"{size:>18} {'top-k + solve':<22} {t['gen']:7.2f} {t['solve']:8.2f} "
             f"{t['total']:8.2f} {fmt_mb(t['rss']):>9} {t['pairs']:>10,} {t['matched']:>8,} "
-            f"{cols(t['score'], t.get('bound'))}"
+            f"{cols(t['score'], t.get('bound'), none='card. open' if r['n'] <= 20_000 else 'n/a')}"
         )
         c = r.get("colgen")
         if c:

@@ -54,8 +54,9 @@ def up(
     """Start the broker and the four services on this machine; Ctrl-C stops them all."""
     from mentoring.stack import SERVICES, Ports, Stack, StackError
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    # SIGINT too: a shell that starts us in the background sets it to "ignore".
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
     stack = Stack(Ports.from_env(), log_dir=log_dir)
     try:
         with console.status("Starting the broker and the services…"):
