@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from services.common.api import events_pb2, matching_pb2
 from services.matching import configuration, pool
 from services.matching.domain.assignment import Assignment, Pair, solve_assignment
-from services.matching.domain.candidates import CandidateIndex
+from services.matching.domain.candidates import CandidateIndex, generate_pairs
 from services.matching.domain.criteria import evaluate
 from services.matching.domain.fairness import fairness_report, nearest_rank
 from services.matching.domain.model import MatchingConfig, Person
@@ -34,8 +34,15 @@ def _candidates(
     p: pool.Pool,
     taxonomy: Taxonomy,
 ) -> dict[str, list[tuple[str, float]]]:
-    index = CandidateIndex(mentors, config, taxonomy, p.constraints)
-    return {m.participant_id: ranked(index, m) for m in mentees}
+    """Each waiting mentee's best allowed mentors (best first), from the vectorised index."""
+    candidates: dict[str, list[tuple[str, float]]] = {m.participant_id: [] for m in mentees}
+    for pair in generate_pairs(mentees, mentors, config, taxonomy, p.constraints):
+        # A pair scoring 0 fits in no way the program cares about: never proposed.
+        if pair.score > 0:
+            candidates[pair.mentee_id].append((pair.mentor_id, pair.score))
+    for ranked_mentors in candidates.values():
+        ranked_mentors.sort(key=lambda c: (-c[1], c[0]))
+    return candidates
 
 
 def _optimal(
