@@ -283,5 +283,34 @@ def transcript(
     )
 
 
+@engagement_app.command("announce")
+def announce(
+    organization: Organization,
+    program: Program,
+    announcement_id: Annotated[
+        str, typer.Option("--id", help="Your id for it: repeating the command sends nothing new.")
+    ],
+    message: Annotated[str, typer.Option(help="The text, 1-2000 characters.")],
+    participant: Annotated[
+        str, typer.Option("--participant", "-p", help="Only this participant.")
+    ] = "",
+    template: Annotated[str, typer.Option(help="Message template to render.")] = "announcement",
+) -> None:
+    """Announce to the program's participants engagement knows (those with a match), or one."""
+    with Clients() as clients, rpc_errors():
+        sent = clients.engagement.Announce(
+            engagement_pb2.AnnounceRequest(
+                organization_id=organization,
+                program_id=program,
+                announcement_id=announcement_id,
+                participant_id=participant,
+                template=template,
+                message=message,
+            )
+        )
+    what = "sent" if sent.created else "already sent (nothing new)"
+    console.print(f"announcement {sent.announcement_id} {what} to {len(sent.recipient_ids)} people")
+
+
 if __name__ == "__main__":
     engagement_app()

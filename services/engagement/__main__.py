@@ -6,7 +6,8 @@ from services.common import grpc_server, storage
 from services.common.api import engagement_pb2, engagement_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
-from services.engagement.consumer import GROUP, TOPICS, handle_proposals
+from services.engagement.consumer import GROUP, TOPICS, EngagementConsumer
+from services.engagement.notifications import NudgeScheduler
 from services.engagement.servicer import EngagementServicer
 
 
@@ -14,14 +15,20 @@ async def serve(settings: Settings) -> None:
     storage.connect(settings)
     publisher = EventPublisher(settings)
     consumer = EventConsumer(
-        settings, topics=TOPICS, group=GROUP, handler=handle_proposals, publisher=publisher
+        settings,
+        topics=TOPICS,
+        group=GROUP,
+        handler=EngagementConsumer(publisher).handle,
+        publisher=publisher,
     )
     binding = grpc_server.ServiceBinding.of(
         engagement_pb2.DESCRIPTOR,
         EngagementServicer(publisher),
         engagement_pb2_grpc.add_EngagementServiceServicer_to_server,
     )
-    await grpc_server.run_service(settings, [binding], [publisher, consumer])
+    # Nudges: reminders to pairs, sent on notification-requested (see notifications.py).
+    nudger = NudgeScheduler(settings, publisher)
+    await grpc_server.run_service(settings, [binding], [publisher, consumer, nudger])
 
 
 def main() -> None:

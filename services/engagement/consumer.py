@@ -1,25 +1,61 @@
-"""Engagement's consumer: proposals and expiries arrive from matching."""
+"""Engagement's consumer: proposals and expiries arrive from matching, withdrawals from
+enrollment."""
 
 from __future__ import annotations
 
-from services.common.kafka import Delivered, Rejected
+from services.common import idempotency
+from services.common.kafka import Delivered, EventPublisher, Rejected
+from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import run_sync
 from services.engagement.store import GROUP, record_proposals
+from services.engagement.withdrawals import apply_withdrawal
 
-TOPICS = ("match-proposed", "match-expired")
-__all__ = ["GROUP", "TOPICS", "handle_proposals"]
+TOPICS = ("match-proposed", "match-expired", "participant-withdrawn")
+__all__ = ["GROUP", "TOPICS", "EngagementConsumer"]
 
 
-async def handle_proposals(batch: list[Delivered]) -> list[Rejected]:
-    rejected: list[Rejected] = []
-    valid = []
-    for item in batch:
-        kind = item.event.WhichOneof("payload")
-        payload = getattr(item.event, kind or "")
-        missing = [f for f in ("match_id", "mentor_id", "mentee_id") if not getattr(payload, f)]
-        if missing:
-            rejected.append(Rejected(item, f"{kind}.{missing[0]} is missing"))
-        else:
-            valid.append(item.event)
-    await run_sync(record_proposals, valid)
-    return rejected
+def _check(event: Event) -> str | None:
+    """Why the event cannot be applied, or None."""
+    kind = event.WhichOneof("payload")
+    if kind == "participant_withdrawn":
+        if not event.participant_withdrawn.participant_id:
+            return "participant_withdrawn.participant_id is missing"
+        return None
+    payload = getattr(event, kind or "")
+    missing = [f for f in ("match_id", "mentor_id", "mentee_id") if not getattr(payload, f)]
+    return f"{kind}.{missing[0]} is missing" if missing else None
+
+
+def _apply_withdrawals(events: list[Event]) -> tuple[list[Event], list[Event]]:
+    """The fresh withdrawals, and the relationship-ended events they call for."""
+    fresh = idempotency.unprocessed(events, GROUP)
+    return fresh, [ended for event in fresh for ended in apply_withdrawal(event)]
+
+
+class EngagementConsumer:
+    """Handles a batch: proposals and expiries are stored; withdrawals end relationships and
+    publish relationship-ended before they count as handled."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+
+    async def handle(self, batch: list[Delivered]) -> list[Rejected]:
+        rejected: list[Rejected] = []
+        proposals: list[Event] = []
+        withdrawals: list[Event] = []
+        for item in batch:
+            reason = _check(item.event)
+            if reason:
+                rejected.append(Rejected(item, reason))
+            elif item.event.HasField("participant_withdrawn"):
+                withdrawals.append(item.event)
+            else:
+                proposals.append(item.event)
+        # Proposals first: a withdrawal in the same batch then expires them too.
+        await run_sync(record_proposals, proposals)
+        if withdrawals:
+            fresh, ended = await run_sync(_apply_withdrawals, withdrawals)
+            if ended:
+                await self._publisher.publish(ended)
+            await run_sync(idempotency.mark_processed, fresh, GROUP)
+        return rejected

@@ -14,7 +14,18 @@ from services.common.events import new_event, stable_event_id
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
 from services.common.validation import require_id
-from services.engagement import convert, domain, feedback, goals, health, store, training
+from services.engagement import (
+    announcements,
+    convert,
+    domain,
+    feedback,
+    goals,
+    health,
+    notifications,
+    nudges,
+    store,
+    training,
+)
 from services.engagement.convert import MODE_VALUES, MODES, relationship_message, session_message
 from services.engagement.documents import Match, Relationship
 
@@ -114,6 +125,18 @@ def _time(message: Message, field: str) -> datetime | None:
         return None
     moment: datetime = getattr(message, field).ToDatetime(UTC)
     return moment
+
+
+def _policy_message(org: str, program_id: str, p: nudges.NudgePolicy) -> engagement_pb2.NudgePolicy:
+    return engagement_pb2.NudgePolicy(
+        organization_id=org,
+        program_id=program_id,
+        no_session_seconds=p.no_session_seconds,
+        unanswered_proposal_seconds=p.unanswered_proposal_seconds,
+        check_in_grace_seconds=p.check_in_grace_seconds,
+        ending_soon_seconds=p.ending_soon_seconds,
+        disabled=p.disabled,
+    )
 
 
 def _page(page_size: int, page_token: str) -> tuple[int, str | None]:
@@ -568,4 +591,58 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         return engagement_pb2.ListTrainingCompletionsResponse(
             completions=[convert.completion_message(c, r) for c, r in found],
             next_page_token=_next([c.resource_id for c, _ in found], size),
+        )
+
+    # --- nudges and announcements ----------------------------------------------------------
+
+    async def SetNudgePolicy(
+        self, request: engagement_pb2.SetNudgePolicyRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.NudgePolicy:
+        wanted = request.policy
+        org = require_id("policy.organization_id", wanted.organization_id)
+        program_id = require_id("policy.program_id", wanted.program_id)
+        policy = nudges.policy_from(
+            {name: getattr(wanted, name) for name in nudges.THRESHOLDS},
+            disabled=wanted.disabled,
+        )
+        stored = await run_sync(notifications.set_policy, org, program_id, policy)
+        return _policy_message(org, program_id, stored)
+
+    async def GetNudgePolicy(
+        self, request: engagement_pb2.GetNudgePolicyRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.NudgePolicy:
+        org = require_id("organization_id", request.organization_id)
+        program_id = require_id("program_id", request.program_id)
+        policy = await run_sync(notifications.get_policy, org, program_id)
+        return _policy_message(org, program_id, policy)
+
+    async def Announce(
+        self, request: engagement_pb2.AnnounceRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.AnnounceResponse:
+        org = require_id("organization_id", request.organization_id)
+        program_id = require_id("program_id", request.program_id)
+        announcement_id = require_id("announcement_id", request.announcement_id)
+        participant_id = (
+            require_id("participant_id", request.participant_id) if request.participant_id else ""
+        )
+        template, message = announcements.validate(
+            cohort_id=request.cohort_id, template=request.template, message=request.message
+        )
+        doc, created = await run_sync(
+            announcements.announce,
+            announcements.AnnouncementRequest(
+                organization_id=org,
+                program_id=program_id,
+                announcement_id=announcement_id,
+                participant_id=participant_id,
+                template=template,
+                message=message,
+            ),
+        )
+        # Also on a repeat, with the same event ids: the caller may be retrying.
+        await self._publisher.publish(announcements.events(doc))
+        return engagement_pb2.AnnounceResponse(
+            announcement_id=announcement_id,
+            recipient_ids=[pid for pid, _ in announcements.recipients_of(doc)],
+            created=created,
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from services.common import grpc_server, storage
 from services.common.api import enrollment_pb2, enrollment_pb2_grpc
 from services.common.config import Settings
-from services.common.kafka import EventPublisher
+from services.common.kafka import EventConsumer, EventPublisher
+from services.enrollment.hr_consumer import GROUP, TOPICS, HrEventsConsumer
 from services.enrollment.servicer import EnrollmentServicer
 
 
@@ -17,7 +18,14 @@ async def serve(settings: Settings) -> None:
         EnrollmentServicer(publisher),
         enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server,
     )
-    await grpc_server.run_service(settings, [binding], [publisher])
+    hr_events = EventConsumer(
+        settings,
+        topics=TOPICS,
+        group=GROUP,
+        handler=HrEventsConsumer(publisher).handle,
+        publisher=publisher,
+    )
+    await grpc_server.run_service(settings, [binding], [publisher, hr_events])
 
 
 def main() -> None:

@@ -84,6 +84,9 @@ class Participant(Document):
     updated_at = DateTimeField()
     update_event_id = StringField(default="")
     withdraw_event_id = StringField(default="")
+    # A leave of absence the HR systems reported (hr-events); unset when none.
+    leave_starts_on = DateTimeField()
+    leave_ends_on = DateTimeField()
     meta = {
         "collection": "participants",
         "indexes": [

@@ -27,7 +27,9 @@ class PoolMember(Document):
     skills = ListField(StringField())
     capacity = IntField(min_value=0, default=0)
     # Mentors: slots not taken by a live proposal or relationship. Changed only by conditional
-    # updates (free_slots > 0), so capacity holds however many proposals race for it.
+    # updates (free_slots > 0), so capacity holds however many proposals race for it. Always
+    # capacity minus live proposals: a capacity cut below what is taken leaves it negative
+    # until enough of them end (the engine sees 0).
     free_slots = IntField(default=0)
     # Mentees: True while a proposal or relationship is live.
     matched = BooleanField(default=False)
@@ -35,6 +37,9 @@ class PoolMember(Document):
     profile = BinaryField(default=b"")
     hr_person_id = StringField(default="")
     cohort_id = StringField(default="")
+    # Left the program (participant-withdrawn): never proposed again. Members stored before the
+    # flag existed lack it, so queries test `withdrawn != True`.
+    withdrawn = BooleanField(default=False)
     meta = {
         "collection": "pool",
         "indexes": [
@@ -61,7 +66,7 @@ class Proposal(Document):
     score = FloatField(required=True)
     breakdown = EmbeddedDocumentListField(CriterionScore)
     status = StringField(
-        required=True, choices=("proposed", "accepted", "declined", "expired", "ended")
+        required=True, choices=("proposed", "accepted", "declined", "expired", "ended", "withdrawn")
     )
     origin = StringField(required=True, default="engine")
     run_id = StringField(default="")

@@ -21,6 +21,8 @@ STATUS = {
     "expired": common_pb2.MATCH_STATUS_EXPIRED,
     # An ended relationship was an accepted match.
     "ended": common_pb2.MATCH_STATUS_ACCEPTED,
+    # One side withdrew from the program: nobody answers it any more.
+    "withdrawn": common_pb2.MATCH_STATUS_EXPIRED,
 }
 
 

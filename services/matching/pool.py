@@ -61,6 +61,100 @@ def set_manager(organization_id: str, hr_person_id: str, manager_id: str) -> Non
     )
 
 
+def update_member(
+    organization_id: str,
+    program_id: str,
+    participant_id: str,
+    role: str,
+    display_name: str,
+    skills: list[str],
+    capacity: int,
+    profile: bytes,
+    hr_person_id: str,
+    manager_id: str,
+    cohort_id: str,
+) -> None:
+    """The participant as they are now (participant-updated). A mentor's new capacity moves
+    their free slots by the difference; a redelivery finds nothing to change."""
+    existing = get_member(organization_id, participant_id)
+    if existing is None:
+        # The update overtook the registration (the topics are not ordered together): store
+        # the member as updated; the registration, when it comes, finds them stored.
+        add_member(
+            organization_id,
+            program_id,
+            participant_id,
+            role,
+            display_name,
+            skills,
+            capacity,
+            profile,
+            hr_person_id,
+            manager_id,
+            cohort_id,
+        )
+        return
+    PoolMember.objects(pk=existing.pk).update_one(
+        set__display_name=display_name,
+        set__skills=skills,
+        set__profile=profile,
+        set__hr_person_id=hr_person_id,
+        set__cohort_id=cohort_id,
+    )
+    if existing.role == "mentor":
+        change_capacity(organization_id, participant_id, capacity)
+    if hr_person_id and manager_id:
+        set_manager(organization_id, hr_person_id, manager_id)
+
+
+def change_capacity(organization_id: str, participant_id: str, capacity: int) -> int:
+    """Set a mentor's capacity and move their free slots by the difference, in one update
+    conditional on the capacity it was computed from. Returns the difference applied."""
+    for _ in range(10):
+        member = get_member(organization_id, participant_id)
+        if member is None or member.role != "mentor" or capacity < 1:
+            return 0
+        delta = capacity - member.capacity
+        if delta == 0:
+            return 0
+        # Free slots may go negative when the cut is below what is taken: releases then pay
+        # the debt back before anyone is proposed (see PoolMember.free_slots).
+        if PoolMember.objects(pk=member.pk, capacity=member.capacity).update_one(
+            set__capacity=capacity, inc__free_slots=delta
+        ):
+            return delta
+    raise RuntimeError(f"capacity of {participant_id} keeps changing; retry")
+
+
+def withdraw_member(
+    organization_id: str, program_id: str, participant_id: str, role: str
+) -> list[Proposal]:
+    """The participant left (participant-withdrawn): never propose them again, and release
+    their live proposals, each freeing its mentor's slot and returning its mentee to the pool.
+    Returns the proposals this call released (none on a redelivery)."""
+    # Upsert: a withdrawal that overtook the registration leaves a withdrawn stub, and the
+    # registration's insert-only fields then find the member stored.
+    PoolMember.objects(organization_id=organization_id, participant_id=participant_id).update_one(
+        upsert=True,
+        set__withdrawn=True,
+        set_on_insert__program_id=program_id,
+        set_on_insert__role=role,
+        set_on_insert__display_name="",
+        set_on_insert__capacity=0,
+        set_on_insert__free_slots=0,
+        set_on_insert__matched=False,
+    )
+    live = Proposal.objects(organization_id=organization_id, status__in=LIVE).filter(
+        __raw__={"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]}
+    )
+    released = []
+    for proposal in list(live):
+        done = release(organization_id, proposal.match_id, "withdrawn", only_from=LIVE)
+        if done is not None:
+            released.append(done)
+    return released
+
+
 def get_member(organization_id: str, participant_id: str) -> PoolMember | None:
     return PoolMember.objects(
         organization_id=organization_id, participant_id=participant_id
@@ -134,7 +228,9 @@ class Pool:
 def load_pool(
     organization_id: str, program_id: str, taxonomy: Taxonomy, cohort_id: str = ""
 ) -> Pool:
-    members = PoolMember.objects(organization_id=organization_id, program_id=program_id)
+    members = PoolMember.objects(
+        organization_id=organization_id, program_id=program_id, withdrawn__ne=True
+    )
     waiting = members.filter(role="mentee", matched=False)
     if cohort_id:
         waiting = waiting.filter(cohort_id=cohort_id)

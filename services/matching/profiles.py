@@ -69,5 +69,6 @@ def person(member: PoolMember, taxonomy: Taxonomy) -> Person:
         demographic_opt_in=demographics.use_for_matching,
         preferred_mentors=tuple(profile.preferred_mentor_ids),
         group=member.cohort_id,
-        free_slots=member.free_slots,
+        # Negative after a capacity cut below the live proposals: no slot either way.
+        free_slots=max(0, member.free_slots),
     )

@@ -34,6 +34,8 @@ def _people(organization_id: str, program_id: str, *ids: str) -> tuple[pool.Pool
         member = pool.get_member(organization_id, member_id)
         if member is None or member.program_id != program_id:
             raise NotFound(f"{member_id!r} is not a participant of this program")
+        if member.withdrawn:
+            raise FailedPrecondition(f"{member_id!r} has withdrawn from the program")
     everyone.update({x.participant_id: x for x in p.waiting_mentees})
     found = []
     for member_id in ids:

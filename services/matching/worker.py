@@ -1,5 +1,5 @@
-"""The matching worker: consumes registrations, answers, relationship endings and run requests;
-publishes proposals, expiries and run results.
+"""The matching worker: consumes registrations, profile updates, withdrawals, answers,
+relationship endings and run requests; publishes proposals, expiries and run results.
 
 Workers form one consumer group; since every topic is keyed by program, each worker owns
 whole programs, and adding a worker splits the programs between them.
@@ -29,6 +29,8 @@ TOPICS = (
     "match-responded",
     "relationship-ended",
     "matching-run-requested",
+    "participant-updated",
+    "participant-withdrawn",
 )
 
 PROPOSALS = Counter("matching_proposals_total", "Match proposals published.", ["origin"])
@@ -55,6 +57,19 @@ def _check(event: events_pb2.Event) -> str | None:
             return "participant_registered.role must be mentor or mentee"
         if reg.role == common_pb2.ROLE_MENTOR and reg.capacity == 0:
             return "participant_registered.capacity must be at least 1 for a mentor"
+    elif kind == "participant_updated":
+        update = event.participant_updated
+        if not update.participant_id:
+            return "participant_updated.participant_id is missing"
+        if update.role not in ROLES:
+            return "participant_updated.role must be mentor or mentee"
+        if update.role == common_pb2.ROLE_MENTOR and update.capacity == 0:
+            return "participant_updated.capacity must be at least 1 for a mentor"
+    elif kind == "participant_withdrawn":
+        if not event.participant_withdrawn.participant_id:
+            return "participant_withdrawn.participant_id is missing"
+        if event.participant_withdrawn.role not in ROLES:
+            return "participant_withdrawn.role must be mentor or mentee"
     elif kind == "match_responded" and not event.match_responded.match_id:
         return "match_responded.match_id is missing"
     elif kind == "relationship_ended" and not event.relationship_ended.match_id:
@@ -89,6 +104,28 @@ def _apply(events: list[events_pb2.Event]) -> tuple[set[tuple[str, str]], list[e
                 reg.profile.manager_id,
                 reg.profile.cohort_id,
             )
+            touched.add((org, program))
+        elif kind == "participant_updated":
+            update = event.participant_updated
+            pool.update_member(
+                org,
+                program,
+                update.participant_id,
+                ROLES[update.role],
+                update.display_name,
+                list(update.skills),
+                update.capacity,
+                update.profile.SerializeToString(),
+                update.profile.hr_person_id,
+                update.profile.manager_id,
+                update.profile.cohort_id,
+            )
+            touched.add((org, program))
+        elif kind == "participant_withdrawn":
+            gone = event.participant_withdrawn
+            for freed in pool.withdraw_member(org, program, gone.participant_id, ROLES[gone.role]):
+                # A mentee whose requested mentor left moves on to their next choice.
+                requests.ask_next_choice(freed)
             touched.add((org, program))
         elif kind == "match_responded":
             response = event.match_responded

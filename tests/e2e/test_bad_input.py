@@ -104,15 +104,17 @@ READERS = {
     # Matching workers also read it, without a group, into their run read model: they skip
     # what they cannot decode and leave dead-lettering to the group.
     "matching-run-completed": {"analytics"},
-    # Read only outside any group (by every matching worker, for reporting lines) so far.
-    "hr-events": set(),
+    # Enrollment applies it to participants in its group; every matching worker also reads it
+    # outside any group, for reporting lines, and leaves dead-lettering to enrollment.
+    "hr-events": {"enrollment"},
     "goal-updated": {"analytics"},
     "feedback-submitted": {"analytics"},
     "message-sent": {"analytics"},
     "training-completed": {"analytics"},
+    "notification-requested": {"analytics"},
     "program-changed": {"analytics"},
-    "participant-updated": {"analytics"},
-    "participant-withdrawn": {"analytics"},
+    "participant-updated": {"matching", "analytics"},
+    "participant-withdrawn": {"matching", "engagement", "analytics"},
 }
 
 

@@ -1505,3 +1505,165 @@ class ListTrainingCompletionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListTrainingCompletionsResponse: _TypeAlias = ListTrainingCompletionsResponse  # noqa: Y015
+
+@_typing.final
+class NudgePolicy(_message.Message):
+    """When engagement nudges a program's participants. Thresholds are in seconds, each 1 second to
+    366 days; 0 means the default, given beside each field. A nudge goes once per recipient,
+    reason, subject and due day.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    NO_SESSION_SECONDS_FIELD_NUMBER: _builtins.int
+    UNANSWERED_PROPOSAL_SECONDS_FIELD_NUMBER: _builtins.int
+    CHECK_IN_GRACE_SECONDS_FIELD_NUMBER: _builtins.int
+    ENDING_SOON_SECONDS_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    no_session_seconds: _builtins.int
+    """An active relationship with no held session for this long (since its start or its last
+    held session) nudges both members. Default 21 days.
+    """
+    unanswered_proposal_seconds: _builtins.int
+    """A proposal unanswered this long nudges whoever has not answered. Default 7 days."""
+    check_in_grace_seconds: _builtins.int
+    """A once-only check-in (day-30, day-60, day-90, midpoint) unanswered this long after it
+    fell due nudges the member who has not answered. Default 7 days.
+    """
+    ending_soon_seconds: _builtins.int
+    """An ongoing relationship this close to its expected end nudges both members. Default 14 days."""
+    disabled: _builtins.bool
+    """True: no nudges at all in this program (announcements still go)."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        no_session_seconds: _builtins.int = ...,
+        unanswered_proposal_seconds: _builtins.int = ...,
+        check_in_grace_seconds: _builtins.int = ...,
+        ending_soon_seconds: _builtins.int = ...,
+        disabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_in_grace_seconds", b"check_in_grace_seconds", "disabled", b"disabled", "ending_soon_seconds", b"ending_soon_seconds", "no_session_seconds", b"no_session_seconds", "organization_id", b"organization_id", "program_id", b"program_id", "unanswered_proposal_seconds", b"unanswered_proposal_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NudgePolicy: _TypeAlias = NudgePolicy  # noqa: Y015
+
+@_typing.final
+class SetNudgePolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___NudgePolicy: ...
+    def __init__(
+        self,
+        *,
+        policy: Global___NudgePolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetNudgePolicyRequest: _TypeAlias = SetNudgePolicyRequest  # noqa: Y015
+
+@_typing.final
+class GetNudgePolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNudgePolicyRequest: _TypeAlias = GetNudgePolicyRequest  # noqa: Y015
+
+@_typing.final
+class AnnounceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    announcement_id: _builtins.str
+    """The caller's id for this announcement: repeating the request sends nothing new."""
+    cohort_id: _builtins.str
+    """Not supported yet: engagement does not know cohort membership (INVALID_ARGUMENT if set)."""
+    participant_id: _builtins.str
+    """Only this participant; empty = every participant engagement knows in the program."""
+    template: _builtins.str
+    """The template to render; default "announcement". Lower-case letters, digits and hyphens."""
+    message: _builtins.str
+    """1-2000 characters; passed to the template as data["message"]."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        announcement_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        template: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_id", b"announcement_id", "cohort_id", b"cohort_id", "message", b"message", "organization_id", b"organization_id", "participant_id", b"participant_id", "program_id", b"program_id", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnounceRequest: _TypeAlias = AnnounceRequest  # noqa: Y015
+
+@_typing.final
+class AnnounceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCEMENT_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_IDS_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    announcement_id: _builtins.str
+    created: _builtins.bool
+    """False when this announcement_id was sent before and the request is a repeat."""
+    @_builtins.property
+    def recipient_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        announcement_id: _builtins.str = ...,
+        recipient_ids: _abc.Iterable[_builtins.str] | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_id", b"announcement_id", "created", b"created", "recipient_ids", b"recipient_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnounceResponse: _TypeAlias = AnnounceResponse  # noqa: Y015

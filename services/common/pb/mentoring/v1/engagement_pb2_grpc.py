@@ -160,6 +160,21 @@ class EngagementServiceStub:
                 request_serializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsResponse.FromString,
                 _registered_method=True)
+        self.SetNudgePolicy = channel.unary_unary(
+                '/mentoring.v1.EngagementService/SetNudgePolicy',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.SetNudgePolicyRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.NudgePolicy.FromString,
+                _registered_method=True)
+        self.GetNudgePolicy = channel.unary_unary(
+                '/mentoring.v1.EngagementService/GetNudgePolicy',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.GetNudgePolicyRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.NudgePolicy.FromString,
+                _registered_method=True)
+        self.Announce = channel.unary_unary(
+                '/mentoring.v1.EngagementService/Announce',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.AnnounceRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.AnnounceResponse.FromString,
+                _registered_method=True)
 
 
 class EngagementServiceServicer:
@@ -333,6 +348,31 @@ class EngagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetNudgePolicy(self, request, context):
+        """--- Nudges and announcements (coordinator). Engagement publishes notification-requested
+        events; a notification service delivers them.
+
+        When a program's pairs are nudged. Unset thresholds (0) take the defaults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNudgePolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Announce(self, request, context):
+        """One notification-requested per recipient: the participants engagement knows in the
+        program (the mentors and mentees of its matches), or one participant. Idempotent on
+        announcement_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -460,6 +500,21 @@ def add_EngagementServiceServicer_to_server(servicer, server):
                     servicer.ListTrainingCompletions,
                     request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsResponse.SerializeToString,
+            ),
+            'SetNudgePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNudgePolicy,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.SetNudgePolicyRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.NudgePolicy.SerializeToString,
+            ),
+            'GetNudgePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNudgePolicy,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.GetNudgePolicyRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.NudgePolicy.SerializeToString,
+            ),
+            'Announce': grpc.unary_unary_rpc_method_handler(
+                    servicer.Announce,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.AnnounceRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.AnnounceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1138,6 +1193,87 @@ class EngagementService:
             '/mentoring.v1.EngagementService/ListTrainingCompletions',
             mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsRequest.SerializeToString,
             mentoring_dot_v1_dot_engagement__pb2.ListTrainingCompletionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNudgePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/SetNudgePolicy',
+            mentoring_dot_v1_dot_engagement__pb2.SetNudgePolicyRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.NudgePolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNudgePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/GetNudgePolicy',
+            mentoring_dot_v1_dot_engagement__pb2.GetNudgePolicyRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.NudgePolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Announce(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/Announce',
+            mentoring_dot_v1_dot_engagement__pb2.AnnounceRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.AnnounceResponse.FromString,
             options,
             channel_credentials,
             insecure,

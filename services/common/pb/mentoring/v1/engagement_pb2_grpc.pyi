@@ -78,6 +78,18 @@ class EngagementServiceStub:
     ListTrainingResources: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ListTrainingResourcesRequest, _engagement_pb2.ListTrainingResourcesResponse]
     CompleteTraining: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.CompleteTrainingRequest, _engagement_pb2.TrainingCompletion]
     ListTrainingCompletions: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ListTrainingCompletionsRequest, _engagement_pb2.ListTrainingCompletionsResponse]
+    SetNudgePolicy: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.SetNudgePolicyRequest, _engagement_pb2.NudgePolicy]
+    """--- Nudges and announcements (coordinator). Engagement publishes notification-requested
+    events; a notification service delivers them.
+
+    When a program's pairs are nudged. Unset thresholds (0) take the defaults.
+    """
+    GetNudgePolicy: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.GetNudgePolicyRequest, _engagement_pb2.NudgePolicy]
+    Announce: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.AnnounceRequest, _engagement_pb2.AnnounceResponse]
+    """One notification-requested per recipient: the participants engagement knows in the
+    program (the mentors and mentees of its matches), or one participant. Idempotent on
+    announcement_id.
+    """
 
 @_typing.type_check_only
 class EngagementServiceAsyncStub(EngagementServiceStub):
@@ -129,6 +141,18 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     ListTrainingResources: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ListTrainingResourcesRequest, _engagement_pb2.ListTrainingResourcesResponse]  # type: ignore[assignment]
     CompleteTraining: _aio.UnaryUnaryMultiCallable[_engagement_pb2.CompleteTrainingRequest, _engagement_pb2.TrainingCompletion]  # type: ignore[assignment]
     ListTrainingCompletions: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ListTrainingCompletionsRequest, _engagement_pb2.ListTrainingCompletionsResponse]  # type: ignore[assignment]
+    SetNudgePolicy: _aio.UnaryUnaryMultiCallable[_engagement_pb2.SetNudgePolicyRequest, _engagement_pb2.NudgePolicy]  # type: ignore[assignment]
+    """--- Nudges and announcements (coordinator). Engagement publishes notification-requested
+    events; a notification service delivers them.
+
+    When a program's pairs are nudged. Unset thresholds (0) take the defaults.
+    """
+    GetNudgePolicy: _aio.UnaryUnaryMultiCallable[_engagement_pb2.GetNudgePolicyRequest, _engagement_pb2.NudgePolicy]  # type: ignore[assignment]
+    Announce: _aio.UnaryUnaryMultiCallable[_engagement_pb2.AnnounceRequest, _engagement_pb2.AnnounceResponse]  # type: ignore[assignment]
+    """One notification-requested per recipient: the participants engagement knows in the
+    program (the mentors and mentees of its matches), or one participant. Idempotent on
+    announcement_id.
+    """
 
 class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
     """Matches as the pair sees them, relationships and sessions. Owns the engagement database."""
@@ -327,5 +351,35 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _engagement_pb2.ListTrainingCompletionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_engagement_pb2.ListTrainingCompletionsResponse, _abc.Awaitable[_engagement_pb2.ListTrainingCompletionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetNudgePolicy(
+        self,
+        request: _engagement_pb2.SetNudgePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.NudgePolicy, _abc.Awaitable[_engagement_pb2.NudgePolicy]]:
+        """--- Nudges and announcements (coordinator). Engagement publishes notification-requested
+        events; a notification service delivers them.
+
+        When a program's pairs are nudged. Unset thresholds (0) take the defaults.
+        """
+
+    @_abc_1.abstractmethod
+    def GetNudgePolicy(
+        self,
+        request: _engagement_pb2.GetNudgePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.NudgePolicy, _abc.Awaitable[_engagement_pb2.NudgePolicy]]: ...
+
+    @_abc_1.abstractmethod
+    def Announce(
+        self,
+        request: _engagement_pb2.AnnounceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.AnnounceResponse, _abc.Awaitable[_engagement_pb2.AnnounceResponse]]:
+        """One notification-requested per recipient: the participants engagement knows in the
+        program (the mentors and mentees of its matches), or one participant. Idempotent on
+        announcement_id.
+        """
 
 def add_EngagementServiceServicer_to_server(servicer: EngagementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -253,6 +253,7 @@ class Event(_message.Message):
     FEEDBACK_SUBMITTED_FIELD_NUMBER: _builtins.int
     MESSAGE_SENT_FIELD_NUMBER: _builtins.int
     TRAINING_COMPLETED_FIELD_NUMBER: _builtins.int
+    NOTIFICATION_REQUESTED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _common_pb2.EventEnvelope: ...
     @_builtins.property
@@ -330,6 +331,12 @@ class Event(_message.Message):
     def training_completed(self) -> Global___TrainingCompleted:
         """training-completed"""
 
+    @_builtins.property
+    def notification_requested(self) -> Global___NotificationRequested:
+        """A message engagement asks the notification service to send to one participant.
+        notification-requested
+        """
+
     def __init__(
         self,
         *,
@@ -351,12 +358,13 @@ class Event(_message.Message):
         feedback_submitted: Global___FeedbackSubmitted | None = ...,
         message_sent: Global___MessageSent | None = ...,
         training_completed: Global___TrainingCompleted | None = ...,
+        notification_requested: Global___NotificationRequested | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "goal_updated", "feedback_submitted", "message_sent", "training_completed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "goal_updated", "feedback_submitted", "message_sent", "training_completed", "notification_requested"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -1375,3 +1383,81 @@ class TrainingCompleted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TrainingCompleted: _TypeAlias = TrainingCompleted  # noqa: Y015
+
+@_typing.final
+class NotificationRequested(_message.Message):
+    """Engagement asks for one message to one participant: a nudge (a pair with no session for a
+    while, a proposal left unanswered, an overdue check-in survey, a relationship about to end)
+    or a coordinator's announcement. Engagement holds no contact details: the notification
+    service resolves the recipient and renders the template. One event per recipient; its
+    event id equals notification_id, so a repeat is dropped by consumers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_ROLE_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    MATCH_ID_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_ID_FIELD_NUMBER: _builtins.int
+    notification_id: _builtins.str
+    """Stable: derived from recipient, reason, subject and due date (or the announcement)."""
+    recipient_id: _builtins.str
+    recipient_role: _common_pb2.Role.ValueType
+    """The recipient's side where engagement knows it; UNSPECIFIED otherwise."""
+    template: _builtins.str
+    """The message template to render, e.g. "no-session", "announcement"."""
+    reason: _builtins.str
+    """"no-session", "proposal-unanswered", "check-in-overdue", "ending-soon" or "announcement"."""
+    relationship_id: _builtins.str
+    """What it is about; empty when not about one relationship or match."""
+    match_id: _builtins.str
+    announcement_id: _builtins.str
+    @_builtins.property
+    def data(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Values for the template (e.g. "days", "due_at", "other_participant_id", "message")."""
+
+    def __init__(
+        self,
+        *,
+        notification_id: _builtins.str = ...,
+        recipient_id: _builtins.str = ...,
+        recipient_role: _common_pb2.Role.ValueType = ...,
+        template: _builtins.str = ...,
+        data: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        match_id: _builtins.str = ...,
+        announcement_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_id", b"announcement_id", "data", b"data", "match_id", b"match_id", "notification_id", b"notification_id", "reason", b"reason", "recipient_id", b"recipient_id", "recipient_role", b"recipient_role", "relationship_id", b"relationship_id", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotificationRequested: _TypeAlias = NotificationRequested  # noqa: Y015

@@ -1,0 +1,67 @@
+"""A participant withdrew from the program (participant-withdrawn): their ongoing relationships
+close early, and the proposals still waiting for an answer expire, so nobody answers them.
+Blocking (storage): call through storage.run_sync."""
+
+from __future__ import annotations
+
+from services.common import clock
+from services.common.events import new_event, stable_event_id
+from services.common.pb.mentoring.v1.events_pb2 import Event, RelationshipEnded
+from services.engagement import domain
+from services.engagement.documents import Match, Relationship
+
+
+def end_reason(withdrawal_reason: str) -> str:
+    """What the relationship's ending says: `withdrawn: <reason>`, within the reason limit."""
+    reason = withdrawal_reason.strip()
+    return (f"withdrawn: {reason}" if reason else "withdrawn")[: domain.MAX_REASON]
+
+
+def _involving(participant_id: str) -> dict[str, object]:
+    return {"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]}
+
+
+def ended_event(relationship: Relationship) -> Event:
+    """relationship-ended for a relationship closed by a withdrawal, under the same stable id
+    EndRelationship uses: a relationship ends once, whoever ends it."""
+    org = relationship.organization_id
+    return new_event(
+        producer="engagement",
+        organization_id=org,
+        program_id=relationship.program_id,
+        event_id=stable_event_id("relationship-ended", org, relationship.relationship_id),
+        payload=RelationshipEnded(
+            relationship_id=relationship.relationship_id,
+            match_id=relationship.match_id,
+            mentor_id=relationship.mentor_id,
+            mentee_id=relationship.mentee_id,
+            reason=relationship.end_reason,
+            not_a_good_fit=False,
+            completed=False,
+        ),
+    )
+
+
+def apply_withdrawal(event: Event) -> list[Event]:
+    """Close the participant's ongoing relationships and expire their open proposals. Returns
+    the relationship-ended events to publish: those closed now, and those this withdrawal
+    closed before (a redelivery after a crash republishes them under the same ids)."""
+    org = event.envelope.organization_id
+    gone = event.participant_withdrawn
+    reason = end_reason(gone.reason)
+    Match.objects(organization_id=org, status=domain.PROPOSED).filter(
+        __raw__=_involving(gone.participant_id)
+    ).update(set__status=domain.EXPIRED)
+    ongoing = Relationship.objects(organization_id=org, status__in=domain.ONGOING).filter(
+        __raw__=_involving(gone.participant_id)
+    )
+    for relationship in list(ongoing):
+        # Conditional on the status read: a pair ending it at the same moment wins or loses
+        # whole, never both.
+        Relationship.objects(pk=relationship.pk, status=relationship.status).update_one(
+            set__status=domain.CLOSED_EARLY, set__end_reason=reason, set__ended_at=clock.now()
+        )
+    closed = Relationship.objects(
+        organization_id=org, status=domain.CLOSED_EARLY, end_reason=reason
+    ).filter(__raw__=_involving(gone.participant_id))
+    return [ended_event(r) for r in closed.order_by("relationship_id")]
