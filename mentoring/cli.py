@@ -6,8 +6,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TypeVar
@@ -15,12 +13,12 @@ from typing import TypeVar
 import grpc
 import typer
 from google.protobuf.message import Message
-from rich.console import Console
 from rich.table import Table
 
 from mentoring.cli_engagement import engagement_app
 from mentoring.cli_programs import programs_app
 from mentoring.clients import Clients
+from mentoring.output import console, rpc_errors
 from services.common.api import analytics_pb2, events_pb2, matching_pb2
 
 app = typer.Typer(
@@ -30,17 +28,6 @@ match_app = typer.Typer(help="Matching tools.", no_args_is_help=True)
 app.add_typer(match_app, name="match")
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(programs_app, name="programs")
-console = Console()
-
-
-@contextmanager
-def rpc_errors() -> Iterator[None]:
-    """Show a failed RPC as one clear line and exit non-zero, instead of a traceback."""
-    try:
-        yield
-    except grpc.RpcError as exc:
-        console.print(f"[red]error:[/] {exc.code().name}: {exc.details()}")
-        raise typer.Exit(1) from None
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -5,17 +5,14 @@ Also runnable alone: `python -m mentoring.cli_engagement --help`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
-import grpc
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from mentoring.clients import Clients
+from mentoring.output import console, rpc_errors
 from services.common.api import common_pb2, engagement_pb2, events_pb2
 
 T = TypeVar("T")
@@ -29,7 +26,6 @@ training_app = typer.Typer(help="The program's training library.", no_args_is_he
 engagement_app.add_typer(goals_app, name="goals")
 engagement_app.add_typer(feedback_app, name="feedback")
 engagement_app.add_typer(training_app, name="training")
-console = Console()
 
 Organization = Annotated[str, typer.Option("--organization", "-o", help="Organization id.")]
 Relationship = Annotated[str, typer.Option("--relationship", "-r", help="Relationship id.")]
@@ -53,16 +49,6 @@ GOAL_STATUS = {
     events_pb2.GOAL_STATUS_ACHIEVED: "achieved",
     events_pb2.GOAL_STATUS_ABANDONED: "abandoned",
 }
-
-
-@contextmanager
-def rpc_errors() -> Iterator[None]:
-    """Show a failed RPC as one clear line and exit 1, instead of a traceback."""
-    try:
-        yield
-    except grpc.RpcError as exc:
-        console.print(f"[red]error:[/] {exc.code().name}: {exc.details()}")
-        raise typer.Exit(1) from None
 
 
 def _choice(value: str, choices: dict[str, T], option: str) -> T:

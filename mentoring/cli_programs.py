@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -13,11 +12,11 @@ from typing import Annotated, Protocol
 import grpc
 import typer
 from google.protobuf import json_format
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mentoring.clients import Clients
+from mentoring.output import console, rpc_errors
 from services.common.api import common_pb2, enrollment_pb2, events_pb2
 from services.enrollment.hris_csv import CsvFormatError, ImportRow, RowError, read_rows
 
@@ -25,7 +24,6 @@ programs_app = typer.Typer(
     help="Programs: create and run them, screen applications, import people.",
     no_args_is_help=True,
 )
-console = Console()
 
 Org = Annotated[str, typer.Option("--organization", "-o", help="Organization (tenant) id.")]
 ProgramId = Annotated[str, typer.Option("--program", "-p", help="Program id.")]
@@ -52,16 +50,6 @@ class Matching(StrEnum):
 
 
 OBJECTIVES = ("leadership", "onboarding", "knowledge_transfer", "diversity", "reskilling", "other")
-
-
-@contextmanager
-def rpc_errors() -> Iterator[None]:
-    """Show a failed RPC as one clear line and exit non-zero, instead of a traceback."""
-    try:
-        yield
-    except grpc.RpcError as exc:
-        console.print(f"[red]error:[/] {exc.code().name}: {exc.details()}")
-        raise typer.Exit(1) from None
 
 
 def _status_value(status: Status) -> events_pb2.ProgramStatus.ValueType:

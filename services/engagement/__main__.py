@@ -6,6 +6,7 @@ from services.common import grpc_server, storage
 from services.common.api import engagement_pb2, engagement_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
+from services.common.scheduling import PeriodicTask
 from services.engagement.consumer import GROUP, TOPICS, EngagementConsumer
 from services.engagement.notifications import NudgeScheduler
 from services.engagement.servicer import EngagementServicer
@@ -27,7 +28,9 @@ async def serve(settings: Settings) -> None:
         engagement_pb2_grpc.add_EngagementServiceServicer_to_server,
     )
     # Nudges: reminders to pairs, sent on notification-requested (see notifications.py).
-    nudger = NudgeScheduler(settings, publisher)
+    nudger = PeriodicTask(
+        "nudges", settings.scheduler_interval_seconds, NudgeScheduler(publisher).nudge_once
+    )
     await grpc_server.run_service(settings, [binding], [publisher, consumer, nudger])
 
 

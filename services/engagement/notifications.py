@@ -15,7 +15,6 @@ Blocking functions here run through storage.run_sync.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -25,7 +24,6 @@ from mongoengine.errors import NotUniqueError
 
 from services.common import clock
 from services.common.api import common_pb2, events_pb2
-from services.common.config import Settings
 from services.common.events import new_event
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
@@ -267,34 +265,12 @@ def _due_unsent(now: datetime) -> list[Nudge]:
 
 
 class NudgeScheduler:
-    """Started and stopped by run_service, like the other components. `now` is injectable."""
+    """One round of nudges at a time (run every SCHEDULER_INTERVAL_SECONDS by a PeriodicTask);
+    `now` is injectable."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        publisher: EventPublisher,
-        now: Callable[[], datetime] = clock.now,
-    ) -> None:
+    def __init__(self, publisher: EventPublisher, now: Callable[[], datetime] = clock.now) -> None:
         self._publisher = publisher
-        self._interval = settings.scheduler_interval_seconds
         self._now = now
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="nudge-scheduler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.nudge_once()
-            except Exception:
-                log.exception("sending nudges failed; trying again next round")
 
     async def nudge_once(self) -> list[Nudge]:
         """One round: publish what is due and not sent yet, then record it. Returns it."""

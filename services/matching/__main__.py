@@ -6,6 +6,7 @@ from services.common import grpc_server, storage
 from services.common.api import matching_pb2, matching_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
+from services.common.scheduling import PeriodicTask
 from services.matching.expiry import RequestExpiry
 from services.matching.hr import hr_events_reader
 from services.matching.runs import run_results_reader
@@ -31,7 +32,11 @@ async def serve(settings: Settings) -> None:
         run_results_reader(settings),
         hr_events_reader(settings),
         consumer,
-        RequestExpiry(settings, publisher, worker),
+        PeriodicTask(
+            "request-expiry",
+            settings.scheduler_interval_seconds,
+            RequestExpiry(publisher, worker).expire_once,
+        ),
     ]
     await grpc_server.run_service(settings, [binding], components)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from services.common import clock
 from services.common.api import events_pb2
-from services.common.config import Settings
 from services.common.events import new_event, stable_event_id
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
@@ -30,29 +28,11 @@ def _expire_overdue() -> list[Proposal]:
 
 
 class RequestExpiry:
-    def __init__(
-        self, settings: Settings, publisher: EventPublisher, worker: MatchingWorker
-    ) -> None:
+    """Expires overdue mentee requests; run every SCHEDULER_INTERVAL_SECONDS by a PeriodicTask."""
+
+    def __init__(self, publisher: EventPublisher, worker: MatchingWorker) -> None:
         self._publisher = publisher
         self._worker = worker
-        self._interval = settings.scheduler_interval_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="request-expiry")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.expire_once()
-            except Exception:
-                log.exception("expiring requests failed; trying again next round")
 
     async def expire_once(self) -> None:
         for p in await run_sync(_expire_overdue):

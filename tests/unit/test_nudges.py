@@ -294,8 +294,7 @@ def _store_pair(relationship_id: str = "r-1", match_id: str = "m-1") -> None:
 
 
 def _scheduler(publisher: RecordingPublisher, now: datetime) -> notifications.NudgeScheduler:
-    settings = Settings.from_env("engagement", {})
-    return notifications.NudgeScheduler(settings, publisher, now=lambda: now)  # type: ignore[arg-type]
+    return notifications.NudgeScheduler(publisher, now=lambda: now)  # type: ignore[arg-type]
 
 
 def _reasons(publisher: RecordingPublisher) -> list[tuple[str, str]]:

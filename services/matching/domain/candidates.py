@@ -80,6 +80,7 @@ from services.matching.domain.assignment import (
     Pair,
     solve_assignment,
 )
+from services.matching.domain.criteria import managers, merged_slots
 from services.matching.domain.model import (
     Constraints,
     CriterionSpec,
@@ -87,7 +88,6 @@ from services.matching.domain.model import (
     MatchingConfig,
     Person,
     ReportingRule,
-    Slot,
 )
 from services.matching.domain.taxonomy import EMPTY_TAXONOMY, Taxonomy
 
@@ -144,27 +144,6 @@ _TABLE_KINDS = frozenset(
         Kind.DEMOGRAPHICS,
     }
 )
-
-
-def _managers(person: Person, manager_of: Mapping[str, str]) -> tuple[str, str]:
-    """The person's manager and skip-level manager, as criteria.py derives them."""
-    manager = person.manager_id
-    if not manager and person.hr_person_id:
-        manager = manager_of.get(person.hr_person_id, "")
-    skip = manager_of.get(manager, "") if manager else ""
-    return manager, skip
-
-
-def _merge(slots: Sequence[Slot]) -> list[tuple[int, int]]:
-    """A person's slots as sorted, disjoint [start, end) intervals (as criteria.py merges)."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted((s.start, s.end) for s in slots if s.end > s.start):
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _mentor_value(kind: Kind, p: Person) -> Any:
@@ -281,7 +260,7 @@ class _Chunk:
                 if pid in excluded:
                     for mentor_id in excluded[pid]:
                         hits += by_pid.get(mentor_id, ())
-            manager, skip = _managers(p, manager_of)
+            manager, skip = managers(p, manager_of)
             if hr:
                 hits += by_hr.get(hr, ())  # same person
                 hits += by_manager.get(hr, ())  # the mentee is the mentor's manager
@@ -427,7 +406,7 @@ class _Chunk:
         ends: list[int] = []
         for e, p in enumerate(mentees):
             if p.availability:
-                for start, end in _merge(p.availability):
+                for start, end in merged_slots(p.availability):
                     rows.append(e)
                     starts.append(start)
                     ends.append(end)
@@ -518,7 +497,7 @@ class CandidateIndex:
                 self.by_pid.setdefault(p.participant_id, []).append(j)
             if p.hr_person_id:
                 self.by_hr.setdefault(p.hr_person_id, []).append(j)
-            manager, skip = _managers(p, constraints.manager_of)
+            manager, skip = managers(p, constraints.manager_of)
             if manager:
                 self.by_manager.setdefault(manager, []).append(j)
             if skip:
@@ -550,7 +529,7 @@ class CandidateIndex:
             self._code_rows: dict[str, int] = {}
             self._code_matrix = np.zeros((64, self.n_mentors), np.uint8)
         if Kind.AVAILABILITY in self.kinds:
-            merged = [_merge(p.availability) for p in people]
+            merged = [merged_slots(p.availability) for p in people]
             self.avail_known = np.fromiter(
                 (bool(p.availability) for p in people), np.bool_, len(people)
             )

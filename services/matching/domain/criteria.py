@@ -89,8 +89,8 @@ def reporting_line(
     mentor: Person, mentee: Person, manager_of: Mapping[str, str], rule: ReportingRule
 ) -> str | None:
     """Why the two are in one reporting line (either direction, up to skip-level), or None."""
-    mentor_manager, mentor_skip = _managers(mentor, manager_of)
-    mentee_manager, mentee_skip = _managers(mentee, manager_of)
+    mentor_manager, mentor_skip = managers(mentor, manager_of)
+    mentee_manager, mentee_skip = managers(mentee, manager_of)
     mentor_hr, mentee_hr = mentor.hr_person_id, mentee.hr_person_id
     # The chain entries are "" when unknown, so a non-empty HR id never matches them.
     if mentor_hr:
@@ -112,7 +112,8 @@ def reporting_line(
     return None
 
 
-def _managers(person: Person, manager_of: Mapping[str, str]) -> tuple[str, str]:
+def managers(person: Person, manager_of: Mapping[str, str]) -> tuple[str, str]:
+    """The person's manager and skip-level manager (HR ids; empty when unknown)."""
     manager = person.manager_id
     if not manager and person.hr_person_id:
         manager = manager_of.get(person.hr_person_id, "")
@@ -129,7 +130,7 @@ def criterion_score(
 
 def availability_overlap(a: Sequence[Slot], b: Sequence[Slot]) -> int:
     """Minutes per week both are available; each side's own overlapping slots merged first."""
-    left, right = _merge(a), _merge(b)
+    left, right = merged_slots(a), merged_slots(b)
     total = 0
     i = j = 0
     while i < len(left) and j < len(right):
@@ -144,7 +145,8 @@ def availability_overlap(a: Sequence[Slot], b: Sequence[Slot]) -> int:
     return total
 
 
-def _merge(slots: Sequence[Slot]) -> list[tuple[int, int]]:
+def merged_slots(slots: Sequence[Slot]) -> list[tuple[int, int]]:
+    """A person's slots as sorted, disjoint [start, end) intervals."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted((s.start, s.end) for s in slots if s.end > s.start):
         if merged and start <= merged[-1][1]:
