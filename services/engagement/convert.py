@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.api import common_pb2, engagement_pb2, events_pb2
 from services.common.events import new_event, stable_event_id
+from services.common.pb.mentoring.v1.events_pb2 import Event, RelationshipEnded
 from services.engagement import domain
 from services.engagement.documents import (
     Feedback,
@@ -273,5 +274,26 @@ def training_completed(c: TrainingCompletion, r: TrainingResource) -> events_pb2
             kind=TRAINING_KIND[r.kind],
             audience=AUDIENCE[r.audience],
             minutes=r.minutes,
+        ),
+    )
+
+
+def relationship_ended_event(relationship: Relationship, not_a_good_fit: bool = False) -> Event:
+    """relationship-ended, under one stable id per relationship: it ends once, whoever ends
+    it (a member through EndRelationship, or a withdrawal), and a retry republishes the same."""
+    org = relationship.organization_id
+    return new_event(
+        producer="engagement",
+        organization_id=org,
+        program_id=relationship.program_id,
+        event_id=stable_event_id("relationship-ended", org, relationship.relationship_id),
+        payload=RelationshipEnded(
+            relationship_id=relationship.relationship_id,
+            match_id=relationship.match_id,
+            mentor_id=relationship.mentor_id,
+            mentee_id=relationship.mentee_id,
+            reason=relationship.end_reason,
+            not_a_good_fit=not_a_good_fit,
+            completed=relationship.status == domain.COMPLETED,
         ),
     )

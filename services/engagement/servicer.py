@@ -26,7 +26,13 @@ from services.engagement import (
     store,
     training,
 )
-from services.engagement.convert import MODE_VALUES, MODES, relationship_message, session_message
+from services.engagement.convert import (
+    MODE_VALUES,
+    MODES,
+    relationship_ended_event,
+    relationship_message,
+    session_message,
+)
 from services.engagement.documents import Match, Relationship
 
 STATUS = {
@@ -243,23 +249,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         )
         # Also on an unchanged repeat, with the same event id: the caller may be retrying.
         await self._publisher.publish(
-            [
-                new_event(
-                    producer="engagement",
-                    organization_id=org,
-                    program_id=relationship.program_id,
-                    event_id=stable_event_id("relationship-ended", org, relationship_id),
-                    payload=events_pb2.RelationshipEnded(
-                        relationship_id=relationship_id,
-                        match_id=relationship.match_id,
-                        mentor_id=relationship.mentor_id,
-                        mentee_id=relationship.mentee_id,
-                        reason=relationship.end_reason,
-                        not_a_good_fit=request.not_a_good_fit,
-                        completed=relationship.status == domain.COMPLETED,
-                    ),
-                )
-            ]
+            [relationship_ended_event(relationship, request.not_a_good_fit)]
         )
         return _relationship(relationship)
 

@@ -5,9 +5,9 @@ Blocking (storage): call through storage.run_sync."""
 from __future__ import annotations
 
 from services.common import clock
-from services.common.events import new_event, stable_event_id
-from services.common.pb.mentoring.v1.events_pb2 import Event, RelationshipEnded
+from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.engagement import domain
+from services.engagement.convert import relationship_ended_event
 from services.engagement.documents import Match, Relationship
 
 
@@ -19,27 +19,6 @@ def end_reason(withdrawal_reason: str) -> str:
 
 def _involving(participant_id: str) -> dict[str, object]:
     return {"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]}
-
-
-def ended_event(relationship: Relationship) -> Event:
-    """relationship-ended for a relationship closed by a withdrawal, under the same stable id
-    EndRelationship uses: a relationship ends once, whoever ends it."""
-    org = relationship.organization_id
-    return new_event(
-        producer="engagement",
-        organization_id=org,
-        program_id=relationship.program_id,
-        event_id=stable_event_id("relationship-ended", org, relationship.relationship_id),
-        payload=RelationshipEnded(
-            relationship_id=relationship.relationship_id,
-            match_id=relationship.match_id,
-            mentor_id=relationship.mentor_id,
-            mentee_id=relationship.mentee_id,
-            reason=relationship.end_reason,
-            not_a_good_fit=False,
-            completed=False,
-        ),
-    )
 
 
 def apply_withdrawal(event: Event) -> list[Event]:
@@ -64,4 +43,4 @@ def apply_withdrawal(event: Event) -> list[Event]:
     closed = Relationship.objects(
         organization_id=org, status=domain.CLOSED_EARLY, end_reason=reason
     ).filter(__raw__=_involving(gone.participant_id))
-    return [ended_event(r) for r in closed.order_by("relationship_id")]
+    return [relationship_ended_event(r) for r in closed.order_by("relationship_id")]

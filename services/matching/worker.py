@@ -49,22 +49,14 @@ ROLES = {common_pb2.ROLE_MENTOR: "mentor", common_pb2.ROLE_MENTEE: "mentee"}
 def _check(event: events_pb2.Event) -> str | None:
     """Why the event cannot be applied, or None."""
     kind = event.WhichOneof("payload")
-    if kind == "participant_registered":
-        reg = event.participant_registered
-        if not reg.participant_id:
-            return "participant_registered.participant_id is missing"
-        if reg.role not in ROLES:
-            return "participant_registered.role must be mentor or mentee"
-        if reg.role == common_pb2.ROLE_MENTOR and reg.capacity == 0:
-            return "participant_registered.capacity must be at least 1 for a mentor"
-    elif kind == "participant_updated":
-        update = event.participant_updated
-        if not update.participant_id:
-            return "participant_updated.participant_id is missing"
-        if update.role not in ROLES:
-            return "participant_updated.role must be mentor or mentee"
-        if update.role == common_pb2.ROLE_MENTOR and update.capacity == 0:
-            return "participant_updated.capacity must be at least 1 for a mentor"
+    if kind in ("participant_registered", "participant_updated"):
+        person = getattr(event, kind)
+        if not person.participant_id:
+            return f"{kind}.participant_id is missing"
+        if person.role not in ROLES:
+            return f"{kind}.role must be mentor or mentee"
+        if person.role == common_pb2.ROLE_MENTOR and person.capacity == 0:
+            return f"{kind}.capacity must be at least 1 for a mentor"
     elif kind == "participant_withdrawn":
         if not event.participant_withdrawn.participant_id:
             return "participant_withdrawn.participant_id is missing"
@@ -89,36 +81,22 @@ def _apply(events: list[events_pb2.Event]) -> tuple[set[tuple[str, str]], list[e
         env = event.envelope
         org, program = env.organization_id, env.program_id
         kind = event.WhichOneof("payload")
-        if kind == "participant_registered":
-            reg = event.participant_registered
-            pool.add_member(
+        if kind in ("participant_registered", "participant_updated"):
+            # Both payloads describe the person whole; an update replaces what was stored.
+            store = pool.add_member if kind == "participant_registered" else pool.update_member
+            person = getattr(event, kind)
+            store(
                 org,
                 program,
-                reg.participant_id,
-                ROLES[reg.role],
-                reg.display_name,
-                list(reg.skills),
-                reg.capacity,
-                reg.profile.SerializeToString(),
-                reg.profile.hr_person_id,
-                reg.profile.manager_id,
-                reg.profile.cohort_id,
-            )
-            touched.add((org, program))
-        elif kind == "participant_updated":
-            update = event.participant_updated
-            pool.update_member(
-                org,
-                program,
-                update.participant_id,
-                ROLES[update.role],
-                update.display_name,
-                list(update.skills),
-                update.capacity,
-                update.profile.SerializeToString(),
-                update.profile.hr_person_id,
-                update.profile.manager_id,
-                update.profile.cohort_id,
+                person.participant_id,
+                ROLES[person.role],
+                person.display_name,
+                list(person.skills),
+                person.capacity,
+                person.profile.SerializeToString(),
+                person.profile.hr_person_id,
+                person.profile.manager_id,
+                person.profile.cohort_id,
             )
             touched.add((org, program))
         elif kind == "participant_withdrawn":
