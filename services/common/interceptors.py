@@ -46,24 +46,30 @@ class ObservabilityInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
 
         async def observed(request: Any, context: aio.ServicerContext) -> Any:
             started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                return await behavior(request, context)
-            except errors.DomainError as exc:
-                code = status_for(exc)
-                await context.abort(code, str(exc))
-            except aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("%s failed", details.method)
-                await context.abort(code, "internal error")
-            finally:
+
+            def record(code: grpc.StatusCode) -> None:
                 metrics.GRPC_HANDLED.labels(service, method, code.name).inc()
                 metrics.GRPC_HANDLING_SECONDS.labels(service, method).observe(
                     time.perf_counter() - started
                 )
+
+            # Metrics are recorded before abort() because abort sends the status at once: a
+            # client (or a scrape) that has seen the error must also see it counted.
+            try:
+                response = await behavior(request, context)
+            except errors.DomainError as exc:
+                code = status_for(exc)
+                record(code)
+                await context.abort(code, str(exc))
+            except aio.AbortError:
+                record(context.code() or grpc.StatusCode.UNKNOWN)
+                raise
+            except Exception:
+                log.exception("%s failed", details.method)
+                record(grpc.StatusCode.INTERNAL)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            record(grpc.StatusCode.OK)
+            return response
 
         return grpc.unary_unary_rpc_method_handler(
             observed,
