@@ -22,19 +22,48 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmentoring/v1/analytics.proto\x12\x0cmentoring.v1\"D\n\x15GetProgramKpisRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\xf8\x02\n\x0bProgramKpis\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0f\n\x07mentors\x18\x03 \x01(\x04\x12\x0f\n\x07mentees\x18\x04 \x01(\x04\x12\x18\n\x10matches_proposed\x18\x05 \x01(\x04\x12\x18\n\x10matches_accepted\x18\x06 \x01(\x04\x12\x18\n\x10matches_declined\x18\x07 \x01(\x04\x12\x1c\n\x14\x61\x63tive_relationships\x18\x08 \x01(\x04\x12\x10\n\x08sessions\x18\t \x01(\x04\x12\x17\n\x0fsession_minutes\x18\n \x01(\x04\x12\x0e\n\x06\x65vents\x18\x0b \x01(\x04\x12\x17\n\x0fmatches_expired\x18\x0c \x01(\x04\x12\x1f\n\x17relationships_completed\x18\r \x01(\x04\x12\"\n\x1arelationships_closed_early\x18\x0e \x01(\x04\x12\x15\n\rmatching_runs\x18\x0f \x01(\x04\x32\x64\n\x10\x41nalyticsService\x12P\n\x0eGetProgramKpis\x12#.mentoring.v1.GetProgramKpisRequest\x1a\x19.mentoring.v1.ProgramKpisb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmentoring/v1/analytics.proto\x12\x0cmentoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n\tTimeRange\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x15GetProgramKpisRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tcohort_id\x18\x03 \x01(\t\x12&\n\x05range\x18\x04 \x01(\x0b\x32\x17.mentoring.v1.TimeRange\"\xa3\t\n\x0bProgramKpis\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0f\n\x07mentors\x18\x03 \x01(\x04\x12\x0f\n\x07mentees\x18\x04 \x01(\x04\x12\x18\n\x10matches_proposed\x18\x05 \x01(\x04\x12\x18\n\x10matches_accepted\x18\x06 \x01(\x04\x12\x18\n\x10matches_declined\x18\x07 \x01(\x04\x12\x1c\n\x14\x61\x63tive_relationships\x18\x08 \x01(\x04\x12\x10\n\x08sessions\x18\t \x01(\x04\x12\x17\n\x0fsession_minutes\x18\n \x01(\x04\x12\x0e\n\x06\x65vents\x18\x0b \x01(\x04\x12\x17\n\x0fmatches_expired\x18\x0c \x01(\x04\x12\x1f\n\x17relationships_completed\x18\r \x01(\x04\x12\"\n\x1arelationships_closed_early\x18\x0e \x01(\x04\x12\x15\n\rmatching_runs\x18\x0f \x01(\x04\x12\x11\n\tcohort_id\x18\x10 \x01(\t\x12&\n\x05range\x18\x11 \x01(\x0b\x32\x17.mentoring.v1.TimeRange\x12\x14\n\x0c\x61pplications\x18\x12 \x01(\x04\x12\x1b\n\x13mentor_applications\x18\x13 \x01(\x04\x12\x1b\n\x13mentee_applications\x18\x14 \x01(\x04\x12\x11\n\tapprovals\x18\x15 \x01(\x04\x12\x12\n\nrejections\x18\x16 \x01(\x04\x12\x12\n\nwaitlisted\x18\x17 \x01(\x04\x12\x13\n\x0bwithdrawals\x18\x18 \x01(\x04\x12\x17\n\x0fmentees_matched\x18\x19 \x01(\x04\x12\x12\n\nmatch_rate\x18\x1a \x01(\x01\x12\x1c\n\x14median_days_to_match\x18\x1b \x01(\x01\x12\x1a\n\x12mean_days_to_match\x18\x1c \x01(\x01\x12\x1d\n\x15relationships_started\x18\x1d \x01(\x04\x12\x1d\n\x15relationships_at_risk\x18\x1e \x01(\x04\x12\x10\n\x08messages\x18\x1f \x01(\x04\x12\x11\n\tgoals_set\x18  \x01(\x04\x12\x16\n\x0egoals_achieved\x18! \x01(\x04\x12\x1c\n\x14goal_completion_rate\x18\" \x01(\x01\x12\x1a\n\x12\x66\x65\x65\x64\x62\x61\x63k_responses\x18# \x01(\x04\x12\x19\n\x11satisfaction_mean\x18$ \x01(\x01\x12!\n\x19satisfaction_distribution\x18% \x03(\x04\x12\x1a\n\x12satisfaction_trend\x18& \x01(\x01\x12\x1b\n\x13trainings_completed\x18\' \x01(\x04\x12\x1c\n\x14participants_trained\x18( \x01(\x04\x12 \n\x18training_completion_rate\x18) \x01(\x01\x12:\n\x13signups_by_campaign\x18* \x03(\x0b\x32\x1d.mentoring.v1.CampaignSignups\x12(\n\x06weekly\x18+ \x03(\x0b\x32\x18.mentoring.v1.WeeklyKpis\x12\x15\n\rsession_hours\x18, \x01(\x01\"L\n\x0f\x43\x61mpaignSignups\x12\x10\n\x08\x63\x61mpaign\x18\x01 \x01(\t\x12\x14\n\x0c\x61pplications\x18\x02 \x01(\x04\x12\x11\n\tapprovals\x18\x03 \x01(\x04\"\xb4\x02\n\nWeeklyKpis\x12.\n\nweek_start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13mentor_applications\x18\x02 \x01(\x04\x12\x1b\n\x13mentee_applications\x18\x03 \x01(\x04\x12\x11\n\tapprovals\x18\x04 \x01(\x04\x12\x1d\n\x15relationships_started\x18\x05 \x01(\x04\x12\x10\n\x08sessions\x18\x06 \x01(\x04\x12\x17\n\x0fsession_minutes\x18\x07 \x01(\x04\x12\x10\n\x08messages\x18\x08 \x01(\x04\x12\x1a\n\x12\x66\x65\x65\x64\x62\x61\x63k_responses\x18\t \x01(\x04\x12\x19\n\x11satisfaction_mean\x18\n \x01(\x01\x12\x16\n\x0egoals_achieved\x18\x0b \x01(\x04\"g\n\x16GetSkillBalanceRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tcohort_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\"\x7f\n\x0cSkillBalance\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tcohort_id\x18\x03 \x01(\t\x12/\n\x06skills\x18\x04 \x03(\x0b\x32\x1f.mentoring.v1.SkillSupplyDemand\"|\n\x11SkillSupplyDemand\x12\r\n\x05skill\x18\x01 \x01(\t\x12\x0f\n\x07mentors\x18\x02 \x01(\x04\x12\x17\n\x0fmentor_capacity\x18\x03 \x01(\x04\x12\x0f\n\x07mentees\x18\x04 \x01(\x04\x12\x0b\n\x03gap\x18\x05 \x01(\x03\x12\x10\n\x08\x63overage\x18\x06 \x01(\x01\"\x87\x01\n\x1eListAtRiskRelationshipsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x11\n\tcohort_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xa1\x02\n\x12\x41tRiskRelationship\x12\x17\n\x0frelationship_id\x18\x01 \x01(\t\x12\x11\n\tmentor_id\x18\x02 \x01(\t\x12\x11\n\tmentee_id\x18\x03 \x01(\t\x12\x11\n\tcohort_id\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_session_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sessions\x18\x07 \x01(\r\x12\x1a\n\x12\x64\x61ys_since_contact\x18\x08 \x01(\r\x12\x15\n\rlatest_rating\x18\t \x01(\r\x12\x0f\n\x07reasons\x18\n \x03(\t\"\x82\x01\n\x1fListAtRiskRelationshipsResponse\x12\x37\n\rrelationships\x18\x01 \x03(\x0b\x32 .mentoring.v1.AtRiskRelationship\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\r\"R\n\x13GetRetentionRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0e\n\x06months\x18\x03 \x03(\r\"b\n\tRetention\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12(\n\x04rows\x18\x03 \x03(\x0b\x32\x1a.mentoring.v1.RetentionRow\"\xe3\x01\n\x0cRetentionRow\x12\x0e\n\x06months\x18\x01 \x01(\r\x12\x14\n\x0cparticipants\x18\x02 \x01(\x04\x12\x1d\n\x15participants_retained\x18\x03 \x01(\x04\x12\x18\n\x10participant_rate\x18\x04 \x01(\x01\x12\x18\n\x10non_participants\x18\x05 \x01(\x04\x12!\n\x19non_participants_retained\x18\x06 \x01(\x04\x12\x1c\n\x14non_participant_rate\x18\x07 \x01(\x01\x12\x19\n\x11\x64ifference_points\x18\x08 \x01(\x01\":\n\x0bIngestBatch\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.mentoring.v1.IngestedEvent\"x\n\rIngestedEvent\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0b\n\x03key\x18\x04 \x01(\x0c\x12\r\n\x05value\x18\x05 \x01(\x0c\x12\x19\n\x11organisation_copy\x18\x06 \x01(\x08\x32\xfd\x02\n\x10\x41nalyticsService\x12P\n\x0eGetProgramKpis\x12#.mentoring.v1.GetProgramKpisRequest\x1a\x19.mentoring.v1.ProgramKpis\x12S\n\x0fGetSkillBalance\x12$.mentoring.v1.GetSkillBalanceRequest\x1a\x1a.mentoring.v1.SkillBalance\x12v\n\x17ListAtRiskRelationships\x12,.mentoring.v1.ListAtRiskRelationshipsRequest\x1a-.mentoring.v1.ListAtRiskRelationshipsResponse\x12J\n\x0cGetRetention\x12!.mentoring.v1.GetRetentionRequest\x1a\x17.mentoring.v1.Retentionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mentoring.v1.analytics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETPROGRAMKPISREQUEST']._serialized_start=46
-  _globals['_GETPROGRAMKPISREQUEST']._serialized_end=114
-  _globals['_PROGRAMKPIS']._serialized_start=117
-  _globals['_PROGRAMKPIS']._serialized_end=493
-  _globals['_ANALYTICSSERVICE']._serialized_start=495
-  _globals['_ANALYTICSSERVICE']._serialized_end=595
+  _globals['_TIMERANGE']._serialized_start=79
+  _globals['_TIMERANGE']._serialized_end=174
+  _globals['_GETPROGRAMKPISREQUEST']._serialized_start=176
+  _globals['_GETPROGRAMKPISREQUEST']._serialized_end=303
+  _globals['_PROGRAMKPIS']._serialized_start=306
+  _globals['_PROGRAMKPIS']._serialized_end=1493
+  _globals['_CAMPAIGNSIGNUPS']._serialized_start=1495
+  _globals['_CAMPAIGNSIGNUPS']._serialized_end=1571
+  _globals['_WEEKLYKPIS']._serialized_start=1574
+  _globals['_WEEKLYKPIS']._serialized_end=1882
+  _globals['_GETSKILLBALANCEREQUEST']._serialized_start=1884
+  _globals['_GETSKILLBALANCEREQUEST']._serialized_end=1987
+  _globals['_SKILLBALANCE']._serialized_start=1989
+  _globals['_SKILLBALANCE']._serialized_end=2116
+  _globals['_SKILLSUPPLYDEMAND']._serialized_start=2118
+  _globals['_SKILLSUPPLYDEMAND']._serialized_end=2242
+  _globals['_LISTATRISKRELATIONSHIPSREQUEST']._serialized_start=2245
+  _globals['_LISTATRISKRELATIONSHIPSREQUEST']._serialized_end=2380
+  _globals['_ATRISKRELATIONSHIP']._serialized_start=2383
+  _globals['_ATRISKRELATIONSHIP']._serialized_end=2672
+  _globals['_LISTATRISKRELATIONSHIPSRESPONSE']._serialized_start=2675
+  _globals['_LISTATRISKRELATIONSHIPSRESPONSE']._serialized_end=2805
+  _globals['_GETRETENTIONREQUEST']._serialized_start=2807
+  _globals['_GETRETENTIONREQUEST']._serialized_end=2889
+  _globals['_RETENTION']._serialized_start=2891
+  _globals['_RETENTION']._serialized_end=2989
+  _globals['_RETENTIONROW']._serialized_start=2992
+  _globals['_RETENTIONROW']._serialized_end=3219
+  _globals['_INGESTBATCH']._serialized_start=3221
+  _globals['_INGESTBATCH']._serialized_end=3279
+  _globals['_INGESTEDEVENT']._serialized_start=3281
+  _globals['_INGESTEDEVENT']._serialized_end=3401
+  _globals['_ANALYTICSSERVICE']._serialized_start=3404
+  _globals['_ANALYTICSSERVICE']._serialized_end=3785
 # @@protoc_insertion_point(module_scope)

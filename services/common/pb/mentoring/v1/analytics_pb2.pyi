@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,22 +20,60 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class TimeRange(_message.Message):
+    """Half-open [start, end) in UTC, counted by whole days. An unset bound is open."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimeRange: _TypeAlias = TimeRange  # noqa: Y015
+
+@_typing.final
 class GetProgramKpisRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    RANGE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
+    cohort_id: _builtins.str
+    """Empty: the whole program."""
+    @_builtins.property
+    def range(self) -> Global___TimeRange:
+        """Unset: all time. Flow counters (applications, sessions...) count what happened inside the
+        range; stock figures (mentors, active relationships, at risk) are as of now.
+        """
+
     def __init__(
         self,
         *,
         organization_id: _builtins.str = ...,
         program_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        range: Global___TimeRange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["range", b"range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "program_id", b"program_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohort_id", b"cohort_id", "organization_id", b"organization_id", "program_id", b"program_id", "range", b"range"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -57,9 +98,39 @@ class ProgramKpis(_message.Message):
     RELATIONSHIPS_COMPLETED_FIELD_NUMBER: _builtins.int
     RELATIONSHIPS_CLOSED_EARLY_FIELD_NUMBER: _builtins.int
     MATCHING_RUNS_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    RANGE_FIELD_NUMBER: _builtins.int
+    APPLICATIONS_FIELD_NUMBER: _builtins.int
+    MENTOR_APPLICATIONS_FIELD_NUMBER: _builtins.int
+    MENTEE_APPLICATIONS_FIELD_NUMBER: _builtins.int
+    APPROVALS_FIELD_NUMBER: _builtins.int
+    REJECTIONS_FIELD_NUMBER: _builtins.int
+    WAITLISTED_FIELD_NUMBER: _builtins.int
+    WITHDRAWALS_FIELD_NUMBER: _builtins.int
+    MENTEES_MATCHED_FIELD_NUMBER: _builtins.int
+    MATCH_RATE_FIELD_NUMBER: _builtins.int
+    MEDIAN_DAYS_TO_MATCH_FIELD_NUMBER: _builtins.int
+    MEAN_DAYS_TO_MATCH_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_STARTED_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_AT_RISK_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    GOALS_SET_FIELD_NUMBER: _builtins.int
+    GOALS_ACHIEVED_FIELD_NUMBER: _builtins.int
+    GOAL_COMPLETION_RATE_FIELD_NUMBER: _builtins.int
+    FEEDBACK_RESPONSES_FIELD_NUMBER: _builtins.int
+    SATISFACTION_MEAN_FIELD_NUMBER: _builtins.int
+    SATISFACTION_DISTRIBUTION_FIELD_NUMBER: _builtins.int
+    SATISFACTION_TREND_FIELD_NUMBER: _builtins.int
+    TRAININGS_COMPLETED_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_TRAINED_FIELD_NUMBER: _builtins.int
+    TRAINING_COMPLETION_RATE_FIELD_NUMBER: _builtins.int
+    SIGNUPS_BY_CAMPAIGN_FIELD_NUMBER: _builtins.int
+    WEEKLY_FIELD_NUMBER: _builtins.int
+    SESSION_HOURS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     mentors: _builtins.int
+    """Approved participants still enrolled, by role."""
     mentees: _builtins.int
     matches_proposed: _builtins.int
     matches_accepted: _builtins.int
@@ -68,11 +139,56 @@ class ProgramKpis(_message.Message):
     sessions: _builtins.int
     session_minutes: _builtins.int
     events: _builtins.int
-    """Events counted so far for this program; lets a caller see that KPIs moved."""
+    """Events counted so far for this program (all time, whole program): lets a caller see that
+    the KPIs moved.
+    """
     matches_expired: _builtins.int
     relationships_completed: _builtins.int
     relationships_closed_early: _builtins.int
     matching_runs: _builtins.int
+    cohort_id: _builtins.str
+    applications: _builtins.int
+    """Sign-ups: applications received, by role, and what screening made of them."""
+    mentor_applications: _builtins.int
+    mentee_applications: _builtins.int
+    approvals: _builtins.int
+    rejections: _builtins.int
+    waitlisted: _builtins.int
+    withdrawals: _builtins.int
+    mentees_matched: _builtins.int
+    """Enrolled mentees who have had at least one relationship, and their share of all mentees."""
+    match_rate: _builtins.float
+    median_days_to_match: _builtins.float
+    """Days from approval to a mentee's first relationship."""
+    mean_days_to_match: _builtins.float
+    relationships_started: _builtins.int
+    relationships_at_risk: _builtins.int
+    messages: _builtins.int
+    goals_set: _builtins.int
+    goals_achieved: _builtins.int
+    goal_completion_rate: _builtins.float
+    feedback_responses: _builtins.int
+    satisfaction_mean: _builtins.float
+    """Mean check-in rating (1-5), and the count of each rating: index 0 is rating 1."""
+    satisfaction_trend: _builtins.float
+    """Mean rating of the last 4 weeks with feedback minus that of the 4 weeks before; 0 when
+    there is not enough data.
+    """
+    trainings_completed: _builtins.int
+    participants_trained: _builtins.int
+    training_completion_rate: _builtins.float
+    """Enrolled participants who completed at least one training, over all enrolled."""
+    session_hours: _builtins.float
+    @_builtins.property
+    def range(self) -> Global___TimeRange: ...
+    @_builtins.property
+    def satisfaction_distribution(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def signups_by_campaign(self) -> _containers.RepeatedCompositeFieldContainer[Global___CampaignSignups]: ...
+    @_builtins.property
+    def weekly(self) -> _containers.RepeatedCompositeFieldContainer[Global___WeeklyKpis]:
+        """One row per ISO week (Monday 00:00 UTC) with activity, oldest first."""
+
     def __init__(
         self,
         *,
@@ -91,11 +207,485 @@ class ProgramKpis(_message.Message):
         relationships_completed: _builtins.int = ...,
         relationships_closed_early: _builtins.int = ...,
         matching_runs: _builtins.int = ...,
+        cohort_id: _builtins.str = ...,
+        range: Global___TimeRange | None = ...,
+        applications: _builtins.int = ...,
+        mentor_applications: _builtins.int = ...,
+        mentee_applications: _builtins.int = ...,
+        approvals: _builtins.int = ...,
+        rejections: _builtins.int = ...,
+        waitlisted: _builtins.int = ...,
+        withdrawals: _builtins.int = ...,
+        mentees_matched: _builtins.int = ...,
+        match_rate: _builtins.float = ...,
+        median_days_to_match: _builtins.float = ...,
+        mean_days_to_match: _builtins.float = ...,
+        relationships_started: _builtins.int = ...,
+        relationships_at_risk: _builtins.int = ...,
+        messages: _builtins.int = ...,
+        goals_set: _builtins.int = ...,
+        goals_achieved: _builtins.int = ...,
+        goal_completion_rate: _builtins.float = ...,
+        feedback_responses: _builtins.int = ...,
+        satisfaction_mean: _builtins.float = ...,
+        satisfaction_distribution: _abc.Iterable[_builtins.int] | None = ...,
+        satisfaction_trend: _builtins.float = ...,
+        trainings_completed: _builtins.int = ...,
+        participants_trained: _builtins.int = ...,
+        training_completion_rate: _builtins.float = ...,
+        signups_by_campaign: _abc.Iterable[Global___CampaignSignups] | None = ...,
+        weekly: _abc.Iterable[Global___WeeklyKpis] | None = ...,
+        session_hours: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["range", b"range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_relationships", b"active_relationships", "events", b"events", "matches_accepted", b"matches_accepted", "matches_declined", b"matches_declined", "matches_expired", b"matches_expired", "matches_proposed", b"matches_proposed", "matching_runs", b"matching_runs", "mentees", b"mentees", "mentors", b"mentors", "organization_id", b"organization_id", "program_id", b"program_id", "relationships_closed_early", b"relationships_closed_early", "relationships_completed", b"relationships_completed", "session_minutes", b"session_minutes", "sessions", b"sessions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_relationships", b"active_relationships", "applications", b"applications", "approvals", b"approvals", "cohort_id", b"cohort_id", "events", b"events", "feedback_responses", b"feedback_responses", "goal_completion_rate", b"goal_completion_rate", "goals_achieved", b"goals_achieved", "goals_set", b"goals_set", "match_rate", b"match_rate", "matches_accepted", b"matches_accepted", "matches_declined", b"matches_declined", "matches_expired", b"matches_expired", "matches_proposed", b"matches_proposed", "matching_runs", b"matching_runs", "mean_days_to_match", b"mean_days_to_match", "median_days_to_match", b"median_days_to_match", "mentee_applications", b"mentee_applications", "mentees", b"mentees", "mentees_matched", b"mentees_matched", "mentor_applications", b"mentor_applications", "mentors", b"mentors", "messages", b"messages", "organization_id", b"organization_id", "participants_trained", b"participants_trained", "program_id", b"program_id", "range", b"range", "rejections", b"rejections", "relationships_at_risk", b"relationships_at_risk", "relationships_closed_early", b"relationships_closed_early", "relationships_completed", b"relationships_completed", "relationships_started", b"relationships_started", "satisfaction_distribution", b"satisfaction_distribution", "satisfaction_mean", b"satisfaction_mean", "satisfaction_trend", b"satisfaction_trend", "session_hours", b"session_hours", "session_minutes", b"session_minutes", "sessions", b"sessions", "signups_by_campaign", b"signups_by_campaign", "training_completion_rate", b"training_completion_rate", "trainings_completed", b"trainings_completed", "waitlisted", b"waitlisted", "weekly", b"weekly", "withdrawals", b"withdrawals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProgramKpis: _TypeAlias = ProgramKpis  # noqa: Y015
+
+@_typing.final
+class CampaignSignups(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    APPLICATIONS_FIELD_NUMBER: _builtins.int
+    APPROVALS_FIELD_NUMBER: _builtins.int
+    campaign: _builtins.str
+    """Empty: sign-ups that named no campaign."""
+    applications: _builtins.int
+    approvals: _builtins.int
+    def __init__(
+        self,
+        *,
+        campaign: _builtins.str = ...,
+        applications: _builtins.int = ...,
+        approvals: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applications", b"applications", "approvals", b"approvals", "campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignSignups: _TypeAlias = CampaignSignups  # noqa: Y015
+
+@_typing.final
+class WeeklyKpis(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEK_START_FIELD_NUMBER: _builtins.int
+    MENTOR_APPLICATIONS_FIELD_NUMBER: _builtins.int
+    MENTEE_APPLICATIONS_FIELD_NUMBER: _builtins.int
+    APPROVALS_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_STARTED_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    SESSION_MINUTES_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    FEEDBACK_RESPONSES_FIELD_NUMBER: _builtins.int
+    SATISFACTION_MEAN_FIELD_NUMBER: _builtins.int
+    GOALS_ACHIEVED_FIELD_NUMBER: _builtins.int
+    mentor_applications: _builtins.int
+    mentee_applications: _builtins.int
+    approvals: _builtins.int
+    relationships_started: _builtins.int
+    sessions: _builtins.int
+    session_minutes: _builtins.int
+    messages: _builtins.int
+    feedback_responses: _builtins.int
+    satisfaction_mean: _builtins.float
+    goals_achieved: _builtins.int
+    @_builtins.property
+    def week_start(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        week_start: _timestamp_pb2.Timestamp | None = ...,
+        mentor_applications: _builtins.int = ...,
+        mentee_applications: _builtins.int = ...,
+        approvals: _builtins.int = ...,
+        relationships_started: _builtins.int = ...,
+        sessions: _builtins.int = ...,
+        session_minutes: _builtins.int = ...,
+        messages: _builtins.int = ...,
+        feedback_responses: _builtins.int = ...,
+        satisfaction_mean: _builtins.float = ...,
+        goals_achieved: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["week_start", b"week_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "feedback_responses", b"feedback_responses", "goals_achieved", b"goals_achieved", "mentee_applications", b"mentee_applications", "mentor_applications", b"mentor_applications", "messages", b"messages", "relationships_started", b"relationships_started", "satisfaction_mean", b"satisfaction_mean", "session_minutes", b"session_minutes", "sessions", b"sessions", "week_start", b"week_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WeeklyKpis: _TypeAlias = WeeklyKpis  # noqa: Y015
+
+@_typing.final
+class GetSkillBalanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    cohort_id: _builtins.str
+    limit: _builtins.int
+    """At most this many skills; 0 means all."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohort_id", b"cohort_id", "limit", b"limit", "organization_id", b"organization_id", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSkillBalanceRequest: _TypeAlias = GetSkillBalanceRequest  # noqa: Y015
+
+@_typing.final
+class SkillBalance(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    cohort_id: _builtins.str
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkillSupplyDemand]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        skills: _abc.Iterable[Global___SkillSupplyDemand] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohort_id", b"cohort_id", "organization_id", b"organization_id", "program_id", b"program_id", "skills", b"skills"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkillBalance: _TypeAlias = SkillBalance  # noqa: Y015
+
+@_typing.final
+class SkillSupplyDemand(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKILL_FIELD_NUMBER: _builtins.int
+    MENTORS_FIELD_NUMBER: _builtins.int
+    MENTOR_CAPACITY_FIELD_NUMBER: _builtins.int
+    MENTEES_FIELD_NUMBER: _builtins.int
+    GAP_FIELD_NUMBER: _builtins.int
+    COVERAGE_FIELD_NUMBER: _builtins.int
+    skill: _builtins.str
+    mentors: _builtins.int
+    """Enrolled mentors offering the skill, and the mentee places they offer in total."""
+    mentor_capacity: _builtins.int
+    mentees: _builtins.int
+    """Enrolled mentees seeking it."""
+    gap: _builtins.int
+    """mentor_capacity - mentees: negative is a shortage of mentors."""
+    coverage: _builtins.float
+    """mentor_capacity / mentees; 0 when no mentee seeks it."""
+    def __init__(
+        self,
+        *,
+        skill: _builtins.str = ...,
+        mentors: _builtins.int = ...,
+        mentor_capacity: _builtins.int = ...,
+        mentees: _builtins.int = ...,
+        gap: _builtins.int = ...,
+        coverage: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coverage", b"coverage", "gap", b"gap", "mentees", b"mentees", "mentor_capacity", b"mentor_capacity", "mentors", b"mentors", "skill", b"skill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkillSupplyDemand: _TypeAlias = SkillSupplyDemand  # noqa: Y015
+
+@_typing.final
+class ListAtRiskRelationshipsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    cohort_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohort_id", b"cohort_id", "organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAtRiskRelationshipsRequest: _TypeAlias = ListAtRiskRelationshipsRequest  # noqa: Y015
+
+@_typing.final
+class AtRiskRelationship(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    MENTOR_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    LAST_SESSION_AT_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    DAYS_SINCE_CONTACT_FIELD_NUMBER: _builtins.int
+    LATEST_RATING_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    relationship_id: _builtins.str
+    mentor_id: _builtins.str
+    mentee_id: _builtins.str
+    cohort_id: _builtins.str
+    sessions: _builtins.int
+    days_since_contact: _builtins.int
+    latest_rating: _builtins.int
+    """The latest check-in rating (1-5); 0 when none."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_session_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset when the pair has not met yet."""
+
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Human-readable warning signs, e.g. "no contact for 41 days"."""
+
+    def __init__(
+        self,
+        *,
+        relationship_id: _builtins.str = ...,
+        mentor_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        last_session_at: _timestamp_pb2.Timestamp | None = ...,
+        sessions: _builtins.int = ...,
+        days_since_contact: _builtins.int = ...,
+        latest_rating: _builtins.int = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_session_at", b"last_session_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohort_id", b"cohort_id", "days_since_contact", b"days_since_contact", "last_session_at", b"last_session_at", "latest_rating", b"latest_rating", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "reasons", b"reasons", "relationship_id", b"relationship_id", "sessions", b"sessions", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AtRiskRelationship: _TypeAlias = AtRiskRelationship  # noqa: Y015
+
+@_typing.final
+class ListAtRiskRelationshipsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELATIONSHIPS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    total: _builtins.int
+    @_builtins.property
+    def relationships(self) -> _containers.RepeatedCompositeFieldContainer[Global___AtRiskRelationship]: ...
+    def __init__(
+        self,
+        *,
+        relationships: _abc.Iterable[Global___AtRiskRelationship] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "relationships", b"relationships", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAtRiskRelationshipsResponse: _TypeAlias = ListAtRiskRelationshipsResponse  # noqa: Y015
+
+@_typing.final
+class GetRetentionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    """Empty: participants of every program of the organisation."""
+    @_builtins.property
+    def months(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Horizons in months; empty means 6 and 12."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        months: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months", b"months", "organization_id", b"organization_id", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRetentionRequest: _TypeAlias = GetRetentionRequest  # noqa: Y015
+
+@_typing.final
+class Retention(_message.Message):
+    """For each horizon N: participants employed when they joined a program and still employed N
+    months later, against non-participants employed at the earliest join date in scope and still
+    employed N months after it. Only people whose horizon has passed are counted.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetentionRow]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        rows: _abc.Iterable[Global___RetentionRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "program_id", b"program_id", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Retention: _TypeAlias = Retention  # noqa: Y015
+
+@_typing.final
+class RetentionRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTHS_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_RETAINED_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_RATE_FIELD_NUMBER: _builtins.int
+    NON_PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    NON_PARTICIPANTS_RETAINED_FIELD_NUMBER: _builtins.int
+    NON_PARTICIPANT_RATE_FIELD_NUMBER: _builtins.int
+    DIFFERENCE_POINTS_FIELD_NUMBER: _builtins.int
+    months: _builtins.int
+    participants: _builtins.int
+    participants_retained: _builtins.int
+    participant_rate: _builtins.float
+    non_participants: _builtins.int
+    non_participants_retained: _builtins.int
+    non_participant_rate: _builtins.float
+    difference_points: _builtins.float
+    """participant_rate - non_participant_rate, in percentage points."""
+    def __init__(
+        self,
+        *,
+        months: _builtins.int = ...,
+        participants: _builtins.int = ...,
+        participants_retained: _builtins.int = ...,
+        participant_rate: _builtins.float = ...,
+        non_participants: _builtins.int = ...,
+        non_participants_retained: _builtins.int = ...,
+        non_participant_rate: _builtins.float = ...,
+        difference_points: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["difference_points", b"difference_points", "months", b"months", "non_participant_rate", b"non_participant_rate", "non_participants", b"non_participants", "non_participants_retained", b"non_participants_retained", "participant_rate", b"participant_rate", "participants", b"participants", "participants_retained", b"participants_retained"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetentionRow: _TypeAlias = RetentionRow  # noqa: Y015
+
+@_typing.final
+class IngestBatch(_message.Message):
+    """Internal: the analytics ingest stage packs the events it reads into one Kafka message per
+    partition on `analytics-ingest`, so the Faust agent pays its per-message cost once per batch.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngestedEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___IngestedEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestBatch: _TypeAlias = IngestBatch  # noqa: Y015
+
+@_typing.final
+class IngestedEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    ORGANISATION_COPY_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    partition: _builtins.int
+    offset: _builtins.int
+    key: _builtins.bytes
+    value: _builtins.bytes
+    organisation_copy: _builtins.bool
+    """Set on the copy of a participant event routed to its organisation's partition, where the
+    organisation-wide figures (retention) are kept.
+    """
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        partition: _builtins.int = ...,
+        offset: _builtins.int = ...,
+        key: _builtins.bytes = ...,
+        value: _builtins.bytes = ...,
+        organisation_copy: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "offset", b"offset", "organisation_copy", b"organisation_copy", "partition", b"partition", "topic", b"topic", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestedEvent: _TypeAlias = IngestedEvent  # noqa: Y015

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class AnalyticsServiceStub:
-    """Live KPIs computed from the event streams. Owns only its stream tables.
+    """Live KPIs computed from the event streams. Owns only its stream tables: it never reads
+    another service's database. Any analytics worker answers any request; a worker that does not
+    hold the program's partition forwards the call to the worker that does.
     """
 
     def __init__(self, channel):
@@ -40,14 +42,53 @@ class AnalyticsServiceStub:
                 request_serializer=mentoring_dot_v1_dot_analytics__pb2.GetProgramKpisRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_analytics__pb2.ProgramKpis.FromString,
                 _registered_method=True)
+        self.GetSkillBalance = channel.unary_unary(
+                '/mentoring.v1.AnalyticsService/GetSkillBalance',
+                request_serializer=mentoring_dot_v1_dot_analytics__pb2.GetSkillBalanceRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_analytics__pb2.SkillBalance.FromString,
+                _registered_method=True)
+        self.ListAtRiskRelationships = channel.unary_unary(
+                '/mentoring.v1.AnalyticsService/ListAtRiskRelationships',
+                request_serializer=mentoring_dot_v1_dot_analytics__pb2.ListAtRiskRelationshipsRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_analytics__pb2.ListAtRiskRelationshipsResponse.FromString,
+                _registered_method=True)
+        self.GetRetention = channel.unary_unary(
+                '/mentoring.v1.AnalyticsService/GetRetention',
+                request_serializer=mentoring_dot_v1_dot_analytics__pb2.GetRetentionRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_analytics__pb2.Retention.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
-    """Live KPIs computed from the event streams. Owns only its stream tables.
+    """Live KPIs computed from the event streams. Owns only its stream tables: it never reads
+    another service's database. Any analytics worker answers any request; a worker that does not
+    hold the program's partition forwards the call to the worker that does.
     """
 
     def GetProgramKpis(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Counters and rates of a program, or of one cohort in it, optionally within a time range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSkillBalance(self, request, context):
+        """What mentors offer against what mentees seek, per skill, worst shortage first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAtRiskRelationships(self, request, context):
+        """Active relationships showing warning signs, with the reasons.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRetention(self, request, context):
+        """Share of participants still employed after N months, against non-participants.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -60,6 +101,21 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     request_deserializer=mentoring_dot_v1_dot_analytics__pb2.GetProgramKpisRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_analytics__pb2.ProgramKpis.SerializeToString,
             ),
+            'GetSkillBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSkillBalance,
+                    request_deserializer=mentoring_dot_v1_dot_analytics__pb2.GetSkillBalanceRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_analytics__pb2.SkillBalance.SerializeToString,
+            ),
+            'ListAtRiskRelationships': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAtRiskRelationships,
+                    request_deserializer=mentoring_dot_v1_dot_analytics__pb2.ListAtRiskRelationshipsRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_analytics__pb2.ListAtRiskRelationshipsResponse.SerializeToString,
+            ),
+            'GetRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetention,
+                    request_deserializer=mentoring_dot_v1_dot_analytics__pb2.GetRetentionRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_analytics__pb2.Retention.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mentoring.v1.AnalyticsService', rpc_method_handlers)
@@ -69,7 +125,9 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AnalyticsService:
-    """Live KPIs computed from the event streams. Owns only its stream tables.
+    """Live KPIs computed from the event streams. Owns only its stream tables: it never reads
+    another service's database. Any analytics worker answers any request; a worker that does not
+    hold the program's partition forwards the call to the worker that does.
     """
 
     @staticmethod
@@ -89,6 +147,87 @@ class AnalyticsService:
             '/mentoring.v1.AnalyticsService/GetProgramKpis',
             mentoring_dot_v1_dot_analytics__pb2.GetProgramKpisRequest.SerializeToString,
             mentoring_dot_v1_dot_analytics__pb2.ProgramKpis.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSkillBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.AnalyticsService/GetSkillBalance',
+            mentoring_dot_v1_dot_analytics__pb2.GetSkillBalanceRequest.SerializeToString,
+            mentoring_dot_v1_dot_analytics__pb2.SkillBalance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAtRiskRelationships(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.AnalyticsService/ListAtRiskRelationships',
+            mentoring_dot_v1_dot_analytics__pb2.ListAtRiskRelationshipsRequest.SerializeToString,
+            mentoring_dot_v1_dot_analytics__pb2.ListAtRiskRelationshipsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.AnalyticsService/GetRetention',
+            mentoring_dot_v1_dot_analytics__pb2.GetRetentionRequest.SerializeToString,
+            mentoring_dot_v1_dot_analytics__pb2.Retention.FromString,
             options,
             channel_credentials,
             insecure,

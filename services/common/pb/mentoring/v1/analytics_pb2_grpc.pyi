@@ -27,29 +27,77 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AnalyticsServiceStub:
-    """Live KPIs computed from the event streams. Owns only its stream tables."""
+    """Live KPIs computed from the event streams. Owns only its stream tables: it never reads
+    another service's database. Any analytics worker answers any request; a worker that does not
+    hold the program's partition forwards the call to the worker that does.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AnalyticsServiceAsyncStub: ...
     GetProgramKpis: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.GetProgramKpisRequest, _analytics_pb2.ProgramKpis]
+    """Counters and rates of a program, or of one cohort in it, optionally within a time range."""
+    GetSkillBalance: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.GetSkillBalanceRequest, _analytics_pb2.SkillBalance]
+    """What mentors offer against what mentees seek, per skill, worst shortage first."""
+    ListAtRiskRelationships: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.ListAtRiskRelationshipsRequest, _analytics_pb2.ListAtRiskRelationshipsResponse]
+    """Active relationships showing warning signs, with the reasons."""
+    GetRetention: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.GetRetentionRequest, _analytics_pb2.Retention]
+    """Share of participants still employed after N months, against non-participants."""
 
 @_typing.type_check_only
 class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
-    """Live KPIs computed from the event streams. Owns only its stream tables."""
+    """Live KPIs computed from the event streams. Owns only its stream tables: it never reads
+    another service's database. Any analytics worker answers any request; a worker that does not
+    hold the program's partition forwards the call to the worker that does.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetProgramKpis: _aio.UnaryUnaryMultiCallable[_analytics_pb2.GetProgramKpisRequest, _analytics_pb2.ProgramKpis]  # type: ignore[assignment]
+    """Counters and rates of a program, or of one cohort in it, optionally within a time range."""
+    GetSkillBalance: _aio.UnaryUnaryMultiCallable[_analytics_pb2.GetSkillBalanceRequest, _analytics_pb2.SkillBalance]  # type: ignore[assignment]
+    """What mentors offer against what mentees seek, per skill, worst shortage first."""
+    ListAtRiskRelationships: _aio.UnaryUnaryMultiCallable[_analytics_pb2.ListAtRiskRelationshipsRequest, _analytics_pb2.ListAtRiskRelationshipsResponse]  # type: ignore[assignment]
+    """Active relationships showing warning signs, with the reasons."""
+    GetRetention: _aio.UnaryUnaryMultiCallable[_analytics_pb2.GetRetentionRequest, _analytics_pb2.Retention]  # type: ignore[assignment]
+    """Share of participants still employed after N months, against non-participants."""
 
 class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Live KPIs computed from the event streams. Owns only its stream tables."""
+    """Live KPIs computed from the event streams. Owns only its stream tables: it never reads
+    another service's database. Any analytics worker answers any request; a worker that does not
+    hold the program's partition forwards the call to the worker that does.
+    """
 
     @_abc_1.abstractmethod
     def GetProgramKpis(
         self,
         request: _analytics_pb2.GetProgramKpisRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_analytics_pb2.ProgramKpis, _abc.Awaitable[_analytics_pb2.ProgramKpis]]: ...
+    ) -> _typing.Union[_analytics_pb2.ProgramKpis, _abc.Awaitable[_analytics_pb2.ProgramKpis]]:
+        """Counters and rates of a program, or of one cohort in it, optionally within a time range."""
+
+    @_abc_1.abstractmethod
+    def GetSkillBalance(
+        self,
+        request: _analytics_pb2.GetSkillBalanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_pb2.SkillBalance, _abc.Awaitable[_analytics_pb2.SkillBalance]]:
+        """What mentors offer against what mentees seek, per skill, worst shortage first."""
+
+    @_abc_1.abstractmethod
+    def ListAtRiskRelationships(
+        self,
+        request: _analytics_pb2.ListAtRiskRelationshipsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_pb2.ListAtRiskRelationshipsResponse, _abc.Awaitable[_analytics_pb2.ListAtRiskRelationshipsResponse]]:
+        """Active relationships showing warning signs, with the reasons."""
+
+    @_abc_1.abstractmethod
+    def GetRetention(
+        self,
+        request: _analytics_pb2.GetRetentionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_pb2.Retention, _abc.Awaitable[_analytics_pb2.Retention]]:
+        """Share of participants still employed after N months, against non-participants."""
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -227,6 +227,25 @@ TRAINING_AUDIENCE_MENTEES: TrainingAudience.ValueType  # 2
 TRAINING_AUDIENCE_BOTH: TrainingAudience.ValueType  # 3
 Global___TrainingAudience: _TypeAlias = TrainingAudience  # noqa: Y015
 
+class _ScreeningDecision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ScreeningDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ScreeningDecision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SCREENING_DECISION_UNSPECIFIED: _ScreeningDecision.ValueType  # 0
+    SCREENING_DECISION_APPROVED: _ScreeningDecision.ValueType  # 1
+    SCREENING_DECISION_REJECTED: _ScreeningDecision.ValueType  # 2
+    SCREENING_DECISION_WAITLISTED: _ScreeningDecision.ValueType  # 3
+
+class ScreeningDecision(_ScreeningDecision, metaclass=_ScreeningDecisionEnumTypeWrapper): ...
+
+SCREENING_DECISION_UNSPECIFIED: ScreeningDecision.ValueType  # 0
+SCREENING_DECISION_APPROVED: ScreeningDecision.ValueType  # 1
+SCREENING_DECISION_REJECTED: ScreeningDecision.ValueType  # 2
+SCREENING_DECISION_WAITLISTED: ScreeningDecision.ValueType  # 3
+Global___ScreeningDecision: _TypeAlias = ScreeningDecision  # noqa: Y015
+
 @_typing.final
 class Event(_message.Message):
     """The value of every Kafka message on the platform's topics: one envelope, one payload.
@@ -254,6 +273,8 @@ class Event(_message.Message):
     MESSAGE_SENT_FIELD_NUMBER: _builtins.int
     TRAINING_COMPLETED_FIELD_NUMBER: _builtins.int
     NOTIFICATION_REQUESTED_FIELD_NUMBER: _builtins.int
+    APPLICATION_SUBMITTED_FIELD_NUMBER: _builtins.int
+    APPLICATION_SCREENED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _common_pb2.EventEnvelope: ...
     @_builtins.property
@@ -337,6 +358,14 @@ class Event(_message.Message):
         notification-requested
         """
 
+    @_builtins.property
+    def application_submitted(self) -> Global___ApplicationSubmitted:
+        """application-submitted"""
+
+    @_builtins.property
+    def application_screened(self) -> Global___ApplicationScreened:
+        """application-screened"""
+
     def __init__(
         self,
         *,
@@ -359,12 +388,14 @@ class Event(_message.Message):
         message_sent: Global___MessageSent | None = ...,
         training_completed: Global___TrainingCompleted | None = ...,
         notification_requested: Global___NotificationRequested | None = ...,
+        application_submitted: Global___ApplicationSubmitted | None = ...,
+        application_screened: Global___ApplicationScreened | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "goal_updated", "feedback_submitted", "message_sent", "training_completed", "notification_requested"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "goal_updated", "feedback_submitted", "message_sent", "training_completed", "notification_requested", "application_submitted", "application_screened"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -1461,3 +1492,63 @@ class NotificationRequested(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NotificationRequested: _TypeAlias = NotificationRequested  # noqa: Y015
+
+@_typing.final
+class ApplicationSubmitted(_message.Message):
+    """Someone applied to a program (before any screening). Sign-up figures count these; only
+    approved participants are announced on participant-registered.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    COHORT_ID_FIELD_NUMBER: _builtins.int
+    participant_id: _builtins.str
+    role: _common_pb2.Role.ValueType
+    campaign: _builtins.str
+    """How the applicant heard of the program; empty when not given."""
+    cohort_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        participant_id: _builtins.str = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        campaign: _builtins.str = ...,
+        cohort_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "cohort_id", b"cohort_id", "participant_id", b"participant_id", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplicationSubmitted: _TypeAlias = ApplicationSubmitted  # noqa: Y015
+
+@_typing.final
+class ApplicationScreened(_message.Message):
+    """A coordinator's screening decision on an application."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    participant_id: _builtins.str
+    role: _common_pb2.Role.ValueType
+    decision: Global___ScreeningDecision.ValueType
+    def __init__(
+        self,
+        *,
+        participant_id: _builtins.str = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        decision: Global___ScreeningDecision.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "participant_id", b"participant_id", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplicationScreened: _TypeAlias = ApplicationScreened  # noqa: Y015
