@@ -6,19 +6,38 @@ the app's agents and is stopped (drained) by the same shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import socket
 from typing import Any
 
 import faust
 from mode import Service
 
 from services.analytics.app import AnalyticsApp
+from services.analytics.ingest import INGEST_TOPIC, IngestStage
 from services.analytics.servicer import AnalyticsServicer
 from services.common.api import analytics_pb2, analytics_pb2_grpc
 from services.common.config import Settings
 from services.common.grpc_server import GrpcServer, ServiceBinding
+from services.common.kafka import ensure_topics
 from services.common.metrics import start_metrics_server
+
+
+class IngestService(Service):
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._settings = settings
+        self._stage: IngestStage | None = None
+
+    async def on_start(self) -> None:
+        self._stage = IngestStage(self._settings)
+        await self._stage.start()
+
+    async def on_stop(self) -> None:
+        if self._stage is not None:
+            await self._stage.stop()
 
 
 class GrpcService(Service):
@@ -38,9 +57,24 @@ class GrpcService(Service):
             await self._server.stop()
 
 
+def advertised_url(settings: Settings) -> str:
+    """Where the other analytics workers forward requests for this worker's partitions."""
+    address = os.environ.get("ANALYTICS_ADVERTISED_ADDR", "")
+    if not address:
+        host = settings.bind_host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        address = f"{host}:{settings.grpc_port}"
+    return f"grpc://{address}"
+
+
 def main() -> None:
     settings = Settings.from_env("analytics")
-    analytics = AnalyticsApp(settings)
+    # The topic the ingest stage writes and the agent reads, with the platform's partitioning.
+    asyncio.run(
+        ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions, [INGEST_TOPIC])
+    )
+    analytics = AnalyticsApp(settings, canonical_url=advertised_url(settings))
     binding = ServiceBinding.of(
         analytics_pb2.DESCRIPTOR,
         AnalyticsServicer(analytics),
@@ -50,6 +84,7 @@ def main() -> None:
     worker = faust.Worker(
         analytics.app,
         GrpcService(settings, [binding]),
+        IngestService(settings),
         loglevel=os.environ.get("LOG_LEVEL", "INFO"),
         # Logging set up like the other services: one line per record, service name first.
         console_port=0,

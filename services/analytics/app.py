@@ -1,52 +1,53 @@
-"""The analytics Faust app: every event stream folded into live per-program KPIs.
+"""The analytics Faust app: ingest batches folded into per-program and per-organisation state.
 
-KPIs live in a Faust table keyed by program, backed by a changelog topic, so they survive a
-restart of the worker and move with their partitions to another worker.
+State lives in Faust tables backed by changelog topics, so it survives a restart and moves with
+its partitions when a second worker joins. Every table is written while handling a message of
+the same `analytics-ingest` partition, so a key's changelog partition is the one its events
+arrive on.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import defaultdict, deque
 from typing import Any
 
 import faust
+from mode.utils.objects import cached_property
 from prometheus_client import Gauge
 
-from services.analytics import kpis
+from services.analytics import kpis, org_state, program_state
+from services.analytics.ingest import INGEST_TOPIC
+from services.analytics.routing import partition_for
 from services.analytics.transport import transport_with_fetch_wait
 from services.common import metrics
 from services.common.config import Settings
-from services.common.events import (
-    DEAD_LETTER_TOPIC,
-    PROGRAM_TOPICS,
-    EventDecodeError,
-    dead_letter,
-    decode_event,
-)
+from services.common.events import DEAD_LETTER_TOPIC, EventDecodeError, dead_letter, decode_event
+from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
 log = logging.getLogger(__name__)
 
 GROUP = "analytics"
-BATCH_SIZE = 2000
-BATCH_WAIT_SECONDS = 0.02
+# Ingest messages folded per step: each program's state is written once per step.
+TAKE_MESSAGES = 200
+TAKE_WITHIN_SECONDS = 0.01
+# Event ids are remembered this long to drop an event published twice.
+DEDUPE_WINDOW_SECONDS = 7 * 86_400
+GAUGE_EVERY_SECONDS = 1.0
+FULL_REFRESH_SECONDS = 30.0
 
 PROGRAM_KPI = Gauge(
     "mentoring_program_kpi",
-    "Live KPI of a mentoring program (participants, matches, relationships, sessions).",
+    "Live KPI of a mentoring program (participants, matches, relationships, sessions...).",
     ["organization", "program", "kpi"],
 )
-
-
-def program_key(organization_id: str, program_id: str) -> str:
-    # The same bytes as services.common.events.partition_key: the table's changelog partition
-    # for a program then equals the partition its events arrive on.
-    return f"{organization_id}/{program_id}"
 
 
 class AnalyticsApp:
     """The Faust app and its tables, built from settings (tests run several side by side)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, canonical_url: str) -> None:
         self.settings = settings
         app = faust.App(
             GROUP,
@@ -54,88 +55,204 @@ class AnalyticsApp:
             store="memory://",
             topic_partitions=settings.topic_partitions,
             web_enabled=False,
+            # Shared with the other workers through the group's assignment: where to forward a
+            # gRPC request for a partition held elsewhere.
+            canonical_url=canonical_url,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            # Tansu holds a join for about half the rebalance timeout; Faust's 60 s default
+            # would keep a fresh worker idle for half a minute.
+            broker_session_timeout=10.0,
+            broker_rebalance_timeout=10.0,
+            broker_heartbeat_interval=3.0,
         )
         app.transport = transport_with_fetch_wait(settings.fetch_max_wait_ms)(
             app.conf.broker_consumer, app
         )
         self.app = app
-        # Program key -> counters; use_partitioner: written by key, landing on the source partition.
-        self.kpis = app.Table(
-            "program-kpis",
-            default=kpis.empty,
-            key_type=str,
-            use_partitioner=True,
-            help="Live counters per organization/program.",
+        self.programs = app.Table("programs", key_type=str, help="State per org/program.")
+        self.organisations = app.Table(
+            "organisations", key_type=str, help="Employment facts per organisation."
         )
-        # Event ids already counted, so redelivered events change nothing.
-        self.seen = app.Table(
-            "seen-events",
-            default=bool,
-            key_type=str,
-            help="Event ids already folded into the KPIs.",
-        )
+        # "<partition>:<first offset>" -> [newest event time, [event ids]]: one write per step.
+        self.seen = app.Table("seen-events", key_type=str, help="Event ids already folded.")
         self.source = app.topic(
-            *PROGRAM_TOPICS,
-            key_type=bytes,
-            value_type=bytes,
-            value_serializer="raw",
-            key_serializer="raw",
+            INGEST_TOPIC, key_type=bytes, value_type=bytes, value_serializer="raw"
         )
         self.dead_letters = app.topic(
             DEAD_LETTER_TOPIC, value_serializer="raw", key_serializer="raw"
         )
         app.agent(self.source, name="fold-events")(self._fold)
+        app.timer(GAUGE_EVERY_SECONDS, name="refresh-gauges")(self._refresh_gauges)
+        self._index: set[str] = set()
+        self._expiry: dict[int, deque[tuple[float, str]]] = defaultdict(deque)
+        self._indexed_generation: int | None = None
+        # Programs exported as gauges, and those changed since their last export.
+        self._gauged: set[str] = set()
+        self._dirty: set[str] = set()
+        self._full_refresh_at = 0.0
 
-    def read(self, organization_id: str, program_id: str) -> dict[str, int] | None:
-        value = self.kpis.get(program_key(organization_id, program_id))
-        return dict(value) if value is not None else None
+    # --- reading, for the servicer ------------------------------------------------------
+
+    @cached_property
+    def state_topic(self) -> str:
+        return str(self.programs.changelog_topic.get_topic_name())
+
+    def partition_of(self, key: str) -> int:
+        return partition_for(key.encode(), self.settings.topic_partitions)
+
+    def holds(self, key: str) -> bool:
+        """Whether this worker is the active owner of the key's state."""
+        tp = faust.types.TP(self.state_topic, self.partition_of(key))
+        return tp in self.app.assignor.assigned_actives()
+
+    def owner_of(self, key: str) -> str | None:
+        """The canonical URL of the worker holding the key's partition, if the group knows it."""
+        partition = self.partition_of(key)
+        for url, topics in self.app.router.table_metadata("programs").items():
+            if partition in topics.get(self.state_topic, ()):
+                return str(url)
+        return None
+
+    def program(self, key: str) -> dict[str, Any]:
+        return self.programs.get(key) or program_state.new_state()
+
+    def organisation(self, key: str) -> dict[str, Any]:
+        return self.organisations.get(key) or org_state.new_state()
+
+    # --- folding ---------------------------------------------------------------------
 
     async def _fold(self, stream: Any) -> None:
-        # Batches: a Faust agent costs a few hundred microseconds per message, so folding one
-        # event at a time caps a worker far below the event rates enterprises produce. Each
-        # program's counters are written once per batch instead of once per event.
-        async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-            touched: dict[str, tuple[str, str, dict[str, int]]] = {}
-            for event in batch:
-                message = event.message
-                try:
-                    decoded = decode_event(event.value, message.topic)
-                except EventDecodeError as exc:
-                    await self._dead_letter(message, str(exc))
-                    continue
-                env = decoded.envelope
-                if self.seen[env.event_id]:
-                    metrics.EVENTS_DUPLICATE.labels(message.topic, GROUP).inc()
-                    continue
-                # The seen table is partitioned like its source: its entry must go to the
-                # changelog partition of the event it records, so make that event current.
-                stream._set_current_event(event)
-                self.seen[env.event_id] = True
-                key = program_key(env.organization_id, env.program_id)
-                if key not in touched:
-                    touched[key] = (env.organization_id, env.program_id, self.kpis[key])
-                org, program, counters = touched[key]
-                touched[key] = (org, program, kpis.apply(counters, decoded))
-                metrics.EVENTS_CONSUMED.labels(message.topic, GROUP).inc()
-            for key, (org, program, counters) in touched.items():
-                self.kpis[key] = counters
-                for name, value in counters.items():
-                    PROGRAM_KPI.labels(org, program, name).set(value)
+        async for step in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_SECONDS):
+            self._index_if_assignment_changed()
+            by_partition: dict[int, list[Any]] = defaultdict(list)
+            for message in step:
+                by_partition[message.message.partition].append(message)
+            for partition, messages in by_partition.items():
+                await self._fold_partition(stream, partition, messages)
 
-    async def _dead_letter(self, message: Any, reason: str) -> None:
+    async def _fold_partition(self, stream: Any, partition: int, messages: list[Any]) -> None:
+        programs: dict[str, dict[str, Any]] = {}
+        organisations: dict[str, dict[str, Any]] = {}
+        folded: list[str] = []
+        newest = 0.0
+        slot = str(partition)
+        for message in messages:
+            offset = message.message.offset
+            for item in IngestBatch.FromString(message.value).events:
+                try:
+                    event = decode_event(item.value, item.topic)
+                except EventDecodeError as exc:
+                    await self._dead_letter(item, str(exc))
+                    continue
+                env = event.envelope
+                dedupe_id = ("org:" if item.organisation_copy else "") + env.event_id
+                if dedupe_id in self._index:
+                    if not item.organisation_copy:
+                        metrics.EVENTS_DUPLICATE.labels(item.topic, GROUP).inc()
+                    continue
+                for_organisation = item.organisation_copy or not env.program_id
+                if for_organisation:
+                    key = f"{env.organization_id}/"
+                    state = organisations.get(key) or self.organisation(key)
+                    organisations[key] = state
+                else:
+                    key = f"{env.organization_id}/{env.program_id}"
+                    state = programs.get(key) or self.program(key)
+                    programs[key] = state
+                # A redelivered batch: its events are in this state already.
+                if state["applied"].get(slot, -1) >= offset:
+                    continue
+                if for_organisation:
+                    org_state.apply(state, event)
+                else:
+                    program_state.apply(state, event)
+                self._index.add(dedupe_id)
+                folded.append(dedupe_id)
+                newest = max(newest, program_state.seconds(event))
+                if not item.organisation_copy:
+                    metrics.EVENTS_CONSUMED.labels(item.topic, GROUP).inc()
+        last = messages[-1].message.offset
+        # Table writes go to the changelog partition of the current event: this partition.
+        stream._set_current_event(messages[-1])
+        for key, state in programs.items():
+            state["applied"][slot] = last
+            self.programs[key] = state
+        for key, state in organisations.items():
+            state["applied"][slot] = last
+            self.organisations[key] = state
+        if folded:
+            seen_key = f"{partition}:{messages[0].message.offset}"
+            self.seen[seen_key] = [newest, folded]
+            self._expiry[partition].append((newest, seen_key))
+        self._expire(partition)
+        self._dirty.update(programs)
+
+    def _index_if_assignment_changed(self) -> None:
+        # After a rebalance the seen table may hold partitions recovered from the changelog.
+        generation = self.app.consumer_generation_id
+        if generation == self._indexed_generation:
+            return
+        self._indexed_generation = generation
+        self._index.clear()
+        self._expiry.clear()
+        for seen_key, (newest, ids) in sorted(self.seen.items(), key=lambda kv: kv[1][0]):
+            self._index.update(ids)
+            self._expiry[int(seen_key.split(":", 1)[0])].append((newest, seen_key))
+
+    def _expire(self, partition: int) -> None:
+        horizon = time.time() - DEDUPE_WINDOW_SECONDS
+        queue = self._expiry[partition]
+        while queue and queue[0][0] < horizon:
+            _, seen_key = queue.popleft()
+            entry = self.seen.pop(seen_key, None)
+            if entry is not None:
+                self._index.difference_update(entry[1])
+
+    async def _dead_letter(self, item: IngestedEvent, reason: str) -> None:
+        letter_id = f"dead:{item.topic}:{item.partition}:{item.offset}"
+        if letter_id in self._index:
+            return
+        self._index.add(letter_id)
         value = dead_letter(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
+            key=item.key,
+            value=item.value,
             reason=reason,
             group=GROUP,
         )
-        await self.dead_letters.send(key=message.key, value=value)
-        metrics.EVENTS_DEAD_LETTERED.labels(message.topic, GROUP).inc()
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
-        )
+        await self.dead_letters.send(key=item.key, value=value)
+        metrics.EVENTS_DEAD_LETTERED.labels(item.topic, GROUP).inc()
+        log.warning("dead-lettered %s[%d]@%d: %s", item.topic, item.partition, item.offset, reason)
+
+    # --- gauges ----------------------------------------------------------------------
+
+    def _export(self, key: str) -> None:
+        organization, _, program = key.partition("/")
+        figures = kpis.figures(self.program(key), "", kpis.DayRange(), time.time())
+        for name, value in figures.scalars.items():
+            PROGRAM_KPI.labels(organization, program, name).set(value)
+        self._gauged.add(key)
+
+    async def _refresh_gauges(self) -> None:
+        # Changed programs at most once a second, whatever the event rate. Every program now
+        # and then: at-risk figures move with the clock, and a program whose partition moved
+        # to another worker must stop being exported here.
+        due = self._dirty
+        self._dirty = set()
+        if time.monotonic() >= self._full_refresh_at:
+            self._full_refresh_at = time.monotonic() + FULL_REFRESH_SECONDS
+            due = due | self._gauged
+        for key in due:
+            if self.holds(key):
+                self._export(key)
+            elif key in self._gauged:
+                self._gauged.discard(key)
+                organization, _, program = key.partition("/")
+                for name in kpis.GAUGED:
+                    try:
+                        PROGRAM_KPI.remove(organization, program, name)
+                    except KeyError:
+                        pass

@@ -1,72 +1,304 @@
-"""KPI arithmetic: how each event moves a program's counters. Pure: no I/O."""
+"""KPI arithmetic over a program's state: figures, skill balance, relationships at risk. Pure.
+
+Flow figures (applications, sessions, ratings...) are sums of daily counters, so a time range is
+answered to the day. Stock figures (who is enrolled, active, at risk) describe the program now.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from services.common.pb.mentoring.v1.common_pb2 import (
-    MATCH_STATUS_ACCEPTED,
-    MATCH_STATUS_DECLINED,
-    ROLE_MENTEE,
-    ROLE_MENTOR,
+from services.analytics.program_state import (
+    DAY_SECONDS,
+    P_ACTIVE,
+    P_APPROVED_AT,
+    P_CAPACITY,
+    P_COHORT,
+    P_MATCHED_AT,
+    P_ROLE,
+    P_SKILLS,
+    P_TRAINED,
+    R_ACTIVE,
+    R_COHORT,
+    R_LAST_CONTACT,
+    R_LAST_SESSION,
+    R_MENTEE,
+    R_MENTOR,
+    R_RATING,
+    R_SESSIONS,
+    R_STARTED_AT,
+    State,
+    new_state,
 )
-from services.common.pb.mentoring.v1.events_pb2 import Event
+from services.common.pb.mentoring.v1.common_pb2 import ROLE_MENTEE, ROLE_MENTOR
 
-COUNTERS: tuple[str, ...] = (
-    "mentors",
-    "mentees",
+FLOW_COUNTERS: tuple[str, ...] = (
+    "applications",
+    "mentor_applications",
+    "mentee_applications",
+    "approvals",
+    "rejections",
+    "waitlisted",
+    "withdrawals",
     "matches_proposed",
     "matches_accepted",
     "matches_declined",
     "matches_expired",
-    "active_relationships",
+    "relationships_started",
     "relationships_completed",
     "relationships_closed_early",
     "sessions",
     "session_minutes",
+    "messages",
+    "feedback_responses",
+    "goals_set",
+    "goals_achieved",
+    "trainings_completed",
     "matching_runs",
-    "events",
 )
+WEEKLY_COUNTERS: tuple[str, ...] = (
+    "mentor_applications",
+    "mentee_applications",
+    "approvals",
+    "relationships_started",
+    "sessions",
+    "session_minutes",
+    "messages",
+    "feedback_responses",
+    "goals_achieved",
+)
+RATINGS = range(1, 6)
+TREND_WEEKS = 4
+# A pair is at risk when it has not been in touch for this many expected meeting intervals.
+MISSED_MEETINGS_AT_RISK = 2
+LOW_RATING = 2
 
 
-def empty() -> dict[str, int]:
-    return dict.fromkeys(COUNTERS, 0)
+@dataclass(frozen=True)
+class DayRange:
+    """Half-open [first, last) in days since the epoch; None is open."""
+
+    first: int | None = None
+    last: int | None = None
+
+    def __contains__(self, day: int) -> bool:
+        return (self.first is None or day >= self.first) and (self.last is None or day < self.last)
+
+    def holds(self, at: float) -> bool:
+        return int(at // DAY_SECONDS) in self
 
 
-def apply(kpis: Mapping[str, int], event: Event) -> dict[str, int]:
-    """The program's counters after one event; unknown event types only count as events."""
-    out = {**empty(), **kpis}
-    out["events"] += 1
-    kind = event.WhichOneof("payload")
-    if kind == "participant_registered":
-        role = event.participant_registered.role
-        if role == ROLE_MENTOR:
-            out["mentors"] += 1
-        elif role == ROLE_MENTEE:
-            out["mentees"] += 1
-    elif kind == "match_proposed":
-        out["matches_proposed"] += 1
-    elif kind == "match_responded":
-        status = event.match_responded.status
-        if status == MATCH_STATUS_ACCEPTED:
-            out["matches_accepted"] += 1
-        elif status == MATCH_STATUS_DECLINED:
-            out["matches_declined"] += 1
-    elif kind == "relationship_started":
-        out["active_relationships"] += 1
-    elif kind == "session_logged":
-        out["sessions"] += 1
-        out["session_minutes"] += event.session_logged.minutes
-    elif kind == "relationship_ended":
-        out["active_relationships"] = max(0, out["active_relationships"] - 1)
-        ended = (
-            "relationships_completed"
-            if event.relationship_ended.completed
-            else "relationships_closed_early"
-        )
-        out[ended] += 1
-    elif kind == "match_expired":
-        out["matches_expired"] += 1
-    elif kind == "matching_run_completed":
-        out["matching_runs"] += 1
+@dataclass
+class Figures:
+    """ProgramKpis' fields, minus identity."""
+
+    scalars: dict[str, float] = field(default_factory=dict)
+    satisfaction_distribution: list[int] = field(default_factory=list)
+    weekly: list[dict[str, Any]] = field(default_factory=list)
+    campaigns: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+def _days(state: State, cohort: str) -> Iterator[tuple[int, dict[str, int]]]:
+    for name, days in state["days"].items():
+        if cohort and name != cohort:
+            continue
+        for day, counters in days.items():
+            yield int(day), counters
+
+
+def _people(state: State, cohort: str) -> Iterator[list[Any]]:
+    for person in state["people"].values():
+        if person[P_ACTIVE] and (not cohort or person[P_COHORT] == cohort):
+            yield person
+
+
+def _relationships(state: State, cohort: str) -> Iterator[tuple[str, list[Any]]]:
+    for relationship_id, relationship in state["relationships"].items():
+        if not cohort or relationship[R_COHORT] == cohort:
+            yield relationship_id, relationship
+
+
+def week_of(day: int) -> int:
+    # Day 0 (1970-01-01) was a Thursday: step back to that week's Monday.
+    return day - (day + 3) % 7
+
+
+def figures(state: State, cohort: str, days: DayRange, now: float) -> Figures:
+    out = Figures()
+    totals: dict[str, int] = defaultdict(int)
+    weeks: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for day, counters in _days(state, cohort):
+        if day not in days:
+            continue
+        week = weeks[week_of(day)]
+        for name, value in counters.items():
+            totals[name] += value
+            week[name] += value
+    scalars = out.scalars
+    for name in FLOW_COUNTERS:
+        scalars[name] = totals[name]
+    scalars["session_hours"] = totals["session_minutes"] / 60.0
+    scalars["events"] = state["events"]
+
+    people = list(_people(state, cohort))
+    mentees = [p for p in people if p[P_ROLE] == ROLE_MENTEE]
+    scalars["mentors"] = sum(1 for p in people if p[P_ROLE] == ROLE_MENTOR)
+    scalars["mentees"] = len(mentees)
+    matched = [p for p in mentees if p[P_MATCHED_AT] is not None]
+    scalars["mentees_matched"] = len(matched)
+    scalars["match_rate"] = _share(len(matched), len(mentees))
+    waits = [
+        (p[P_MATCHED_AT] - p[P_APPROVED_AT]) / DAY_SECONDS
+        for p in matched
+        if days.holds(p[P_MATCHED_AT])
+    ]
+    scalars["median_days_to_match"] = statistics.median(waits) if waits else 0.0
+    scalars["mean_days_to_match"] = statistics.fmean(waits) if waits else 0.0
+    trained = sum(1 for p in people if p[P_TRAINED])
+    scalars["participants_trained"] = trained
+    scalars["training_completion_rate"] = _share(trained, len(people))
+
+    relationships = [r for _, r in _relationships(state, cohort)]
+    scalars["active_relationships"] = sum(1 for r in relationships if r[R_ACTIVE])
+    scalars["relationships_at_risk"] = len(at_risk(state, cohort, now))
+    scalars["goal_completion_rate"] = _share(totals["goals_achieved"], totals["goals_set"])
+
+    out.satisfaction_distribution = [totals[f"rating_{r}"] for r in RATINGS]
+    scalars["satisfaction_mean"] = _mean_rating(totals)
+    scalars["satisfaction_trend"] = _trend(weeks)
+    out.weekly = [
+        {
+            "week_start_day": week,
+            **{name: counters[name] for name in WEEKLY_COUNTERS},
+            "satisfaction_mean": _mean_rating(counters),
+        }
+        for week, counters in sorted(weeks.items())
+    ]
+    out.campaigns = sorted(
+        (campaign, counts[0], counts[1])
+        for name, campaigns in state["campaigns"].items()
+        if not cohort or name == cohort
+        for campaign, counts in campaigns.items()
+    )
     return out
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def _mean_rating(counters: dict[str, int]) -> float:
+    return _share(counters.get("rating_sum", 0), counters.get("feedback_responses", 0))
+
+
+def _trend(weeks: dict[int, dict[str, int]]) -> float:
+    rated = [weeks[w] for w in sorted(weeks) if weeks[w].get("feedback_responses")]
+    if len(rated) < 2:
+        return 0.0
+    recent = rated[-TREND_WEEKS:]
+    before = rated[-2 * TREND_WEEKS : -TREND_WEEKS] or rated[: len(rated) - len(recent)]
+    if not before:
+        half = len(rated) // 2
+        before, recent = rated[:half], rated[half:]
+    return _mean_rating(_sum(recent)) - _mean_rating(_sum(before))
+
+
+def _sum(weeks: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = defaultdict(int)
+    for week in weeks:
+        for name, value in week.items():
+            total[name] += value
+    return total
+
+
+@dataclass(frozen=True)
+class RiskRow:
+    relationship_id: str
+    mentor_id: str
+    mentee_id: str
+    cohort_id: str
+    started_at: float
+    last_session_at: float | None
+    sessions: int
+    days_since_contact: int
+    latest_rating: int
+    reasons: tuple[str, ...]
+
+
+def at_risk(state: State, cohort: str, now: float) -> list[RiskRow]:
+    """Active pairs out of touch for two meeting intervals, or whose last check-in was poor."""
+    limit_days = MISSED_MEETINGS_AT_RISK * int(state["cadence_days"])
+    rows = []
+    for relationship_id, r in _relationships(state, cohort):
+        if not r[R_ACTIVE]:
+            continue
+        quiet = int(max(0.0, now - r[R_LAST_CONTACT]) // DAY_SECONDS)
+        reasons = []
+        if quiet > limit_days:
+            if r[R_SESSIONS]:
+                reasons.append(f"no contact for {quiet} days")
+            else:
+                reasons.append(f"no session in the {quiet} days since the start")
+        if r[R_RATING] and r[R_RATING] <= LOW_RATING:
+            reasons.append(f"latest check-in rating {r[R_RATING]}/5")
+        if reasons:
+            rows.append(
+                RiskRow(
+                    relationship_id=relationship_id,
+                    mentor_id=r[R_MENTOR],
+                    mentee_id=r[R_MENTEE],
+                    cohort_id=r[R_COHORT],
+                    started_at=r[R_STARTED_AT],
+                    last_session_at=r[R_LAST_SESSION],
+                    sessions=r[R_SESSIONS],
+                    days_since_contact=quiet,
+                    latest_rating=r[R_RATING],
+                    reasons=tuple(reasons),
+                )
+            )
+    rows.sort(key=lambda row: (-len(row.reasons), -row.days_since_contact, row.relationship_id))
+    return rows
+
+
+@dataclass(frozen=True)
+class SkillRow:
+    skill: str
+    mentors: int
+    mentor_capacity: int
+    mentees: int
+
+    @property
+    def gap(self) -> int:
+        return self.mentor_capacity - self.mentees
+
+    @property
+    def coverage(self) -> float:
+        return _share(self.mentor_capacity, self.mentees)
+
+
+def skill_balance(state: State, cohort: str, limit: int = 0) -> list[SkillRow]:
+    """Supply (mentors and their places) against demand (mentees), shortages first."""
+    mentors: dict[str, int] = defaultdict(int)
+    capacity: dict[str, int] = defaultdict(int)
+    mentees: dict[str, int] = defaultdict(int)
+    for person in _people(state, cohort):
+        for skill in person[P_SKILLS]:
+            if person[P_ROLE] == ROLE_MENTOR:
+                mentors[skill] += 1
+                capacity[skill] += max(1, person[P_CAPACITY])
+            elif person[P_ROLE] == ROLE_MENTEE:
+                mentees[skill] += 1
+    rows = [
+        SkillRow(skill, mentors[skill], capacity[skill], mentees[skill])
+        for skill in set(mentors) | set(mentees)
+    ]
+    rows.sort(key=lambda row: (row.gap, -row.mentees, row.skill))
+    return rows[:limit] if limit else rows
+
+
+# The figures exported as Prometheus gauges: every scalar of a program's figures.
+GAUGED: tuple[str, ...] = tuple(figures(new_state(), "", DayRange(), 0.0).scalars)

@@ -27,3 +27,7 @@ class FailedPrecondition(DomainError):
 
 class PermissionDenied(DomainError):
     pass
+
+
+class Unavailable(DomainError):
+    """Transient: the caller should retry shortly (e.g. data moving between workers)."""

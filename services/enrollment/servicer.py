@@ -19,6 +19,10 @@ from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
 from services.common.validation import require_id, require_text
 from services.enrollment import domain
+from services.enrollment.application_events import (
+    application_screened_event,
+    application_submitted_event,
+)
 from services.enrollment.documents import Cohort, Participant, Program
 
 ROLE_NAMES = {common_pb2.ROLE_MENTOR: domain.MENTOR, common_pb2.ROLE_MENTEE: domain.MENTEE}
@@ -755,8 +759,10 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         # Published on every call, retries included, with the stored event id: a caller that
         # saw an error retries, and consumers drop the duplicate if the first send got through.
         # An application waiting for approval is not announced until it is approved.
+        events = [application_submitted_event(doc)]
         if (doc.status or domain.REGISTERED) == domain.REGISTERED:
-            await self._publisher.publish([registered_event(doc)])
+            events.append(registered_event(doc))
+        await self._publisher.publish(events)
         return participant_message(doc)
 
     async def GetParticipant(
@@ -790,7 +796,11 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         org = require_id("organization_id", request.organization_id)
         participant_id = require_id("participant_id", request.participant_id)
         reason = domain.require_reason(request.reason, action)
-        return await run_sync(_screen, org, participant_id, action, reason)
+        doc = await run_sync(_screen, org, participant_id, action, reason)
+        screened = application_screened_event(doc)
+        if screened is not None:
+            await self._publisher.publish([screened])
+        return doc
 
     async def ApproveParticipant(
         self, request: enrollment_pb2.ScreenParticipantRequest, context: aio.ServicerContext
