@@ -2,9 +2,9 @@
 
 A Faust agent pays a few hundred microseconds per Kafka message however little it does with
 it, which caps a worker near 2k events/s. This stage is a plain consumer group (fetching
-thousands of records per call, dead-lettering what does not decode, committing only after its
-batches are acknowledged) that packs the events into one `IngestBatch` per destination
-partition of `analytics-ingest`; the agent then pays its per-message cost once per batch.
+thousands of records per call, committing only after its batches are acknowledged) that packs
+the records, unparsed, into one `IngestBatch` per destination partition of `analytics-ingest`;
+the agent then pays its per-message cost once per batch, and checks and folds the events.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from services.analytics.routing import destinations, partition_for
 from services.common.config import Settings
 from services.common.events import EVENT_TOPICS
-from services.common.kafka import Delivered, EventConsumer, EventPublisher, Rejected
+from services.common.kafka import EventConsumer, EventPublisher
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
 INGEST_TOPIC = "analytics-ingest"
@@ -26,21 +26,20 @@ INGEST_GROUP = "analytics-ingest"
 EVENTS_PER_MESSAGE = 500
 
 
-def pack(delivered: list[Delivered], partitions: int) -> dict[int, list[IngestBatch]]:
-    """Each event, and its organisation copy, on the partition of the state it moves."""
+def pack(records: list[ConsumerRecord], partitions: int) -> dict[int, list[IngestBatch]]:
+    """Each record, and its organisation copy, on the partition of the state it moves."""
     by_partition: dict[int, list[IngestedEvent]] = defaultdict(list)
     # One fetch interleaves topics arbitrarily; in time order, a registration comes before the
     # relationship that follows it whenever both arrive in the same fetch.
-    for item in sorted(delivered, key=lambda d: d.event.envelope.occurred_at.ToNanoseconds()):
-        record = item.record
-        for key, organisation_copy in destinations(item.event):
-            by_partition[partition_for(key.encode(), partitions)].append(
+    for record in sorted(records, key=lambda r: r.timestamp):
+        for key, organisation_copy in destinations(record.topic, record.key or b""):
+            by_partition[partition_for(key, partitions)].append(
                 IngestedEvent(
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
                     key=record.key or b"",
-                    value=record.value,
+                    value=record.value or b"",
                     organisation_copy=organisation_copy,
                 )
             )
@@ -67,7 +66,7 @@ class IngestStage:
             settings,
             topics=EVENT_TOPICS,
             group=INGEST_GROUP,
-            handler=self._forward,
+            raw_handler=self._forward,
             publisher=self._publisher,
             max_records=5000,
         )
@@ -82,12 +81,11 @@ class IngestStage:
         await self._publisher.stop()
         await self._producer.stop()
 
-    async def _forward(self, delivered: list[Delivered]) -> list[Rejected]:
+    async def _forward(self, records: list[ConsumerRecord]) -> None:
         sends = [
             await self._producer.send(INGEST_TOPIC, batch.SerializeToString(), partition=partition)
-            for partition, batches in pack(delivered, self._partitions).items()
+            for partition, batches in pack(records, self._partitions).items()
             for batch in batches
         ]
         # The consumer commits the source offsets only once every batch is on the broker.
         await asyncio.gather(*sends)
-        return []

@@ -117,7 +117,10 @@ def _people(state: State, cohort: str) -> Iterator[list[Any]]:
 
 
 def _relationships(state: State, cohort: str) -> Iterator[tuple[str, list[Any]]]:
+    """Started relationships (not placeholders for events read before their start)."""
     for relationship_id, relationship in state["relationships"].items():
+        if relationship[R_STARTED_AT] is None:
+            continue
         if not cohort or relationship[R_COHORT] == cohort:
             yield relationship_id, relationship
 

@@ -12,10 +12,9 @@ from functools import lru_cache
 
 from aiokafka.partitioner import murmur2
 
-from services.common.events import partition_key
-from services.common.pb.mentoring.v1.events_pb2 import Event
+from services.common.events import TOPIC_BY_PAYLOAD, partition_key
 
-ORGANISATION_FACTS = frozenset({"participant_registered"})
+ORGANISATION_FACTS = frozenset({TOPIC_BY_PAYLOAD["participant_registered"]})
 
 
 @lru_cache(maxsize=65_536)
@@ -32,12 +31,15 @@ def organisation_state_key(organization_id: str) -> str:
     return partition_key(organization_id, "").decode()
 
 
-def destinations(event: Event) -> list[tuple[str, bool]]:
-    """(state key, is the organisation copy) for each place the event must be folded into."""
-    env = event.envelope
-    if not env.program_id:
-        return [(organisation_state_key(env.organization_id), False)]
-    places = [(program_state_key(env.organization_id, env.program_id), False)]
-    if event.WhichOneof("payload") in ORGANISATION_FACTS:
-        places.append((organisation_state_key(env.organization_id), True))
-    return places
+@lru_cache(maxsize=65_536)
+def destinations(topic: str, key: bytes) -> tuple[tuple[bytes, bool], ...]:
+    """(state key, is the organisation copy) for each state a record must be folded into.
+
+    Read from the record's key alone, so the ingest stage never parses an event; the agent
+    checks that the envelope agrees with the key.
+    """
+    organisation, slash, program = key.partition(b"/")
+    places = [(key, False)]
+    if slash and program and topic in ORGANISATION_FACTS:
+        places.append((organisation + b"/", True))
+    return tuple(places)

@@ -49,6 +49,8 @@ EXPECTED_TOPICS = {
     "program_changed": "program-changed",
     "participant_updated": "participant-updated",
     "participant_withdrawn": "participant-withdrawn",
+    "application_submitted": "application-submitted",
+    "application_screened": "application-screened",
 }
 
 
@@ -90,6 +92,12 @@ def payloads() -> dict[str, Message]:
         "program_changed": events_pb2.ProgramChanged(),
         "participant_updated": events_pb2.ParticipantUpdated(participant_id="p-1"),
         "participant_withdrawn": events_pb2.ParticipantWithdrawn(participant_id="p-1"),
+        "application_submitted": events_pb2.ApplicationSubmitted(
+            participant_id="p-1", role=common_pb2.ROLE_MENTEE, campaign="intranet"
+        ),
+        "application_screened": events_pb2.ApplicationScreened(
+            participant_id="p-1", decision=events_pb2.SCREENING_DECISION_WAITLISTED
+        ),
         "hr_event": events_pb2.HrEvent(
             hr_person_id="h-1", manager_changed=events_pb2.ManagerChanged(manager_id="h-2")
         ),
