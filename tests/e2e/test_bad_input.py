@@ -115,6 +115,7 @@ READERS = {
     "program-changed": {"analytics"},
     "participant-updated": {"matching", "analytics"},
     "participant-withdrawn": {"matching", "engagement", "analytics"},
+    "participant-erased": {"matching", "engagement", "analytics"},
 }
 
 

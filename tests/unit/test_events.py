@@ -49,6 +49,7 @@ EXPECTED_TOPICS = {
     "program_changed": "program-changed",
     "participant_updated": "participant-updated",
     "participant_withdrawn": "participant-withdrawn",
+    "participant_erased": "participant-erased",
 }
 
 
@@ -90,6 +91,9 @@ def payloads() -> dict[str, Message]:
         "program_changed": events_pb2.ProgramChanged(),
         "participant_updated": events_pb2.ParticipantUpdated(participant_id="p-1"),
         "participant_withdrawn": events_pb2.ParticipantWithdrawn(participant_id="p-1"),
+        "participant_erased": events_pb2.ParticipantErased(
+            participant_id="p-1", role=common_pb2.ROLE_MENTEE, erasure_id="e-1"
+        ),
         "hr_event": events_pb2.HrEvent(
             hr_person_id="h-1", manager_changed=events_pb2.ManagerChanged(manager_id="h-2")
         ),
