@@ -115,9 +115,10 @@ def kpis(clients: Clients, org: str, pid: str) -> analytics_pb2.ProgramKpis:
     )
 
 
-def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(stack: Stack, *args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mentoring.cli", "people", *args],
+        input=answer,
         capture_output=True,
         text=True,
         env={**stack.client_env(), "COLUMNS": "200"},
@@ -364,19 +365,16 @@ def test_export_then_erase_a_person_everywhere(
     assert list(theirs_too.matches) == [] and list(theirs_too.feedback) == []
 
     # --- erase through the CLI --------------------------------------------------------------
-    result = cli(
-        stack,
-        "erase",
-        "--org",
-        org,
-        "--person",
-        email,
-        "--reason",
-        "GDPR request 42",
-        "--requested-by",
-        "dpo-1",
-        "--yes",
+    erase = ("erase", "--org", org, "--person", email, "--reason", "GDPR request 42")
+    # Asked to confirm, the coordinator says no: nothing happens.
+    result = cli(stack, *erase, answer="n\n")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Aborted" in result.stdout + result.stderr
+    assert (
+        sorted(gather(clients, org, enrollment_pb2.PersonRef(email=email))["participant_ids"])
+        == ids
     )
+    result = cli(stack, *erase, "--requested-by", "dpo-1", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Erased 2 registration(s)" in result.stdout
     (erasure,) = clients.enrollment.ListErasures(
@@ -425,6 +423,17 @@ def test_export_then_erase_a_person_everywhere(
     assert [(g["goal_id"], g["progress"]) for g in engaged["goals"]] == [(goal.goal_id, 60)]
     assert [f["rating"] for f in engaged["feedback"]] == [5]
     assert [m["message_id"] for m in engaged["messages"]] == ["msg-1"]
+    # The CLI finds her by a participant id now, and shows the erasure's record.
+    again_out = tmp_path / "erased.json"
+    result = cli(
+        stack, "export", "--org", org, "--person", ada.participant_id, "--out", str(again_out)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(again_out.read_text())["person"] == {"participant_id": ada.participant_id}
+    assert not any(secret in again_out.read_text() for secret in SECRETS)
+    result = cli(stack, "erasures", "--org", org)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert erasure.erasure_id in result.stdout and "GDPR request 42" in result.stdout
     # Mira's words about Ada went too; her rating stayed.
     mira = gather(clients, org, enrollment_pb2.PersonRef(participant_id=mentor.participant_id))
     assert "Ada lacks confidence" not in json.dumps(mira)
