@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from rich.table import Table
 
 from mentoring.cli_engagement import engagement_app
+from mentoring.cli_people import people_app
 from mentoring.cli_programs import programs_app
 from mentoring.clients import Clients
 from mentoring.output import console, rpc_errors
@@ -28,6 +29,7 @@ match_app = typer.Typer(help="Matching tools.", no_args_is_help=True)
 app.add_typer(match_app, name="match")
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(programs_app, name="programs")
+app.add_typer(people_app, name="people")
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -9,7 +9,7 @@ from services.common.kafka import EventConsumer, EventPublisher
 from services.common.scheduling import PeriodicTask
 from services.engagement.consumer import GROUP, TOPICS, EngagementConsumer
 from services.engagement.notifications import NudgeScheduler
-from services.engagement.servicer import EngagementServicer
+from services.engagement.privacy import PersonalDataServicer
 
 
 async def serve(settings: Settings) -> None:
@@ -24,7 +24,8 @@ async def serve(settings: Settings) -> None:
     )
     binding = grpc_server.ServiceBinding.of(
         engagement_pb2.DESCRIPTOR,
-        EngagementServicer(publisher),
+        # EngagementServicer with the personal-data export (privacy.py).
+        PersonalDataServicer(publisher),
         engagement_pb2_grpc.add_EngagementServiceServicer_to_server,
     )
     # Nudges: reminders to pairs, sent on notification-requested (see notifications.py).

@@ -25,14 +25,18 @@ def apply_withdrawal(event: Event) -> list[Event]:
     """Close the participant's ongoing relationships and expire their open proposals. Returns
     the relationship-ended events to publish: those closed now, and those this withdrawal
     closed before (a redelivery after a crash republishes them under the same ids)."""
-    org = event.envelope.organization_id
     gone = event.participant_withdrawn
-    reason = end_reason(gone.reason)
+    return leave(event.envelope.organization_id, gone.participant_id, end_reason(gone.reason))
+
+
+def leave(org: str, participant_id: str, reason: str) -> list[Event]:
+    """A participant left (withdrawn or erased): what apply_withdrawal does, with the end
+    reason given."""
     Match.objects(organization_id=org, status=domain.PROPOSED).filter(
-        __raw__=_involving(gone.participant_id)
+        __raw__=_involving(participant_id)
     ).update(set__status=domain.EXPIRED)
     ongoing = Relationship.objects(organization_id=org, status__in=domain.ONGOING).filter(
-        __raw__=_involving(gone.participant_id)
+        __raw__=_involving(participant_id)
     )
     for relationship in list(ongoing):
         # Conditional on the status read: a pair ending it at the same moment wins or loses
@@ -42,5 +46,5 @@ def apply_withdrawal(event: Event) -> list[Event]:
         )
     closed = Relationship.objects(
         organization_id=org, status=domain.CLOSED_EARLY, end_reason=reason
-    ).filter(__raw__=_involving(gone.participant_id))
+    ).filter(__raw__=_involving(participant_id))
     return [relationship_ended_event(r) for r in closed.order_by("relationship_id")]

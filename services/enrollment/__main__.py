@@ -7,7 +7,7 @@ from services.common.api import enrollment_pb2, enrollment_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
 from services.enrollment.hr_consumer import GROUP, TOPICS, HrEventsConsumer
-from services.enrollment.servicer import EnrollmentServicer
+from services.enrollment.privacy import PersonalDataServicer
 
 
 async def serve(settings: Settings) -> None:
@@ -15,7 +15,8 @@ async def serve(settings: Settings) -> None:
     publisher = EventPublisher(settings)
     binding = grpc_server.ServiceBinding.of(
         enrollment_pb2.DESCRIPTOR,
-        EnrollmentServicer(publisher),
+        # EnrollmentServicer with the personal-data RPCs (privacy.py).
+        PersonalDataServicer(publisher),
         enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server,
     )
     hr_events = EventConsumer(

@@ -96,5 +96,8 @@ class Participant(Document):
             ["organization_id", "program_id", "role", "participant_id"],
             ["organization_id", "program_id", "status", "participant_id"],
             ["organization_id", "program_id", "role", "hr_person_id"],
+            # A person across programs (HR events, personal-data export and erasure).
+            ["organization_id", "email"],
+            ["organization_id", "hr_person_id"],
         ],
     }

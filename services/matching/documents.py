@@ -40,6 +40,8 @@ class PoolMember(Document):
     # Left the program (participant-withdrawn): never proposed again. Members stored before the
     # flag existed lack it, so queries test `withdrawn != True`.
     withdrawn = BooleanField(default=False)
+    # Pseudonymised on request (participant-erased): withdrawn too, and never filled in again.
+    erased = BooleanField(default=False)
     meta = {
         "collection": "pool",
         "indexes": [

@@ -94,6 +94,8 @@ def update_member(
             cohort_id,
         )
         return
+    if existing.erased:
+        return  # an update sent before the erasure must not bring the person back
     PoolMember.objects(pk=existing.pk).update_one(
         set__display_name=display_name,
         set__skills=skills,

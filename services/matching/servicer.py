@@ -11,9 +11,10 @@ from services.common.api import events_pb2, matching_pb2, matching_pb2_grpc
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.events import new_event
 from services.common.kafka import EventPublisher
+from services.common.privacy import require_participant_ids
 from services.common.storage import run_sync
 from services.common.validation import require_id
-from services.matching import configuration, pool, requests, runs
+from services.matching import configuration, pool, privacy, requests, runs
 from services.matching.documents import MatchingRun, Proposal
 from services.matching.messages import breakdown, proposal_message
 from services.matching.worker import MatchingWorker
@@ -222,3 +223,12 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
         reason = request.reason.strip() or "do not match again"
         await run_sync(pool.add_exclusion, org, program_id, mentor_id, mentee_id, reason)
         return matching_pb2.ExcludePairResponse()
+
+    async def ExportPersonalData(
+        self,
+        request: matching_pb2.ExportMatchingPersonalDataRequest,
+        context: aio.ServicerContext,
+    ) -> matching_pb2.MatchingPersonalData:
+        org = require_id("organization_id", request.organization_id)
+        ids = require_participant_ids(list(request.participant_ids))
+        return await run_sync(privacy.export, org, ids)

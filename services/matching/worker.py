@@ -1,5 +1,5 @@
-"""The matching worker: consumes registrations, profile updates, withdrawals, answers,
-relationship endings and run requests; publishes proposals, expiries and run results.
+"""The matching worker: consumes registrations, profile updates, withdrawals, erasures,
+answers, relationship endings and run requests; publishes proposals, expiries and run results.
 
 Workers form one consumer group; since every topic is keyed by program, each worker owns
 whole programs, and adding a worker splits the programs between them.
@@ -18,7 +18,7 @@ from services.common.api import common_pb2, events_pb2
 from services.common.events import new_event, stable_event_id
 from services.common.kafka import Delivered, EventPublisher, Rejected
 from services.common.storage import run_sync
-from services.matching import planner, pool, requests
+from services.matching import planner, pool, privacy, requests
 from services.matching.messages import proposed_event
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ TOPICS = (
     "matching-run-requested",
     "participant-updated",
     "participant-withdrawn",
+    "participant-erased",
 )
 
 PROPOSALS = Counter("matching_proposals_total", "Match proposals published.", ["origin"])
@@ -62,6 +63,11 @@ def _check(event: events_pb2.Event) -> str | None:
             return "participant_withdrawn.participant_id is missing"
         if event.participant_withdrawn.role not in ROLES:
             return "participant_withdrawn.role must be mentor or mentee"
+    elif kind == "participant_erased":
+        if not event.participant_erased.participant_id:
+            return "participant_erased.participant_id is missing"
+        if event.participant_erased.role not in ROLES:
+            return "participant_erased.role must be mentor or mentee"
     elif kind == "match_responded" and not event.match_responded.match_id:
         return "match_responded.match_id is missing"
     elif kind == "relationship_ended" and not event.relationship_ended.match_id:
@@ -103,6 +109,13 @@ def _apply(events: list[events_pb2.Event]) -> tuple[set[tuple[str, str]], list[e
             gone = event.participant_withdrawn
             for freed in pool.withdraw_member(org, program, gone.participant_id, ROLES[gone.role]):
                 # A mentee whose requested mentor left moves on to their next choice.
+                requests.ask_next_choice(freed)
+            touched.add((org, program))
+        elif kind == "participant_erased":
+            erased = event.participant_erased
+            for freed in privacy.erase_member(
+                org, program, erased.participant_id, ROLES[erased.role]
+            ):
                 requests.ask_next_choice(freed)
             touched.add((org, program))
         elif kind == "match_responded":

@@ -92,32 +92,34 @@ def test_unknown_program_is_not_found(stack: Stack, clients: Clients) -> None:
 
 
 # Consumer groups reading each topic: each must dead-letter an undecodable message and go on.
-# Analytics reads every topic through its ingest stage, which dead-letters what it cannot decode.
+# Analytics reads every topic (through its ingest stage); its agent dead-letters what it cannot
+# decode.
 READERS = {
-    "participant-registered": {"matching", "analytics-ingest"},
-    "match-responded": {"matching", "analytics-ingest"},
-    "match-proposed": {"engagement", "analytics-ingest"},
-    "relationship-started": {"analytics-ingest"},
-    "session-logged": {"analytics-ingest"},
-    "relationship-ended": {"matching", "analytics-ingest"},
-    "match-expired": {"engagement", "analytics-ingest"},
-    "matching-run-requested": {"matching", "analytics-ingest"},
+    "participant-registered": {"matching", "analytics"},
+    "match-responded": {"matching", "analytics"},
+    "match-proposed": {"engagement", "analytics"},
+    "relationship-started": {"analytics"},
+    "session-logged": {"analytics"},
+    "relationship-ended": {"matching", "analytics"},
+    "match-expired": {"engagement", "analytics"},
+    "matching-run-requested": {"matching", "analytics"},
     # Matching workers also read it, without a group, into their run read model: they skip
     # what they cannot decode and leave dead-lettering to the group.
-    "matching-run-completed": {"analytics-ingest"},
+    "matching-run-completed": {"analytics"},
     # Enrollment applies it to participants in its group; every matching worker also reads it
     # outside any group, for reporting lines, and leaves dead-lettering to enrollment.
-    "hr-events": {"enrollment", "analytics-ingest"},
-    "goal-updated": {"analytics-ingest"},
-    "feedback-submitted": {"analytics-ingest"},
-    "message-sent": {"analytics-ingest"},
-    "training-completed": {"analytics-ingest"},
-    "notification-requested": {"analytics-ingest"},
-    "program-changed": {"analytics-ingest"},
-    "participant-updated": {"matching", "analytics-ingest"},
-    "participant-withdrawn": {"matching", "engagement", "analytics-ingest"},
-    "application-submitted": {"analytics-ingest"},
-    "application-screened": {"analytics-ingest"},
+    "hr-events": {"enrollment", "analytics"},
+    "goal-updated": {"analytics"},
+    "feedback-submitted": {"analytics"},
+    "message-sent": {"analytics"},
+    "training-completed": {"analytics"},
+    "notification-requested": {"analytics"},
+    "program-changed": {"analytics"},
+    "participant-updated": {"matching", "analytics"},
+    "participant-withdrawn": {"matching", "engagement", "analytics"},
+    "application-submitted": {"analytics"},
+    "application-screened": {"analytics"},
+    "participant-erased": {"matching", "engagement", "analytics"},
 }
 
 

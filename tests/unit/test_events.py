@@ -51,6 +51,7 @@ EXPECTED_TOPICS = {
     "participant_withdrawn": "participant-withdrawn",
     "application_submitted": "application-submitted",
     "application_screened": "application-screened",
+    "participant_erased": "participant-erased",
 }
 
 
@@ -97,6 +98,9 @@ def payloads() -> dict[str, Message]:
         ),
         "application_screened": events_pb2.ApplicationScreened(
             participant_id="p-1", decision=events_pb2.SCREENING_DECISION_WAITLISTED
+        ),
+        "participant_erased": events_pb2.ParticipantErased(
+            participant_id="p-1", role=common_pb2.ROLE_MENTEE, erasure_id="e-1"
         ),
         "hr_event": events_pb2.HrEvent(
             hr_person_id="h-1", manager_changed=events_pb2.ManagerChanged(manager_id="h-2")

@@ -1667,3 +1667,163 @@ class AnnounceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AnnounceResponse: _TypeAlias = AnnounceResponse  # noqa: Y015
+
+@_typing.final
+class ExportEngagementPersonalDataRequest(_message.Message):
+    """--- personal data ---"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_IDS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    @_builtins.property
+    def participant_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1-100 participant ids."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        participant_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_ids", b"participant_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportEngagementPersonalDataRequest: _TypeAlias = ExportEngagementPersonalDataRequest  # noqa: Y015
+
+@_typing.final
+class MessageReceiptRecord(_message.Message):
+    """That a participant sent a message (never its content)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    SENDER_ID_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    relationship_id: _builtins.str
+    message_id: _builtins.str
+    sender_id: _builtins.str
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        relationship_id: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        sender_id: _builtins.str = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "relationship_id", b"relationship_id", "sender_id", b"sender_id", "sent_at", b"sent_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageReceiptRecord: _TypeAlias = MessageReceiptRecord  # noqa: Y015
+
+@_typing.final
+class NotificationRecord(_message.Message):
+    """A notification engagement requested for a participant: a nudge or an announcement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    notification_id: _builtins.str
+    recipient_id: _builtins.str
+    reason: _builtins.str
+    """"no-session", "proposal-unanswered", "check-in-overdue", "ending-soon" or "announcement"."""
+    subject: _builtins.str
+    announcement_id: _builtins.str
+    """Announcements: their id and message."""
+    message: _builtins.str
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        notification_id: _builtins.str = ...,
+        recipient_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        announcement_id: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_id", b"announcement_id", "message", b"message", "notification_id", b"notification_id", "program_id", b"program_id", "reason", b"reason", "recipient_id", b"recipient_id", "sent_at", b"sent_at", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotificationRecord: _TypeAlias = NotificationRecord  # noqa: Y015
+
+@_typing.final
+class EngagementPersonalData(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    MATCHES_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    GOALS_FIELD_NUMBER: _builtins.int
+    FEEDBACK_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    TRAINING_FIELD_NUMBER: _builtins.int
+    NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    @_builtins.property
+    def matches(self) -> _containers.RepeatedCompositeFieldContainer[Global___Match]: ...
+    @_builtins.property
+    def relationships(self) -> _containers.RepeatedCompositeFieldContainer[Global___Relationship]: ...
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Session]:
+        """Sessions of those relationships; private_note is the participant's own."""
+
+    @_builtins.property
+    def goals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Goal]:
+        """Goals whose mentee is the participant."""
+
+    @_builtins.property
+    def feedback(self) -> _containers.RepeatedCompositeFieldContainer[Global___Feedback]:
+        """Check-in answers the participant wrote."""
+
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___MessageReceiptRecord]: ...
+    @_builtins.property
+    def training(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingCompletion]: ...
+    @_builtins.property
+    def notifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotificationRecord]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        matches: _abc.Iterable[Global___Match] | None = ...,
+        relationships: _abc.Iterable[Global___Relationship] | None = ...,
+        sessions: _abc.Iterable[Global___Session] | None = ...,
+        goals: _abc.Iterable[Global___Goal] | None = ...,
+        feedback: _abc.Iterable[Global___Feedback] | None = ...,
+        messages: _abc.Iterable[Global___MessageReceiptRecord] | None = ...,
+        training: _abc.Iterable[Global___TrainingCompletion] | None = ...,
+        notifications: _abc.Iterable[Global___NotificationRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback", "goals", b"goals", "matches", b"matches", "messages", b"messages", "notifications", b"notifications", "organization_id", b"organization_id", "relationships", b"relationships", "sessions", b"sessions", "training", b"training"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EngagementPersonalData: _TypeAlias = EngagementPersonalData  # noqa: Y015

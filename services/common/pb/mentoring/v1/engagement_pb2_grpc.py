@@ -175,6 +175,11 @@ class EngagementServiceStub:
                 request_serializer=mentoring_dot_v1_dot_engagement__pb2.AnnounceRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_engagement__pb2.AnnounceResponse.FromString,
                 _registered_method=True)
+        self.ExportPersonalData = channel.unary_unary(
+                '/mentoring.v1.EngagementService/ExportPersonalData',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.ExportEngagementPersonalDataRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.EngagementPersonalData.FromString,
+                _registered_method=True)
 
 
 class EngagementServiceServicer:
@@ -373,6 +378,16 @@ class EngagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportPersonalData(self, request, context):
+        """Everything engagement holds about the given participants (one person's registrations, as
+        enrollment's ExportPersonalData names them): their matches, relationships, sessions with
+        their own private notes, their goals, the feedback they wrote, their message receipts,
+        training and the notifications requested for them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -515,6 +530,11 @@ def add_EngagementServiceServicer_to_server(servicer, server):
                     servicer.Announce,
                     request_deserializer=mentoring_dot_v1_dot_engagement__pb2.AnnounceRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_engagement__pb2.AnnounceResponse.SerializeToString,
+            ),
+            'ExportPersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportPersonalData,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ExportEngagementPersonalDataRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.EngagementPersonalData.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1274,6 +1294,33 @@ class EngagementService:
             '/mentoring.v1.EngagementService/Announce',
             mentoring_dot_v1_dot_engagement__pb2.AnnounceRequest.SerializeToString,
             mentoring_dot_v1_dot_engagement__pb2.AnnounceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportPersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/ExportPersonalData',
+            mentoring_dot_v1_dot_engagement__pb2.ExportEngagementPersonalDataRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.EngagementPersonalData.FromString,
             options,
             channel_credentials,
             insecure,

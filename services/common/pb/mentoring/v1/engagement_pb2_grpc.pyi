@@ -90,6 +90,12 @@ class EngagementServiceStub:
     program (the mentors and mentees of its matches), or one participant. Idempotent on
     announcement_id.
     """
+    ExportPersonalData: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ExportEngagementPersonalDataRequest, _engagement_pb2.EngagementPersonalData]
+    """Everything engagement holds about the given participants (one person's registrations, as
+    enrollment's ExportPersonalData names them): their matches, relationships, sessions with
+    their own private notes, their goals, the feedback they wrote, their message receipts,
+    training and the notifications requested for them.
+    """
 
 @_typing.type_check_only
 class EngagementServiceAsyncStub(EngagementServiceStub):
@@ -152,6 +158,12 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     """One notification-requested per recipient: the participants engagement knows in the
     program (the mentors and mentees of its matches), or one participant. Idempotent on
     announcement_id.
+    """
+    ExportPersonalData: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ExportEngagementPersonalDataRequest, _engagement_pb2.EngagementPersonalData]  # type: ignore[assignment]
+    """Everything engagement holds about the given participants (one person's registrations, as
+    enrollment's ExportPersonalData names them): their matches, relationships, sessions with
+    their own private notes, their goals, the feedback they wrote, their message receipts,
+    training and the notifications requested for them.
     """
 
 class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -380,6 +392,18 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         """One notification-requested per recipient: the participants engagement knows in the
         program (the mentors and mentees of its matches), or one participant. Idempotent on
         announcement_id.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportPersonalData(
+        self,
+        request: _engagement_pb2.ExportEngagementPersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.EngagementPersonalData, _abc.Awaitable[_engagement_pb2.EngagementPersonalData]]:
+        """Everything engagement holds about the given participants (one person's registrations, as
+        enrollment's ExportPersonalData names them): their matches, relationships, sessions with
+        their own private notes, their goals, the feedback they wrote, their message receipts,
+        training and the notifications requested for them.
         """
 
 def add_EngagementServiceServicer_to_server(servicer: EngagementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -111,6 +111,21 @@ class EnrollmentServiceStub:
                 request_serializer=mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
                 _registered_method=True)
+        self.ExportPersonalData = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/ExportPersonalData',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ExportPersonalDataRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.EnrollmentPersonalData.FromString,
+                _registered_method=True)
+        self.ErasePerson = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/ErasePerson',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ErasePersonRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Erasure.FromString,
+                _registered_method=True)
+        self.ListErasures = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/ListErasures',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ListErasuresRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ListErasuresResponse.FromString,
+                _registered_method=True)
 
 
 class EnrollmentServiceServicer:
@@ -224,6 +239,36 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportPersonalData(self, request, context):
+        """--- Personal data (coordinator / data protection officer). A person is every registration
+        in the organisation that shares their e-mail or HR person id.
+
+        Everything enrollment holds about a person; the participant ids it returns name the
+        person in matching's and engagement's ExportPersonalData. NOT_FOUND for nobody.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ErasePerson(self, request, context):
+        """Erases (pseudonymises) the person at once in enrollment: names, e-mail, profile,
+        answers and reasons go; ids, roles, statuses and dates stay. Each registration still in
+        the program is withdrawn (participant-withdrawn, reason "erased"), and every registration
+        is published on participant-erased so the other services erase their copies. Retrying
+        with one of the returned participant ids returns the same erasure and republishes its
+        events under the same ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListErasures(self, request, context):
+        """The erasure records: who asked, when and why; no personal data. In erasure id order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnrollmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -301,6 +346,21 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     servicer.WithdrawParticipant,
                     request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.SerializeToString,
+            ),
+            'ExportPersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportPersonalData,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ExportPersonalDataRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.EnrollmentPersonalData.SerializeToString,
+            ),
+            'ErasePerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.ErasePerson,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ErasePersonRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Erasure.SerializeToString,
+            ),
+            'ListErasures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListErasures,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ListErasuresRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.ListErasuresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -710,6 +770,87 @@ class EnrollmentService:
             '/mentoring.v1.EnrollmentService/WithdrawParticipant',
             mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.SerializeToString,
             mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportPersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/ExportPersonalData',
+            mentoring_dot_v1_dot_enrollment__pb2.ExportPersonalDataRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.EnrollmentPersonalData.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ErasePerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/ErasePerson',
+            mentoring_dot_v1_dot_enrollment__pb2.ErasePersonRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.Erasure.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListErasures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/ListErasures',
+            mentoring_dot_v1_dot_enrollment__pb2.ListErasuresRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.ListErasuresResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,23 @@ class EnrollmentServiceStub:
     """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
     withdrawal is published on participant-withdrawn.
     """
+    ExportPersonalData: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ExportPersonalDataRequest, _enrollment_pb2.EnrollmentPersonalData]
+    """--- Personal data (coordinator / data protection officer). A person is every registration
+    in the organisation that shares their e-mail or HR person id.
+
+    Everything enrollment holds about a person; the participant ids it returns name the
+    person in matching's and engagement's ExportPersonalData. NOT_FOUND for nobody.
+    """
+    ErasePerson: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ErasePersonRequest, _enrollment_pb2.Erasure]
+    """Erases (pseudonymises) the person at once in enrollment: names, e-mail, profile,
+    answers and reasons go; ids, roles, statuses and dates stay. Each registration still in
+    the program is withdrawn (participant-withdrawn, reason "erased"), and every registration
+    is published on participant-erased so the other services erase their copies. Retrying
+    with one of the returned participant ids returns the same erasure and republishes its
+    events under the same ids.
+    """
+    ListErasures: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ListErasuresRequest, _enrollment_pb2.ListErasuresResponse]
+    """The erasure records: who asked, when and why; no personal data. In erasure id order."""
 
 @_typing.type_check_only
 class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
@@ -115,6 +132,23 @@ class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
     """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
     withdrawal is published on participant-withdrawn.
     """
+    ExportPersonalData: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ExportPersonalDataRequest, _enrollment_pb2.EnrollmentPersonalData]  # type: ignore[assignment]
+    """--- Personal data (coordinator / data protection officer). A person is every registration
+    in the organisation that shares their e-mail or HR person id.
+
+    Everything enrollment holds about a person; the participant ids it returns name the
+    person in matching's and engagement's ExportPersonalData. NOT_FOUND for nobody.
+    """
+    ErasePerson: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ErasePersonRequest, _enrollment_pb2.Erasure]  # type: ignore[assignment]
+    """Erases (pseudonymises) the person at once in enrollment: names, e-mail, profile,
+    answers and reasons go; ids, roles, statuses and dates stay. Each registration still in
+    the program is withdrawn (participant-withdrawn, reason "erased"), and every registration
+    is published on participant-erased so the other services erase their copies. Retrying
+    with one of the returned participant ids returns the same erasure and republishes its
+    events under the same ids.
+    """
+    ListErasures: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ListErasuresRequest, _enrollment_pb2.ListErasuresResponse]  # type: ignore[assignment]
+    """The erasure records: who asked, when and why; no personal data. In erasure id order."""
 
 class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Programs, their cohorts and the people enrolled in them. Owns the enrollment database.
@@ -246,5 +280,40 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
         withdrawal is published on participant-withdrawn.
         """
+
+    @_abc_1.abstractmethod
+    def ExportPersonalData(
+        self,
+        request: _enrollment_pb2.ExportPersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.EnrollmentPersonalData, _abc.Awaitable[_enrollment_pb2.EnrollmentPersonalData]]:
+        """--- Personal data (coordinator / data protection officer). A person is every registration
+        in the organisation that shares their e-mail or HR person id.
+
+        Everything enrollment holds about a person; the participant ids it returns name the
+        person in matching's and engagement's ExportPersonalData. NOT_FOUND for nobody.
+        """
+
+    @_abc_1.abstractmethod
+    def ErasePerson(
+        self,
+        request: _enrollment_pb2.ErasePersonRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.Erasure, _abc.Awaitable[_enrollment_pb2.Erasure]]:
+        """Erases (pseudonymises) the person at once in enrollment: names, e-mail, profile,
+        answers and reasons go; ids, roles, statuses and dates stay. Each registration still in
+        the program is withdrawn (participant-withdrawn, reason "erased"), and every registration
+        is published on participant-erased so the other services erase their copies. Retrying
+        with one of the returned participant ids returns the same erasure and republishes its
+        events under the same ids.
+        """
+
+    @_abc_1.abstractmethod
+    def ListErasures(
+        self,
+        request: _enrollment_pb2.ListErasuresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.ListErasuresResponse, _abc.Awaitable[_enrollment_pb2.ListErasuresResponse]]:
+        """The erasure records: who asked, when and why; no personal data. In erasure id order."""
 
 def add_EnrollmentServiceServicer_to_server(servicer: EnrollmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

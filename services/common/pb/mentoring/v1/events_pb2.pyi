@@ -268,6 +268,7 @@ class Event(_message.Message):
     PROGRAM_CHANGED_FIELD_NUMBER: _builtins.int
     PARTICIPANT_UPDATED_FIELD_NUMBER: _builtins.int
     PARTICIPANT_WITHDRAWN_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ERASED_FIELD_NUMBER: _builtins.int
     GOAL_UPDATED_FIELD_NUMBER: _builtins.int
     FEEDBACK_SUBMITTED_FIELD_NUMBER: _builtins.int
     MESSAGE_SENT_FIELD_NUMBER: _builtins.int
@@ -334,6 +335,12 @@ class Event(_message.Message):
         """participant-withdrawn"""
 
     @_builtins.property
+    def participant_erased(self) -> Global___ParticipantErased:
+        """A person's registration was erased (pseudonymised) on request: see ParticipantErased.
+        participant-erased
+        """
+
+    @_builtins.property
     def goal_updated(self) -> Global___GoalUpdated:
         """--- end of enrollment lifecycle ---
         --- engagement (field numbers 30-39) ---
@@ -383,6 +390,7 @@ class Event(_message.Message):
         program_changed: Global___ProgramChanged | None = ...,
         participant_updated: Global___ParticipantUpdated | None = ...,
         participant_withdrawn: Global___ParticipantWithdrawn | None = ...,
+        participant_erased: Global___ParticipantErased | None = ...,
         goal_updated: Global___GoalUpdated | None = ...,
         feedback_submitted: Global___FeedbackSubmitted | None = ...,
         message_sent: Global___MessageSent | None = ...,
@@ -391,11 +399,11 @@ class Event(_message.Message):
         application_submitted: Global___ApplicationSubmitted | None = ...,
         application_screened: Global___ApplicationScreened | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_erased", b"participant_erased", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_erased", b"participant_erased", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "goal_updated", "feedback_submitted", "message_sent", "training_completed", "notification_requested", "application_submitted", "application_screened"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "participant_erased", "goal_updated", "feedback_submitted", "message_sent", "training_completed", "notification_requested", "application_submitted", "application_screened"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -1249,6 +1257,42 @@ class ParticipantWithdrawn(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ParticipantWithdrawn: _TypeAlias = ParticipantWithdrawn  # noqa: Y015
+
+@_typing.final
+class ParticipantErased(_message.Message):
+    """A person asked to be forgotten: every service pseudonymises what it holds about this
+    registration (names, contact details, profile, free text) and keeps its ids, so counts,
+    relationships and KPIs stay whole. One event per registration of the person, keyed by its
+    program. The person also leaves the program: consumers treat it as a withdrawal too.
+    It carries no reason and no requester: events stay on the log, where nothing can be erased;
+    enrollment keeps the erasure's record.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ERASURE_ID_FIELD_NUMBER: _builtins.int
+    participant_id: _builtins.str
+    role: _common_pb2.Role.ValueType
+    erasure_id: _builtins.str
+    """The erasure this registration's belongs to (one per person and request); enrollment's
+    ListErasures shows who asked for it, when and why.
+    """
+    def __init__(
+        self,
+        *,
+        participant_id: _builtins.str = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        erasure_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["erasure_id", b"erasure_id", "participant_id", b"participant_id", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParticipantErased: _TypeAlias = ParticipantErased  # noqa: Y015
 
 @_typing.final
 class GoalUpdated(_message.Message):

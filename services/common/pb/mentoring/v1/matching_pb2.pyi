@@ -775,3 +775,210 @@ class ExcludePairResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExcludePairResponse: _TypeAlias = ExcludePairResponse  # noqa: Y015
+
+@_typing.final
+class ExportMatchingPersonalDataRequest(_message.Message):
+    """--- personal data ---"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_IDS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    @_builtins.property
+    def participant_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1-100 participant ids."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        participant_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "participant_ids", b"participant_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportMatchingPersonalDataRequest: _TypeAlias = ExportMatchingPersonalDataRequest  # noqa: Y015
+
+@_typing.final
+class PoolEntry(_message.Message):
+    """A participant as matching's pool holds them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    FREE_SLOTS_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_FIELD_NUMBER: _builtins.int
+    ERASED_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    participant_id: _builtins.str
+    role: _common_pb2.Role.ValueType
+    display_name: _builtins.str
+    capacity: _builtins.int
+    free_slots: _builtins.int
+    """Mentors: slots not taken by a live proposal or relationship (negative after a cut)."""
+    matched: _builtins.bool
+    """Mentees: a proposal or relationship is live."""
+    withdrawn: _builtins.bool
+    erased: _builtins.bool
+    """Pseudonymised on request (participant-erased)."""
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def profile(self) -> _common_pb2.Profile: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        display_name: _builtins.str = ...,
+        skills: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _builtins.int = ...,
+        free_slots: _builtins.int = ...,
+        matched: _builtins.bool = ...,
+        profile: _common_pb2.Profile | None = ...,
+        withdrawn: _builtins.bool = ...,
+        erased: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "erased", b"erased", "free_slots", b"free_slots", "matched", b"matched", "organization_id", b"organization_id", "participant_id", b"participant_id", "profile", b"profile", "program_id", b"program_id", "role", b"role", "skills", b"skills", "withdrawn", b"withdrawn"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PoolEntry: _TypeAlias = PoolEntry  # noqa: Y015
+
+@_typing.final
+class ProposalRecord(_message.Message):
+    """A proposal the participant is part of, with what the contract's Proposal leaves out."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSAL_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    NEXT_CHOICES_FIELD_NUMBER: _builtins.int
+    override_reason: _builtins.str
+    """A coordinator's reason for overriding a hard rule."""
+    @_builtins.property
+    def proposal(self) -> Global___Proposal: ...
+    @_builtins.property
+    def next_choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """A mentee request's choices still to try, best first."""
+
+    def __init__(
+        self,
+        *,
+        proposal: Global___Proposal | None = ...,
+        override_reason: _builtins.str = ...,
+        next_choices: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_choices", b"next_choices", "override_reason", b"override_reason", "proposal", b"proposal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposalRecord: _TypeAlias = ProposalRecord  # noqa: Y015
+
+@_typing.final
+class PairExclusion(_message.Message):
+    """A pair never to propose again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    MENTOR_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    mentor_id: _builtins.str
+    mentee_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        mentor_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "program_id", b"program_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PairExclusion: _TypeAlias = PairExclusion  # noqa: Y015
+
+@_typing.final
+class ReportingLineRecord(_message.Message):
+    """Whom a person reports to, by HR person id, from their profile and the HR systems."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HR_PERSON_ID_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    hr_person_id: _builtins.str
+    manager_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        hr_person_id: _builtins.str = ...,
+        manager_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hr_person_id", b"hr_person_id", "manager_id", b"manager_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportingLineRecord: _TypeAlias = ReportingLineRecord  # noqa: Y015
+
+@_typing.final
+class MatchingPersonalData(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    POOL_ENTRIES_FIELD_NUMBER: _builtins.int
+    PROPOSALS_FIELD_NUMBER: _builtins.int
+    EXCLUSIONS_FIELD_NUMBER: _builtins.int
+    REPORTING_LINES_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    @_builtins.property
+    def pool_entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___PoolEntry]: ...
+    @_builtins.property
+    def proposals(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProposalRecord]: ...
+    @_builtins.property
+    def exclusions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PairExclusion]: ...
+    @_builtins.property
+    def reporting_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportingLineRecord]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        pool_entries: _abc.Iterable[Global___PoolEntry] | None = ...,
+        proposals: _abc.Iterable[Global___ProposalRecord] | None = ...,
+        exclusions: _abc.Iterable[Global___PairExclusion] | None = ...,
+        reporting_lines: _abc.Iterable[Global___ReportingLineRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exclusions", b"exclusions", "organization_id", b"organization_id", "pool_entries", b"pool_entries", "proposals", b"proposals", "reporting_lines", b"reporting_lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchingPersonalData: _TypeAlias = MatchingPersonalData  # noqa: Y015

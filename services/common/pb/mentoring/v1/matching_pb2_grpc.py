@@ -91,6 +91,11 @@ class MatchingServiceStub:
                 request_serializer=mentoring_dot_v1_dot_matching__pb2.ExcludePairRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_matching__pb2.ExcludePairResponse.FromString,
                 _registered_method=True)
+        self.ExportPersonalData = channel.unary_unary(
+                '/mentoring.v1.MatchingService/ExportPersonalData',
+                request_serializer=mentoring_dot_v1_dot_matching__pb2.ExportMatchingPersonalDataRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_matching__pb2.MatchingPersonalData.FromString,
+                _registered_method=True)
 
 
 class MatchingServiceServicer:
@@ -175,6 +180,15 @@ class MatchingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportPersonalData(self, request, context):
+        """Everything matching holds about the given participants (one person's registrations, as
+        enrollment's ExportPersonalData names them). Participants it does not know in the
+        organisation are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MatchingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +246,11 @@ def add_MatchingServiceServicer_to_server(servicer, server):
                     servicer.ExcludePair,
                     request_deserializer=mentoring_dot_v1_dot_matching__pb2.ExcludePairRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_matching__pb2.ExcludePairResponse.SerializeToString,
+            ),
+            'ExportPersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportPersonalData,
+                    request_deserializer=mentoring_dot_v1_dot_matching__pb2.ExportMatchingPersonalDataRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_matching__pb2.MatchingPersonalData.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -533,6 +552,33 @@ class MatchingService:
             '/mentoring.v1.MatchingService/ExcludePair',
             mentoring_dot_v1_dot_matching__pb2.ExcludePairRequest.SerializeToString,
             mentoring_dot_v1_dot_matching__pb2.ExcludePairResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportPersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.MatchingService/ExportPersonalData',
+            mentoring_dot_v1_dot_matching__pb2.ExportMatchingPersonalDataRequest.SerializeToString,
+            mentoring_dot_v1_dot_matching__pb2.MatchingPersonalData.FromString,
             options,
             channel_credentials,
             insecure,

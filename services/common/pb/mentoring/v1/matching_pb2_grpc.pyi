@@ -60,6 +60,11 @@ class MatchingServiceStub:
     """
     ExcludePair: _grpc.UnaryUnaryMultiCallable[_matching_pb2.ExcludePairRequest, _matching_pb2.ExcludePairResponse]
     """"Do not match again"."""
+    ExportPersonalData: _grpc.UnaryUnaryMultiCallable[_matching_pb2.ExportMatchingPersonalDataRequest, _matching_pb2.MatchingPersonalData]
+    """Everything matching holds about the given participants (one person's registrations, as
+    enrollment's ExportPersonalData names them). Participants it does not know in the
+    organisation are left out.
+    """
 
 @_typing.type_check_only
 class MatchingServiceAsyncStub(MatchingServiceStub):
@@ -93,6 +98,11 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     """
     ExcludePair: _aio.UnaryUnaryMultiCallable[_matching_pb2.ExcludePairRequest, _matching_pb2.ExcludePairResponse]  # type: ignore[assignment]
     """"Do not match again"."""
+    ExportPersonalData: _aio.UnaryUnaryMultiCallable[_matching_pb2.ExportMatchingPersonalDataRequest, _matching_pb2.MatchingPersonalData]  # type: ignore[assignment]
+    """Everything matching holds about the given participants (one person's registrations, as
+    enrollment's ExportPersonalData names them). Participants it does not know in the
+    organisation are left out.
+    """
 
 class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
     """The matching engine. Owns the matching database. Its workers form the "matching" consumer
@@ -189,5 +199,16 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_matching_pb2.ExcludePairResponse, _abc.Awaitable[_matching_pb2.ExcludePairResponse]]:
         """"Do not match again"."""
+
+    @_abc_1.abstractmethod
+    def ExportPersonalData(
+        self,
+        request: _matching_pb2.ExportMatchingPersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_pb2.MatchingPersonalData, _abc.Awaitable[_matching_pb2.MatchingPersonalData]]:
+        """Everything matching holds about the given participants (one person's registrations, as
+        enrollment's ExportPersonalData names them). Participants it does not know in the
+        organisation are left out.
+        """
 
 def add_MatchingServiceServicer_to_server(servicer: MatchingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
