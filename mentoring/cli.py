@@ -32,8 +32,6 @@ app.add_typer(match_app, name="match")
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(programs_app, name="programs")
 app.add_typer(analytics_app, name="analytics")
-app.command("kpis")(kpis_command)
-app.command("report")(report_command)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -98,6 +96,11 @@ def demo(
     with Clients() as clients, rpc_errors():
         kpis = run_demo(clients, console, organization, seed)
     print_kpis(kpis)
+
+
+# In mentoring/cli_analytics.py with the `analytics` group; top-level for short commands.
+app.command("kpis")(kpis_command)
+app.command("report")(report_command)
 
 
 @app.command()

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 import typer
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mentoring import figures
 from mentoring.clients import Clients
@@ -80,9 +82,9 @@ def _export(
         with path.open("w", newline="", encoding="utf-8") as handle:
             figures.write_csv(handle, rows)
     except OSError as exc:
-        messages.print(f"[red]error:[/] {path}: {exc}")
+        messages.print(f"[red]error:[/] {escape(str(path))}: {escape(str(exc))}")
         raise typer.Exit(2) from None
-    messages.print(f"wrote {path}")
+    messages.print(f"wrote {path}", markup=False)
 
 
 def _messages(to_stdout: bool) -> Console:
@@ -130,7 +132,7 @@ def kpis(
 
 
 def print_kpis(got: analytics_pb2.ProgramKpis) -> None:
-    console.print(f"[bold]KPIs of {figures.describe_scope(got)}[/]", highlight=False)
+    console.print(f"[bold]KPIs of {escape(figures.describe_scope(got))}[/]", highlight=False)
     for table in figures.kpi_tables(got):
         console.print(table)
 
@@ -157,14 +159,14 @@ def skills(
         if balance.skills:
             console.print(skills_table(balance.skills, f"Skill supply and demand: {program}"))
         else:
-            console.print(f"No skills recorded yet in program {program}.")
+            console.print(f"No skills recorded yet in program {program}.", markup=False)
     _export(
         csv_out, figures.message_rows(balance.skills, analytics_pb2.SkillSupplyDemand.DESCRIPTOR)
     )
 
 
 def skills_table(rows: Iterable[analytics_pb2.SkillSupplyDemand], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=escape(title))
     table.add_column("skill", overflow="fold")
     for column in ("mentors", "mentor places", "mentees seeking", "gap", "coverage"):
         table.add_column(column, justify="right")
@@ -172,7 +174,7 @@ def skills_table(rows: Iterable[analytics_pb2.SkillSupplyDemand], title: str) ->
         gap = f"[red]{s.gap:+d}[/]" if s.gap < 0 else f"{s.gap:+d}"
         coverage = f"{s.coverage:.0%}" if s.mentees else "-"
         table.add_row(
-            s.skill, str(s.mentors), str(s.mentor_capacity), str(s.mentees), gap, coverage
+            Text(s.skill), str(s.mentors), str(s.mentor_capacity), str(s.mentees), gap, coverage
         )
     return table
 
@@ -220,7 +222,7 @@ def _when(stamp: Timestamp, present: bool) -> str:
 def at_risk_table(
     rows: Sequence[analytics_pb2.AtRiskRelationship], title: str, names: dict[str, str]
 ) -> Table:
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for column in ("relationship", "mentor", "mentee", "cohort", "started", "last session"):
         table.add_column(column, overflow="fold")
     for column in ("sessions", "days since contact", "latest rating"):
@@ -228,16 +230,16 @@ def at_risk_table(
     table.add_column("why", overflow="fold")
     for r in rows:
         table.add_row(
-            r.relationship_id,
-            names.get(r.mentor_id, r.mentor_id),
-            names.get(r.mentee_id, r.mentee_id),
-            r.cohort_id,
+            Text(r.relationship_id),
+            Text(names.get(r.mentor_id, r.mentor_id)),
+            Text(names.get(r.mentee_id, r.mentee_id)),
+            Text(r.cohort_id),
             _when(r.started_at, r.HasField("started_at")),
             _when(r.last_session_at, r.HasField("last_session_at")),
             str(r.sessions),
             str(r.days_since_contact),
             str(r.latest_rating or "-"),
-            "; ".join(r.reasons),
+            Text("; ".join(r.reasons)),
         )
     return table
 
@@ -258,7 +260,7 @@ def at_risk(
     if not _stdout(csv_out):
         if found:
             console.print(at_risk_table(found, f"Relationships at risk: {program}", {}))
-        console.print(f"{len(found)} of {total} relationships at risk shown.")
+        console.print(f"{len(found)} of {total} relationships at risk shown.", markup=False)
     _export(csv_out, figures.message_rows(found, analytics_pb2.AtRiskRelationship.DESCRIPTOR))
 
 
@@ -289,12 +291,12 @@ def retention(
         if got.rows:
             console.print(retention_table(got.rows, f"Retention: {scope}"))
         else:
-            console.print(f"No retention data yet for {scope}.")
+            console.print(f"No retention data yet for {scope}.", markup=False)
     _export(csv_out, figures.message_rows(got.rows, analytics_pb2.RetentionRow.DESCRIPTOR))
 
 
 def retention_table(rows: Iterable[analytics_pb2.RetentionRow], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=escape(title))
     columns = (
         "months",
         "participants",
@@ -417,9 +419,9 @@ def report(
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as exc:
-        console.print(f"[red]error:[/] {out}: {exc}")
+        console.print(f"[red]error:[/] {escape(str(out))}: {escape(str(exc))}")
         raise typer.Exit(2) from None
-    console.print(f"wrote {out}: report on {figures.describe_scope(data.kpis)}")
+    console.print(f"wrote {out}: report on {figures.describe_scope(data.kpis)}", markup=False)
 
 
 if __name__ == "__main__":

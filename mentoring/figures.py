@@ -16,6 +16,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.table import Table
+from rich.text import Text
 
 from services.common.api import analytics_pb2
 
@@ -207,7 +208,7 @@ def kpi_tables(kpis: analytics_pb2.ProgramKpis) -> list[Table]:
             campaigns.add_column(column, justify="left" if column == "campaign" else "right")
         for row in kpis.signups_by_campaign:
             campaigns.add_row(
-                row.campaign or "(no campaign)", show(row.applications), show(row.approvals)
+                Text(row.campaign or "(no campaign)"), show(row.applications), show(row.approvals)
             )
         tables.append(campaigns)
     return tables

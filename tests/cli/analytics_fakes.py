@@ -23,7 +23,8 @@ PROGRAM_NAME = "Women in <Tech> & Leadership"
 # Names, skills and campaigns come from users: these must reach the HTML escaped.
 HOSTILE_NAME = '<img src="http://evil.example/x.png" onerror="alert(1)">'
 HOSTILE_SKILL = "C++ & <Rust>"
-HOSTILE_CAMPAIGN = "<b>spring</b> mailing"
+# "[/]" would be a markup error to rich if printed as markup.
+HOSTILE_CAMPAIGN = "<b>spring</b> [/] mailing"
 # Would be a formula to matplotlib's mathtext, and fail to parse, if text were not plain.
 MONEY_SKILL = "pricing in $US$ and $\\frac{$"
 WEEK0 = datetime(2025, 1, 6, tzinfo=UTC)
@@ -144,7 +145,9 @@ def at_risk() -> list[analytics_pb2.AtRiskRelationship]:
             sessions=n,
             days_since_contact=20 + 7 * n,
             latest_rating=2 if n == 1 else 0,
-            reasons=[f"no contact for {20 + 7 * n} days"] + (["low rating (2)"] if n == 1 else []),
+            reasons=[f"no contact for {20 + 7 * n} days"]
+            # Rich markup in user text must print as it is.
+            + (["[bold]low rating (2)"] if n == 1 else []),
         )
         if n:
             row.last_session_at.CopyFrom(_stamp(WEEK0 + timedelta(days=14 + n)))

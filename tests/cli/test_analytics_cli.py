@@ -255,11 +255,12 @@ def test_at_risk_follows_the_pages_or_stops_at_the_limit(
     assert len(fake[1].requests) == 3
     assert "5 of 5 relationships at risk shown" in result.output
     assert "no contact for 48 days" in result.output
+    assert "[bold]low rating (2)" in result.output  # user text is never rich markup
     with out.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     sent = at_risk()
     assert [r["relationship_id"] for r in rows] == [r.relationship_id for r in sent]
-    assert rows[1]["reasons"] == "no contact for 27 days; low rating (2)"
+    assert rows[1]["reasons"] == "no contact for 27 days; [bold]low rating (2)"
     assert rows[0]["last_session_at"] == ""
     assert rows[1]["last_session_at"] == "2025-01-21T00:00:00+00:00"
     assert [int(r["days_since_contact"]) for r in rows] == [r.days_since_contact for r in sent]
