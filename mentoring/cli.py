@@ -15,12 +15,15 @@ import typer
 from google.protobuf.message import Message
 from rich.table import Table
 
+from mentoring.cli_analytics import analytics_app, print_kpis
+from mentoring.cli_analytics import kpis as kpis_command
+from mentoring.cli_analytics import report as report_command
 from mentoring.cli_engagement import engagement_app
 from mentoring.cli_people import people_app
 from mentoring.cli_programs import programs_app
 from mentoring.clients import Clients
 from mentoring.output import console, rpc_errors
-from services.common.api import analytics_pb2, events_pb2, matching_pb2
+from services.common.api import events_pb2, matching_pb2
 
 app = typer.Typer(
     help="Open e-mentoring platform: run it, and talk to its services.", no_args_is_help=True
@@ -30,6 +33,7 @@ app.add_typer(match_app, name="match")
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(programs_app, name="programs")
 app.add_typer(people_app, name="people")
+app.add_typer(analytics_app, name="analytics")
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -93,33 +97,12 @@ def demo(
 
     with Clients() as clients, rpc_errors():
         kpis = run_demo(clients, console, organization, seed)
-    _print_kpis(kpis)
+    print_kpis(kpis)
 
 
-@app.command()
-def kpis(
-    organization: str = typer.Option(..., "--organization", "-o"),
-    program: str = typer.Option(..., "--program", "-p"),
-) -> None:
-    """Print a program's live KPIs."""
-    with Clients() as clients, rpc_errors():
-        _print_kpis(
-            clients.analytics.GetProgramKpis(
-                analytics_pb2.GetProgramKpisRequest(
-                    organization_id=organization, program_id=program
-                )
-            )
-        )
-
-
-def _print_kpis(kpis: analytics_pb2.ProgramKpis) -> None:
-    table = Table(title=f"KPIs of program {kpis.program_id}")
-    table.add_column("KPI")
-    table.add_column("value", justify="right")
-    for field in analytics_pb2.ProgramKpis.DESCRIPTOR.fields:
-        if field.name not in ("organization_id", "program_id"):
-            table.add_row(field.name.replace("_", " "), str(getattr(kpis, field.name)))
-    console.print(table)
+# In mentoring/cli_analytics.py with the `analytics` group; top-level for short commands.
+app.command("kpis")(kpis_command)
+app.command("report")(report_command)
 
 
 @app.command()
