@@ -252,6 +252,12 @@ RELATIONSHIPS = (
     ("relationships_closed_early", "closed early"),
 )
 HOURS = f"{kpi('session_minutes')} / 60"
+# Each program's mean rating weighted by its number of check-ins.
+SATISFACTION = (
+    f'sum(mentoring_program_kpi{{{PROGRAM}, kpi="satisfaction_mean"}} * ignoring(kpi) '
+    f'mentoring_program_kpi{{{PROGRAM}, kpi="feedback_responses"}}) '
+    f"/ clamp_min({kpi('feedback_responses')}, 1)"
+)
 
 
 def program_overview() -> Dashboard:
@@ -289,14 +295,24 @@ def program_overview() -> Dashboard:
         ],
         panels=[
             row("Participants"),
-            stat("Mentors", [target(kpi("mentors"), "mentors")], description="Mentors signed up."),
-            stat("Mentees", [target(kpi("mentees"), "mentees")], description="Mentees signed up."),
+            stat(
+                "Applications",
+                [target(kpi("applications"), "applications")],
+                description="People who applied, before any screening.",
+            ),
+            stat(
+                "Approved",
+                [target(kpi("approvals"), "approved")],
+                description="Applications approved (or admitted without screening).",
+            ),
+            stat("Mentors", [target(kpi("mentors"), "mentors")], description="Mentors enrolled."),
+            stat("Mentees", [target(kpi("mentees"), "mentees")], description="Mentees enrolled."),
             stat(
                 "Match rate",
-                [target(f"{kpi('matches_accepted')} / clamp_min({kpi('mentees')}, 1)", "rate")],
+                [target(f"{kpi('mentees_matched')} / clamp_min({kpi('mentees')}, 1)", "rate")],
                 unit="percentunit",
                 decimals=0,
-                description="Accepted matches per mentee signed up.",
+                description="Enrolled mentees who have had a relationship.",
                 thresholds={
                     "mode": "absolute",
                     "steps": [
@@ -323,10 +339,26 @@ def program_overview() -> Dashboard:
                 [target(kpi("matching_runs"), "runs")],
                 description="Bulk matching runs completed for the selected programs.",
             ),
+            stat(
+                "Median days to match",
+                [
+                    target(
+                        "max(mentoring_program_kpi{" + PROGRAM + ', kpi="median_days_to_match"})',
+                        "days",
+                    )
+                ],
+                decimals=1,
+                description="From approval to a mentee's first relationship (slowest program).",
+            ),
             timeseries(
                 "Sign-ups by role",
-                kpi_targets(("mentors", "mentors"), ("mentees", "mentees")),
-                description="Participants registered, by role.",
+                kpi_targets(
+                    ("mentor_applications", "mentor applications"),
+                    ("mentee_applications", "mentee applications"),
+                    ("approvals", "approved"),
+                    ("rejections", "rejected"),
+                ),
+                description="Applications by role, and what screening made of them.",
                 w=24,
             ),
             row("Matches"),
@@ -350,6 +382,55 @@ def program_overview() -> Dashboard:
                 description="Active now, completed as planned, and closed before their end.",
             ),
             timeseries("Relationships over time", kpi_targets(*RELATIONSHIPS)),
+            row("Engagement health"),
+            stat(
+                "At risk",
+                [target(kpi("relationships_at_risk"), "at risk")],
+                description="Active pairs out of touch for two meeting intervals, or poorly rated.",
+                thresholds={
+                    "mode": "absolute",
+                    "steps": [
+                        {"color": "green", "value": None},
+                        {"color": "orange", "value": 1},
+                        {"color": "red", "value": 5},
+                    ],
+                },
+            ),
+            stat(
+                "Satisfaction",
+                [target(SATISFACTION, "rating")],
+                decimals=2,
+                description="Mean check-in rating, 1 to 5, over every check-in (0: none yet).",
+            ),
+            stat(
+                "Goal completion",
+                [target(f"{kpi('goals_achieved')} / clamp_min({kpi('goals_set')}, 1)", "goals")],
+                unit="percentunit",
+                decimals=0,
+            ),
+            stat(
+                "Training completion",
+                [
+                    target(
+                        f"{kpi('participants_trained')} / "
+                        f"clamp_min({kpi('mentors')} + {kpi('mentees')}, 1)",
+                        "trained",
+                    )
+                ],
+                unit="percentunit",
+                decimals=0,
+                description="Enrolled people who completed at least one training.",
+            ),
+            timeseries(
+                "Relationships at risk",
+                [target(kpi("relationships_at_risk"), "at risk")],
+                w=12,
+            ),
+            timeseries(
+                "Messages and feedback",
+                kpi_targets(("messages", "messages"), ("feedback_responses", "check-ins")),
+                w=12,
+            ),
             row("Sessions"),
             stat("Sessions", [target(kpi("sessions"), "sessions")], w=6),
             stat("Hours", [target(HOURS, "hours")], w=6, decimals=1),

@@ -63,7 +63,8 @@ def advertised_url(settings: Settings) -> str:
     if not address:
         host = settings.bind_host
         if host in ("0.0.0.0", "::", ""):
-            host = socket.gethostname()
+            # Listening everywhere (a container): peers reach this worker at its own address.
+            host = socket.gethostbyname(socket.gethostname())
         address = f"{host}:{settings.grpc_port}"
     return f"grpc://{address}"
 
