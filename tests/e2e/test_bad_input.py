@@ -93,7 +93,7 @@ def test_unknown_program_is_not_found(stack: Stack, clients: Clients) -> None:
 
 # Consumer groups reading each topic: each must dead-letter an undecodable message and go on.
 READERS = {
-    "participant-registered": {"matching", "analytics"},
+    "participant-registered": {"matching", "engagement", "analytics"},
     "match-responded": {"matching", "analytics"},
     "match-proposed": {"engagement", "analytics"},
     "relationship-started": {"analytics"},
@@ -112,8 +112,8 @@ READERS = {
     "message-sent": {"analytics"},
     "training-completed": {"analytics"},
     "notification-requested": {"analytics"},
-    "program-changed": {"analytics"},
-    "participant-updated": {"matching", "analytics"},
+    "program-changed": {"engagement", "analytics"},
+    "participant-updated": {"matching", "engagement", "analytics"},
     "participant-withdrawn": {"matching", "engagement", "analytics"},
 }
 
