@@ -22,7 +22,7 @@ from tests.e2e.engine import MENTEE, MENTOR, Program
 from tests.e2e.support import eventually, metric, produce, read_topic
 from tests.e2e.test_engagement_features import _known, fails, invalid, new_pair, now, ts
 from tests.e2e.test_nudges import notifications, set_policy
-from tests.e2e.test_withdrawals_and_hr import publish_hr, relationship, withdraw
+from tests.e2e.test_withdrawals_and_hr import events_on, publish_hr, relationship, withdraw
 
 E = engagement_pb2
 DAY = 86_400
@@ -161,6 +161,10 @@ def test_a_leave_pauses_the_persons_relationships_and_the_return_resumes_them(
         lambda: r if (r := relationship(program, on_leave_pair)).status == PAUSED else None,
     )
     assert paused.pause_reason == "leave of absence"
+    (update,) = events_on(stack, "participant-updated", program)
+    assert update.participant_updated.participant_id == mentor
+    reported = update.participant_updated.leave.ends_on.ToDatetime(UTC)
+    assert abs(reported - back_at) < timedelta(milliseconds=1)  # as stored: milliseconds
     # Nobody is nudged while paused, even with a one-second threshold.
     set_policy(program, no_session_seconds=1)
     time.sleep(2)
