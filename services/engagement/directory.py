@@ -1,7 +1,8 @@
 """Engagement's directory of each program's participants, from enrollment's events
 (participant-registered, participant-updated, participant-withdrawn): their side, their cohort,
-whether they withdrew, and the leave of absence HR reported. Announcements choose their
-recipients here (also people with no match yet), and leaves pause relationships (leaves.py).
+whether they withdrew; and, apart, the leaves of absence HR reported. Announcements choose
+their recipients here (also people with no match yet), and leaves pause relationships
+(leaves.py).
 
 The three topics are not ordered together, so each event writes only what it knows for sure: a
 registration fills a new entry but never overwrites one (an update may have overtaken it), an
@@ -18,7 +19,7 @@ from typing import Any
 from services.common import clock
 from services.common.api import common_pb2, events_pb2
 from services.engagement import domain
-from services.engagement.documents import ProgramParticipant
+from services.engagement.documents import ParticipantLeave, ProgramParticipant
 
 ROLES = {common_pb2.ROLE_MENTOR: domain.MENTOR, common_pb2.ROLE_MENTEE: domain.MENTEE}
 KINDS = ("participant_registered", "participant_updated", "participant_withdrawn")
@@ -36,18 +37,41 @@ def check(event: events_pb2.Event) -> str | None:
 
 
 Person = events_pb2.ParticipantRegistered | events_pb2.ParticipantUpdated
+LEAVE_FIELDS = ("starts_on", "ends_on")
 
 
 def _leave(person: Person) -> dict[str, datetime]:
-    """The leave an event reports, as the entry's fields (none when it reports none)."""
+    """The leave an event reports, as ParticipantLeave fields (none when it reports none)."""
     if not person.HasField("leave"):
         return {}
-    leave = person.leave
-    return {
-        f"leave_{field}": getattr(leave, field).ToDatetime(UTC)
-        for field in ("starts_on", "ends_on")
-        if leave.HasField(field)
+    leave, found = person.leave, {}
+    if leave.HasField("starts_on"):
+        found["starts_on"] = leave.starts_on.ToDatetime(UTC)
+    if leave.HasField("ends_on"):
+        found["ends_on"] = leave.ends_on.ToDatetime(UTC)
+    return found
+
+
+def _record_leave(event: events_pb2.Event, participant_id: str, leave: dict[str, datetime]) -> None:
+    """Keep the leave a participant-updated reports; clear one reported before if it reports
+    none (then a leave in force ends at the next round of leaves.py)."""
+    env = event.envelope
+    found = ParticipantLeave.objects(
+        organization_id=env.organization_id, participant_id=participant_id
+    )
+    if not leave:
+        found.update_one(unset__starts_on=True, unset__ends_on=True, set__updated_at=clock.now())
+        return
+    changes: dict[str, Any] = {
+        f"set__{name}" if name in leave else f"unset__{name}": leave.get(name, True)
+        for name in LEAVE_FIELDS
     }
+    found.update_one(
+        upsert=True,
+        set_on_insert__program_id=env.program_id,
+        set__updated_at=clock.now(),
+        **changes,
+    )
 
 
 def apply(event: events_pb2.Event) -> None:
@@ -70,19 +94,14 @@ def apply(event: events_pb2.Event) -> None:
         )
     elif kind == "participant_updated":
         person = event.participant_updated
-        leave = _leave(person)
-        changes: dict[str, Any] = {
-            f"set__{name}" if name in leave else f"unset__{name}": leave.get(name, True)
-            for name in ("leave_starts_on", "leave_ends_on")
-        }
         entry.update_one(
             upsert=True,
             set__role=ROLES[person.role],
             set__cohort_id=person.profile.cohort_id,
             set__updated_at=now,
             set_on_insert__program_id=env.program_id,
-            **changes,
         )
+        _record_leave(event, participant_id, _leave(person))
     else:
         # Insert-only: an update that overtook the registration is newer.
         registered = event.participant_registered
@@ -92,8 +111,23 @@ def apply(event: events_pb2.Event) -> None:
             set_on_insert__role=ROLES[registered.role],
             set_on_insert__cohort_id=registered.profile.cohort_id,
             set_on_insert__updated_at=now,
-            **{f"set_on_insert__{name}": value for name, value in _leave(registered).items()},
         )
+        if leave := _leave(registered):
+            ParticipantLeave.objects(
+                organization_id=env.organization_id, participant_id=participant_id
+            ).update_one(
+                upsert=True,
+                set_on_insert__program_id=env.program_id,
+                set_on_insert__updated_at=now,
+                **{f"set_on_insert__{name}": value for name, value in leave.items()},
+            )
+
+
+def leave_of(organization_id: str, participant_id: str) -> ParticipantLeave | None:
+    found: ParticipantLeave | None = ParticipantLeave.objects(
+        organization_id=organization_id, participant_id=participant_id
+    ).first()
+    return found
 
 
 def get(organization_id: str, participant_id: str) -> ProgramParticipant | None:

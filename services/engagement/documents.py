@@ -254,18 +254,30 @@ class ProgramParticipant(Document):
     role = StringField(required=True)
     cohort_id = StringField(default="")
     withdrawn = BooleanField(default=False)
-    # The leave HR reported; no end = until an update sets one.
-    leave_starts_on = DateTimeField()
-    leave_ends_on = DateTimeField()
-    # The leave is in force here: the person's relationships were paused for it (leaves.py).
-    on_leave = BooleanField(default=False)
     updated_at = DateTimeField(required=True)
     meta = {
         "collection": "program_participants",
         "indexes": [
             {"fields": ["organization_id", "participant_id"], "unique": True},
             ["organization_id", "program_id", "cohort_id", "participant_id"],
-            ["leave_starts_on"],
-            ["on_leave"],
         ],
+    }
+
+
+class ParticipantLeave(Document):
+    """A leave of absence HR reported for a participant (directory.py), and whether it is in
+    force here (leaves.py). Kept apart from the directory: the leave timer reads only these."""
+
+    organization_id = StringField(required=True)
+    participant_id = StringField(required=True)
+    program_id = StringField(required=True)
+    # Unset when the person's latest update reports no leave; no end = until an update sets one.
+    starts_on = DateTimeField()
+    ends_on = DateTimeField()
+    # In force: the person's relationships were paused for it.
+    on_leave = BooleanField(default=False)
+    updated_at = DateTimeField(required=True)
+    meta = {
+        "collection": "participant_leaves",
+        "indexes": [{"fields": ["organization_id", "participant_id"], "unique": True}],
     }

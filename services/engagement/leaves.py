@@ -20,8 +20,8 @@ from datetime import datetime
 
 from services.common import clock
 from services.common.storage import run_sync
-from services.engagement import domain
-from services.engagement.documents import ProgramParticipant, Relationship
+from services.engagement import directory, domain
+from services.engagement.documents import ParticipantLeave, Relationship
 
 log = logging.getLogger(__name__)
 LEAVE_REASON = "leave of absence"
@@ -94,20 +94,24 @@ class LeaveChange:
     relationships: int
 
 
+def _withdrawn(organization_id: str, participant_id: str) -> bool:
+    entry = directory.get(organization_id, participant_id)
+    return entry is not None and bool(entry.withdrawn)
+
+
 def apply_due(now: datetime) -> list[LeaveChange]:
     """Start the leaves that are in force and not applied yet; end the applied ones that are
-    over (or whose person withdrew)."""
+    over, cleared, or whose person withdrew."""
     changes = []
-    candidates = ProgramParticipant.objects(
-        __raw__={"$or": [{"leave_starts_on": {"$ne": None}}, {"on_leave": True}]}
-    )
-    for entry in candidates:
-        wanted = not entry.withdrawn and on_leave(entry.leave_starts_on, entry.leave_ends_on, now)
-        if wanted == bool(entry.on_leave):
+    for leave in ParticipantLeave.objects():
+        org, pid = leave.organization_id, leave.participant_id
+        wanted = on_leave(leave.starts_on, leave.ends_on, now)
+        if wanted or leave.on_leave:  # only people away, or just back, are looked up
+            wanted = wanted and not _withdrawn(org, pid)
+        if wanted == bool(leave.on_leave):
             continue
-        org, pid = entry.organization_id, entry.participant_id
         count = start_leave(org, pid, now) if wanted else end_leave(org, pid, now)
-        ProgramParticipant.objects(pk=entry.pk).update_one(set__on_leave=wanted)
+        ParticipantLeave.objects(pk=leave.pk).update_one(set__on_leave=wanted)
         changes.append(LeaveChange(org, pid, wanted, count))
     return changes
 
@@ -116,9 +120,9 @@ def away(now: datetime) -> set[tuple[str, str]]:
     """(organization, participant) of everyone on leave at `now`, by their dates: the nudges
     leave them alone even before this round's leaves are applied."""
     return {
-        (e.organization_id, e.participant_id)
-        for e in ProgramParticipant.objects(leave_starts_on__ne=None, withdrawn__ne=True)
-        if on_leave(e.leave_starts_on, e.leave_ends_on, now)
+        (leave.organization_id, leave.participant_id)
+        for leave in ParticipantLeave.objects(starts_on__ne=None)
+        if on_leave(leave.starts_on, leave.ends_on, now)
     }
 
 

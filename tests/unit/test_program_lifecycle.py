@@ -33,7 +33,13 @@ from services.engagement import (
     store,
 )
 from services.engagement.consumer import EngagementConsumer
-from services.engagement.documents import Match, ProgramParticipant, Relationship, Session
+from services.engagement.documents import (
+    Match,
+    ParticipantLeave,
+    ProgramParticipant,
+    Relationship,
+    Session,
+)
 from services.matching import planner, pool
 from services.matching.documents import Proposal
 from services.matching.messages import expired_event
@@ -229,15 +235,23 @@ def test_the_directory_keeps_the_newest_whatever_the_order() -> None:
     )
 
 
+def leave_of(pid: str) -> ParticipantLeave:
+    found = directory.leave_of(ORG, pid)
+    assert found is not None
+    return found
+
+
 def test_an_update_sets_or_clears_the_leave() -> None:
+    directory.apply(updated("b", MENTEE))
     leave = events_pb2.LeaveOfAbsence(starts_on=ts(NOW), ends_on=ts(NOW + timedelta(days=30)))
     directory.apply(updated("a", MENTOR, leave=leave))
-    assert domain.aware(entry("a").leave_starts_on) == NOW
-    assert domain.aware(entry("a").leave_ends_on) == NOW + timedelta(days=30)
+    assert domain.aware(leave_of("a").starts_on) == NOW
+    assert domain.aware(leave_of("a").ends_on) == NOW + timedelta(days=30)
     directory.apply(updated("a", MENTOR, leave=events_pb2.LeaveOfAbsence(starts_on=ts(NOW))))
-    assert entry("a").leave_ends_on is None  # open-ended now
+    assert leave_of("a").ends_on is None  # open-ended now
     directory.apply(updated("a", MENTOR))
-    assert entry("a").leave_starts_on is None
+    assert leave_of("a").starts_on is None
+    assert directory.leave_of(ORG, "b") is None  # nobody else has one
 
 
 def test_the_consumer_routes_programs_and_participants_and_drops_redeliveries() -> None:
@@ -311,6 +325,21 @@ def test_leave_pauses_active_relationships_and_the_return_resumes_only_those() -
     assert r1.paused_seconds == 10 * DAY
 
 
+def test_a_cleared_leave_ends_and_a_registration_can_bring_one() -> None:
+    pair("r1", "a", "b")
+    on_leave("a", days=None)
+    leaves.apply_due(NOW)
+    assert state("r1") == ("paused", leaves.LEAVE_REASON)
+    directory.apply(updated("a", MENTOR))  # the latest update reports no leave
+    leaves.apply_due(NOW + timedelta(hours=1))
+    assert state("r1") == ("active", "")
+    leave = events_pb2.LeaveOfAbsence(starts_on=ts(NOW))
+    directory.apply(
+        event(events_pb2.ParticipantRegistered(participant_id="c", role=MENTEE, leave=leave))
+    )
+    assert domain.aware(leave_of("c").starts_on) == NOW
+
+
 def test_both_members_away_resumes_when_the_last_is_back() -> None:
     pair("r1", "a", "b")
     on_leave("a", days=5)
@@ -334,7 +363,7 @@ def test_a_pair_that_resumes_during_the_leave_keeps_it_and_a_withdrawal_ends_the
     leaves.apply_due(NOW + timedelta(days=400))
     assert state("r1") == ("paused", "our own break")
     assert state("r2") == ("active", "")
-    assert not entry("a").on_leave
+    assert not leave_of("a").on_leave
 
 
 def test_away_is_everyone_on_leave_by_their_dates() -> None:
