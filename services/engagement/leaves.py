@@ -1,5 +1,5 @@
 """Leaves of absence: a participant's leave (reported by HR on hr-events, passed on by
-enrollment in participant-updated, kept in the directory) pauses their active relationships
+enrollment in participant-updated, kept by directory.py) pauses their active relationships
 when it starts, with the reason "leave of absence", and their return resumes those it paused —
 only those: a relationship the pair had paused themselves stays paused, and one the pair
 resumed during the leave is theirs again.
