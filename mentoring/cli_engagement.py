@@ -1,4 +1,5 @@
-"""`mentoring engagement …`: goals, check-in feedback, the training library and transcripts.
+"""`mentoring engagement …`: relationships and sessions (cli_relationships.py), goals, check-in
+feedback, the training library, transcripts and announcements.
 
 Also runnable alone: `python -m mentoring.cli_engagement --help`.
 """
@@ -11,6 +12,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
+from mentoring.cli_relationships import relationship_app, session_app
 from mentoring.clients import Clients
 from mentoring.output import console, rpc_errors
 from services.common.api import common_pb2, engagement_pb2, events_pb2
@@ -18,11 +20,14 @@ from services.common.api import common_pb2, engagement_pb2, events_pb2
 T = TypeVar("T")
 
 engagement_app = typer.Typer(
-    help="Keep pairs engaged: goals, feedback, training and transcripts.", no_args_is_help=True
+    help="Keep pairs engaged: relationships, sessions, goals, feedback, training, announcements.",
+    no_args_is_help=True,
 )
 goals_app = typer.Typer(help="A relationship's goals.", no_args_is_help=True)
 feedback_app = typer.Typer(help="Check-in feedback.", no_args_is_help=True)
 training_app = typer.Typer(help="The program's training library.", no_args_is_help=True)
+engagement_app.add_typer(relationship_app, name="relationship")
+engagement_app.add_typer(session_app, name="session")
 engagement_app.add_typer(goals_app, name="goals")
 engagement_app.add_typer(feedback_app, name="feedback")
 engagement_app.add_typer(training_app, name="training")
@@ -105,6 +110,9 @@ def goals_add(
     title: Annotated[str, typer.Option(help="What the mentee wants to achieve.")],
     target: Annotated[datetime, typer.Option(formats=DATE_FORMATS, help="Target date (UTC).")],
     description: Annotated[str, typer.Option(help="Optional details.")] = "",
+    request_id: Annotated[
+        str, typer.Option(help="Your id for this request: repeating it adds no second goal.")
+    ] = "",
 ) -> None:
     """Add a goal for the relationship's mentee."""
     request = engagement_pb2.CreateGoalRequest(
@@ -113,6 +121,7 @@ def goals_add(
         participant_id=participant,
         title=title,
         description=description,
+        request_id=request_id,
     )
     request.target_date.FromDatetime(_utc(target))
     with Clients() as clients, rpc_errors():
@@ -280,9 +289,17 @@ def announce(
     participant: Annotated[
         str, typer.Option("--participant", "-p", help="Only this participant.")
     ] = "",
+    cohort: Annotated[str, typer.Option(help="Only this cohort's participants.")] = "",
+    role: Annotated[str, typer.Option(help="Only mentors or only mentees.")] = "",
+    unmatched: Annotated[
+        bool, typer.Option(help="Only participants in no active or paused relationship.")
+    ] = False,
     template: Annotated[str, typer.Option(help="Message template to render.")] = "announcement",
 ) -> None:
-    """Announce to the program's participants engagement knows (those with a match), or one."""
+    """Announce to the program's participants (who have not withdrawn), narrowed to a cohort, a
+    side or the unmatched; or to one participant."""
+    sides = {"mentor": common_pb2.ROLE_MENTOR, "mentee": common_pb2.ROLE_MENTEE}
+    side = _choice(role.removesuffix("s"), sides, "--role") if role else common_pb2.ROLE_UNSPECIFIED
     with Clients() as clients, rpc_errors():
         sent = clients.engagement.Announce(
             engagement_pb2.AnnounceRequest(
@@ -290,12 +307,17 @@ def announce(
                 program_id=program,
                 announcement_id=announcement_id,
                 participant_id=participant,
+                cohort_id=cohort,
+                role=side,
+                unmatched=unmatched,
                 template=template,
                 message=message,
             )
         )
     what = "sent" if sent.created else "already sent (nothing new)"
     console.print(f"announcement {sent.announcement_id} {what} to {len(sent.recipient_ids)} people")
+    for recipient in sent.recipient_ids:
+        console.print(f"  {recipient}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mentoring.cli_participants import participant_app
 from mentoring.clients import Clients
 from mentoring.output import console, rpc_errors
 from services.common.api import common_pb2, enrollment_pb2, events_pb2
@@ -24,6 +25,7 @@ programs_app = typer.Typer(
     help="Programs: create and run them, screen applications, import people.",
     no_args_is_help=True,
 )
+programs_app.add_typer(participant_app, name="participant")
 
 Org = Annotated[str, typer.Option("--organization", "-o", help="Organization (tenant) id.")]
 ProgramId = Annotated[str, typer.Option("--program", "-p", help="Program id.")]

@@ -1,12 +1,18 @@
-"""Which events a consumer has already handled, so a redelivery changes nothing."""
+"""Which events a consumer has already handled, so a redelivery changes nothing; and which
+client requests an RPC has already served, so a retried call changes nothing either."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Iterable, Sequence
 
+from google.protobuf.message import Message
 from mongoengine import DateTimeField, Document, StringField
+from mongoengine.errors import NotUniqueError
 
 from services.common import clock, metrics
+from services.common.errors import AlreadyExists
 from services.common.events import topic_of
 from services.common.pb.mentoring.v1.events_pb2 import Event
 
@@ -41,3 +47,59 @@ def mark_processed(events: Iterable[Event], group: str) -> None:
         ProcessedEvent.objects(event_id=event.envelope.event_id).update_one(
             upsert=True, set_on_insert__consumer=group, set_on_insert__processed_at=now
         )
+
+
+# --- client request ids (idempotency keys) -------------------------------------------------
+
+
+class ClientRequest(Document):
+    """A request id a client sent, scoped by organisation, and the id of what its first call
+    created. The unique key makes two concurrent first calls agree on one result."""
+
+    organization_id = StringField(required=True)
+    request_id = StringField(required=True)
+    # The RPC, e.g. "ScheduleSession": a request id names one request, not one per RPC.
+    operation = StringField(required=True)
+    # sha256 of the request as sent: a retry sends the same bytes.
+    fingerprint = StringField(required=True)
+    result_id = StringField(required=True)
+    created_at = DateTimeField(required=True)
+    meta = {
+        "collection": "client_requests",
+        "indexes": [{"fields": ["organization_id", "request_id"], "unique": True}],
+    }
+
+
+def fingerprint(request: Message) -> str:
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
+def claim_request(organization_id: str, request_id: str, operation: str, digest: str) -> str:
+    """The id the request's result gets: a new one on the first call, the first call's on a
+    retry. The caller creates the result under that id unless it exists already (a retry after
+    a crash between the two writes then finishes the job). A request id used before for a
+    different request is refused (ALREADY_EXISTS naming request_id)."""
+    candidate = str(uuid.uuid4())
+    try:
+        ClientRequest(
+            organization_id=organization_id,
+            request_id=request_id,
+            operation=operation,
+            fingerprint=digest,
+            result_id=candidate,
+            created_at=clock.now(),
+        ).save(force_insert=True)
+        return candidate
+    except NotUniqueError:
+        stored = ClientRequest.objects.get(organization_id=organization_id, request_id=request_id)
+    if (stored.operation, stored.fingerprint) != (operation, digest):
+        raise AlreadyExists("request_id: used already for a different request")
+    return str(stored.result_id)
+
+
+def result_id(organization_id: str, request_id: str, operation: str, digest: str) -> str:
+    """The id for what a request creates: claimed under its request id when it has one (see
+    claim_request), otherwise a new one."""
+    if not request_id:
+        return str(uuid.uuid4())
+    return claim_request(organization_id, request_id, operation, digest)

@@ -8,6 +8,7 @@ from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
 from services.common.scheduling import PeriodicTask
 from services.engagement.consumer import GROUP, TOPICS, EngagementConsumer
+from services.engagement.leaves import LeaveScheduler
 from services.engagement.notifications import NudgeScheduler
 from services.engagement.privacy import PersonalDataServicer
 
@@ -32,7 +33,11 @@ async def serve(settings: Settings) -> None:
     nudger = PeriodicTask(
         "nudges", settings.scheduler_interval_seconds, NudgeScheduler(publisher).nudge_once
     )
-    await grpc_server.run_service(settings, [binding], [publisher, consumer, nudger])
+    # Leaves of absence pause and resume relationships on their dates (see leaves.py).
+    leaves = PeriodicTask(
+        "leaves", settings.scheduler_interval_seconds, LeaveScheduler().apply_once
+    )
+    await grpc_server.run_service(settings, [binding], [publisher, consumer, leaves, nudger])
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """Coordinator announcements: one `notification-requested` per recipient.
 
-Recipients are the participants engagement knows in the program: the mentors and mentees of
-its matches (whatever their status). Engagement does not hold registrations, so a participant
-with no match yet, and cohort membership, are unknown here: such people are reached only by
-naming them (participant_id). Withdrawn participants are not known either: the notification
-service is the place that drops them.
+Recipients are the program's participants who have not withdrawn: those in engagement's
+directory (directory.py, from enrollment's participant events) and, for people registered
+before the directory existed, the mentors and mentees of the program's matches. A coordinator
+narrows them to a cohort (the directory's cohort ids), a side (mentors or mentees) or the
+unmatched (in no active or paused relationship), or names one participant.
 
 The announcement is stored under the caller's announcement_id with its recipients, so a repeat
 fans out to the same people with the same event ids (consumers drop the copies) even if the
@@ -16,15 +16,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mongoengine import DateTimeField, Document, ListField, StringField
+from mongoengine import BooleanField, DateTimeField, Document, ListField, StringField
 from mongoengine.errors import NotUniqueError
 
 from services.common import clock
 from services.common.api import events_pb2
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from services.common.events import stable_event_id
-from services.engagement import nudges
-from services.engagement.documents import Match
+from services.common.validation import require_id
+from services.engagement import directory, domain, nudges
+from services.engagement.documents import Match, Relationship
 from services.engagement.notifications import notification_event
 
 DEFAULT_TEMPLATE = "announcement"
@@ -40,16 +41,28 @@ class AnnouncementRequest:
     participant_id: str
     template: str
     message: str
+    # Narrow the program's participants: one cohort, "mentor" or "mentee", the unmatched.
+    cohort_id: str = ""
+    role: str = ""
+    unmatched: bool = False
 
 
-def validate(*, cohort_id: str, template: str, message: str) -> tuple[str, str]:
-    """Check what a coordinator announces; return the template and message. Pure."""
+def validate_audience(*, participant_id: str, cohort_id: str, role: str, unmatched: bool) -> None:
+    """Check who an announcement is for. Pure."""
+    if participant_id:
+        require_id("participant_id", participant_id)
+        if cohort_id or role or unmatched:
+            raise InvalidArgument(
+                "participant_id", "names one participant: leave cohort_id, role and unmatched unset"
+            )
     if cohort_id:
-        raise InvalidArgument(
-            "cohort_id",
-            "engagement does not know cohort membership yet: announce to the program or name "
-            "a participant",
-        )
+        require_id("cohort_id", cohort_id)
+    if role not in ("", nudges.MENTOR, nudges.MENTEE):
+        raise InvalidArgument("role", "must be mentor, mentee or unspecified")
+
+
+def validate(*, template: str, message: str) -> tuple[str, str]:
+    """Check what a coordinator announces; return the template and message. Pure."""
     chosen = template.strip() or DEFAULT_TEMPLATE
     if not _TEMPLATE.match(chosen):
         raise InvalidArgument("template", "must be 1-64 lower-case letters, digits or hyphens")
@@ -66,6 +79,9 @@ class Announcement(Document):
     announcement_id = StringField(required=True)
     program_id = StringField(required=True)
     participant_id = StringField(default="")
+    cohort_id = StringField(default="")
+    role = StringField(default="")
+    unmatched = BooleanField(default=False)
     template = StringField(required=True)
     message = StringField(required=True)
     # "participant id:side" (side "mentor", "mentee" or "" when unknown), in order.
@@ -77,21 +93,84 @@ class Announcement(Document):
     }
 
 
-def known_participants(organization_id: str, program_id: str) -> dict[str, str]:
-    """Participant id -> side, from the program's matches, in id order."""
-    sides: dict[str, str] = {}
+@dataclass(frozen=True, slots=True)
+class Known:
+    side: str
+    cohort_id: str = ""
+    # Whether the directory knows the cohort (people known only from matches: it does not).
+    listed: bool = False
+
+
+def known_participants(organization_id: str, program_id: str) -> dict[str, Known]:
+    """Participant id -> what engagement knows of them, for the program's participants who
+    have not withdrawn, in id order: the directory, and the people of the program's matches
+    (who may predate it)."""
+    known: dict[str, Known] = {}
+    gone: set[str] = set()
+    for entry in directory.members(organization_id, program_id):
+        if entry.withdrawn:
+            gone.add(entry.participant_id)
+        else:
+            known[entry.participant_id] = Known(entry.role, entry.cohort_id or "", listed=True)
     for m in Match.objects(organization_id=organization_id, program_id=program_id).only(
         "mentor_id", "mentee_id"
     ):
-        sides.setdefault(m.mentor_id, nudges.MENTOR)
-        sides.setdefault(m.mentee_id, nudges.MENTEE)
-    return dict(sorted(sides.items()))
+        for pid, side in ((m.mentor_id, nudges.MENTOR), (m.mentee_id, nudges.MENTEE)):
+            if pid not in gone:
+                known.setdefault(pid, Known(side))
+    return dict(sorted(known.items()))
+
+
+def matched_participants(organization_id: str, program_id: str) -> set[str]:
+    """Members of the program's active or paused relationships."""
+    matched: set[str] = set()
+    for r in Relationship.objects(
+        organization_id=organization_id, program_id=program_id, status__in=domain.ONGOING
+    ).only("mentor_id", "mentee_id"):
+        matched.update((r.mentor_id, r.mentee_id))
+    return matched
+
+
+def audience(request: AnnouncementRequest) -> dict[str, str]:
+    """Recipient id -> side ("" when unknown) for an announcement."""
+    org, program_id = request.organization_id, request.program_id
+    if request.participant_id:
+        entry = directory.get(org, request.participant_id)
+        if entry is not None and entry.program_id != program_id:
+            raise FailedPrecondition("participant_id: not a participant of this program")
+        if entry is not None and entry.withdrawn:
+            raise FailedPrecondition("participant_id: withdrew from the program")
+        known = known_participants(org, program_id).get(request.participant_id)
+        return {request.participant_id: known.side if known else ""}
+    people = known_participants(org, program_id)
+    if request.cohort_id:
+        people = {
+            pid: k for pid, k in people.items() if k.listed and k.cohort_id == request.cohort_id
+        }
+    if request.role:
+        people = {pid: k for pid, k in people.items() if k.side == request.role}
+    if request.unmatched:
+        matched = matched_participants(org, program_id)
+        people = {pid: k for pid, k in people.items() if pid not in matched}
+    return {pid: k.side for pid, k in people.items()}
 
 
 def _same(doc: Announcement, request: AnnouncementRequest) -> bool:
-    return (doc.program_id, doc.participant_id, doc.template, doc.message) == (
+    stored = (
+        doc.program_id,
+        doc.participant_id,
+        doc.cohort_id or "",
+        doc.role or "",
+        bool(doc.unmatched),
+        doc.template,
+        doc.message,
+    )
+    return stored == (
         request.program_id,
         request.participant_id,
+        request.cohort_id,
+        request.role,
+        request.unmatched,
         request.template,
         request.message,
     )
@@ -109,20 +188,20 @@ def announce(request: AnnouncementRequest) -> tuple[Announcement, bool]:
         if not _same(existing, request):
             raise AlreadyExists("announcement_id: used already for a different announcement")
         return existing, False
-    known = known_participants(org, request.program_id)
-    if request.participant_id:
-        recipients = {request.participant_id: known.get(request.participant_id, "")}
-    else:
-        recipients = known
+    recipients = audience(request)
     if not recipients:
         raise FailedPrecondition(
-            "program_id: engagement knows no participants in this program yet (none matched)"
+            "program_id: no participant of this program fits (none known yet, or all filtered "
+            "out by cohort_id, role or unmatched)"
         )
     doc = Announcement(
         organization_id=org,
         announcement_id=request.announcement_id,
         program_id=request.program_id,
         participant_id=request.participant_id,
+        cohort_id=request.cohort_id,
+        role=request.role,
+        unmatched=request.unmatched,
         template=request.template,
         message=request.message,
         recipients=[f"{pid}:{side}" for pid, side in recipients.items()],

@@ -1,5 +1,5 @@
-"""Engagement's consumer: proposals and expiries arrive from matching, withdrawals and erasures
-from enrollment."""
+"""Engagement's consumer: proposals and expiries arrive from matching; programs, participants,
+withdrawals and erasures from enrollment."""
 
 from __future__ import annotations
 
@@ -7,12 +7,22 @@ from services.common import idempotency
 from services.common.kafka import Delivered, EventPublisher, Rejected
 from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import run_sync
+from services.engagement import directory, programs
 from services.engagement.privacy import erase_participant
 from services.engagement.store import GROUP, record_proposals
 from services.engagement.withdrawals import apply_withdrawal
 
-TOPICS = ("match-proposed", "match-expired", "participant-withdrawn", "participant-erased")
+TOPICS = (
+    "match-proposed",
+    "match-expired",
+    "participant-withdrawn",
+    "participant-erased",
+    "participant-registered",
+    "participant-updated",
+    "program-changed",
+)
 __all__ = ["GROUP", "TOPICS", "EngagementConsumer"]
+PROPOSALS = ("match_proposed", "match_expired")
 
 
 def _check(event: Event) -> str | None:
@@ -26,15 +36,37 @@ def _check(event: Event) -> str | None:
         if not event.participant_erased.participant_id:
             return "participant_erased.participant_id is missing"
         return None
+    if kind in directory.KINDS:
+        return directory.check(event)
+    if kind == "program_changed":
+        return programs.check(event)
     payload = getattr(event, kind or "")
     missing = [f for f in ("match_id", "mentor_id", "mentee_id") if not getattr(payload, f)]
     return f"{kind}.{missing[0]} is missing" if missing else None
 
 
-def _apply_withdrawals(events: list[Event]) -> tuple[list[Event], list[Event]]:
-    """The fresh withdrawals, and the relationship-ended events they call for."""
+def _apply_state(events: list[Event]) -> None:
+    """Programs' terms and the participant directory; each fresh event applied, then recorded."""
     fresh = idempotency.unprocessed(events, GROUP)
-    return fresh, [ended for event in fresh for ended in apply_withdrawal(event)]
+    for event in fresh:
+        if event.HasField("program_changed"):
+            programs.apply_program_changed(event)
+        else:
+            directory.apply(event)
+    idempotency.mark_processed(fresh, GROUP)
+
+
+def _apply_withdrawals(events: list[Event]) -> tuple[list[Event], list[Event]]:
+    """The fresh withdrawals, and the relationship-ended events they call for. Each marks the
+    person withdrawn in the directory too (unless it names no side: then their matches are
+    all engagement knows of them, and those expire)."""
+    fresh = idempotency.unprocessed(events, GROUP)
+    ended = []
+    for event in fresh:
+        if directory.check(event) is None:
+            directory.apply(event)
+        ended += apply_withdrawal(event)
+    return fresh, ended
 
 
 def _apply_erasures(events: list[Event]) -> tuple[list[Event], list[Event]]:
@@ -50,8 +82,8 @@ def _apply_erasures(events: list[Event]) -> tuple[list[Event], list[Event]]:
 
 
 class EngagementConsumer:
-    """Handles a batch: proposals and expiries are stored; withdrawals end relationships and
-    publish relationship-ended before they count as handled."""
+    """Handles a batch: proposals, expiries, programs and participants are stored; withdrawals
+    end relationships and publish relationship-ended before they count as handled."""
 
     def __init__(self, publisher: EventPublisher) -> None:
         self._publisher = publisher
@@ -61,18 +93,24 @@ class EngagementConsumer:
         proposals: list[Event] = []
         withdrawals: list[Event] = []
         erasures: list[Event] = []
+        state: list[Event] = []
         for item in batch:
             reason = _check(item.event)
+            kind = item.event.WhichOneof("payload")
             if reason:
                 rejected.append(Rejected(item, reason))
-            elif item.event.HasField("participant_withdrawn"):
+            elif kind == "participant_withdrawn":
                 withdrawals.append(item.event)
-            elif item.event.HasField("participant_erased"):
+            elif kind == "participant_erased":
                 erasures.append(item.event)
-            else:
+            elif kind in PROPOSALS:
                 proposals.append(item.event)
+            else:
+                state.append(item.event)
         # Proposals first: a withdrawal or an erasure in the same batch then expires them too.
         await run_sync(record_proposals, proposals)
+        if state:
+            await run_sync(_apply_state, state)
         for leaving, apply in ((withdrawals, _apply_withdrawals), (erasures, _apply_erasures)):
             if leaving:
                 fresh, ended = await run_sync(apply, leaving)

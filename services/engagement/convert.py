@@ -61,6 +61,7 @@ AUDIENCE = {
 }
 AUDIENCE_NAMES = {value: name for name, value in AUDIENCE.items()}
 ROLE = {domain.MENTOR: common_pb2.ROLE_MENTOR, domain.MENTEE: common_pb2.ROLE_MENTEE}
+ROLE_NAMES = {value: name for name, value in ROLE.items()}
 PRODUCER = "engagement"
 
 

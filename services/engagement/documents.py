@@ -64,6 +64,12 @@ class Relationship(Document):
     pause_reason = StringField(default="")
     # Time spent in completed pauses; the health cadence does not count it.
     paused_seconds = FloatField(default=0.0)
+    # When it was last resumed: the no-session nudge counts the silence from then at the earliest.
+    resumed_at = DateTimeField()
+    # Paused because a member went on leave of absence (leaves.py); `leave_holds` are the
+    # members whose leave keeps it paused. It resumes when the last of them is back.
+    leave_paused = BooleanField(default=False)
+    leave_holds = ListField(StringField())
     messages = IntField(default=0)
     last_message_at = DateTimeField()
     meta = {
@@ -91,6 +97,9 @@ class Session(Document):
     scheduled_by = StringField(default="")
     topics = ListField(StringField())
     cancel_reason = StringField(default="")
+    # False only between storing a logged session (LogSession) and adding it to the
+    # relationship's counts: a retry after a crash in between counts it once.
+    counted = BooleanField(default=True)
     meta = {
         "collection": "sessions",
         "indexes": [
@@ -216,4 +225,59 @@ class TrainingCompletion(Document):
                 "unique": True,
             }
         ],
+    }
+
+
+class ProgramTerms(Document):
+    """A program's relationship timeframe and meeting cadence (programs.py)."""
+
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    timeframe_months = IntField(default=0)
+    meeting_cadence_days = IntField(default=0)
+    # The program-changed version these come from.
+    version = IntField(required=True)
+    updated_at = DateTimeField(required=True)
+    meta = {
+        "collection": "program_terms",
+        "indexes": [{"fields": ["organization_id", "program_id"], "unique": True}],
+    }
+
+
+class ProgramParticipant(Document):
+    """A program's participant as engagement knows them (directory.py, leaves.py)."""
+
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    participant_id = StringField(required=True)
+    # "mentor" or "mentee".
+    role = StringField(required=True)
+    cohort_id = StringField(default="")
+    withdrawn = BooleanField(default=False)
+    updated_at = DateTimeField(required=True)
+    meta = {
+        "collection": "program_participants",
+        "indexes": [
+            {"fields": ["organization_id", "participant_id"], "unique": True},
+            ["organization_id", "program_id", "cohort_id", "participant_id"],
+        ],
+    }
+
+
+class ParticipantLeave(Document):
+    """A leave of absence HR reported for a participant (directory.py), and whether it is in
+    force here (leaves.py). Kept apart from the directory: the leave timer reads only these."""
+
+    organization_id = StringField(required=True)
+    participant_id = StringField(required=True)
+    program_id = StringField(required=True)
+    # Unset when the person's latest update reports no leave; no end = until an update sets one.
+    starts_on = DateTimeField()
+    ends_on = DateTimeField()
+    # In force: the person's relationships were paused for it.
+    on_leave = BooleanField(default=False)
+    updated_at = DateTimeField(required=True)
+    meta = {
+        "collection": "participant_leaves",
+        "indexes": [{"fields": ["organization_id", "participant_id"], "unique": True}],
     }

@@ -137,6 +137,12 @@ def default_expected_end(started_at: datetime) -> datetime:
     return add_months(started_at, DEFAULT_TERM_MONTHS)
 
 
+def expected_end(started_at: datetime, timeframe_months: int) -> datetime:
+    """The end of a relationship started now: the program's timeframe later (program-changed),
+    six months when the program sets none."""
+    return add_months(started_at, timeframe_months or DEFAULT_TERM_MONTHS)
+
+
 def pause(current: str) -> Transition:
     """Active -> paused; pausing a paused relationship again changes nothing."""
     if current == PAUSED:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from services.common import clock
+from mongoengine.errors import NotUniqueError
+
+from services.common import clock, idempotency
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.engagement import domain
 from services.engagement.documents import Goal, Milestone
-from services.engagement.store import relationship_for
+from services.engagement.store import NO_REQUEST_ID, ClientRequest, relationship_for
 
 CREATED, MILESTONE_ADDED, PROGRESS_UPDATED = "created", "milestone_added", "progress_updated"
 
@@ -22,15 +24,24 @@ def create_goal(
     title: str,
     description: str,
     target_date: datetime,
-) -> Goal:
+    request: ClientRequest = NO_REQUEST_ID,
+) -> tuple[Goal, bool]:
+    """Create a goal; returns it and whether this call created it. With a request id, a retry
+    returns the first call's goal as it is now."""
     relationship, _ = relationship_for(organization_id, relationship_id, participant_id)
+    goal_id = idempotency.result_id(
+        organization_id, request.request_id, "CreateGoal", request.fingerprint
+    )
+    existing: Goal | None = Goal.objects(organization_id=organization_id, goal_id=goal_id).first()
+    if existing is not None:
+        return existing, False
     if relationship.status not in domain.ONGOING:
         raise FailedPrecondition(f"relationship_id: the relationship is {relationship.status}")
     now = clock.now()
-    goal: Goal = Goal(
+    goal = Goal(
         organization_id=organization_id,
         program_id=relationship.program_id,
-        goal_id=str(uuid.uuid4()),
+        goal_id=goal_id,
         relationship_id=relationship_id,
         mentee_id=relationship.mentee_id,
         title=title,
@@ -42,8 +53,12 @@ def create_goal(
         created_at=now,
         updated_at=now,
         version=1,
-    ).save(force_insert=True)
-    return goal
+    )
+    try:
+        goal.save(force_insert=True)
+    except NotUniqueError:  # a concurrent retry stored it first
+        return Goal.objects.get(organization_id=organization_id, goal_id=goal_id), False
+    return goal, True
 
 
 def goal_for(organization_id: str, goal_id: str, participant_id: str) -> Goal:

@@ -5,11 +5,13 @@ The formula
 Three parts, each between 0 and 1:
 
 - **cadence** — sessions held against the sessions expected so far. A pair is expected to meet
-  ``EXPECTED_SESSIONS_PER_30_DAYS`` times every 30 days of *active* time: the days from the
-  start to now (or to the end, for an ended relationship), minus the time spent paused (a paused
-  relationship's clock stops when it paused). ``expected = active_days / 30 * 2``.
-  While fewer than one session is expected yet (the first 15 days) cadence is 1: a new pair
-  is not behind. Afterwards ``cadence = min(1, held / expected)``.
+  once every ``cadence_days`` of *active* time — the program's meeting cadence
+  (program-changed), ``DEFAULT_CADENCE_DAYS`` (twice a month) when the program sets none.
+  Active time is the days from the start to now (or to the end, for an ended relationship),
+  minus the time spent paused (a paused relationship's clock stops when it paused).
+  ``expected = active_days / cadence_days``. While fewer than one session is expected yet
+  (the first 15 days, by default) cadence is 1: a new pair is not behind. Afterwards
+  ``cadence = min(1, held / expected)``.
 - **goals** — the mean progress of the goals that are not abandoned, as a fraction
   (``progress / 100``; an achieved goal counts 1). No such goal: the part is left out.
 - **ratings** — the mean check-in rating mapped from 1..5 to 0..1: ``(mean - 1) / 4``.
@@ -30,7 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-EXPECTED_SESSIONS_PER_30_DAYS = 2.0
+# Twice every 30 days, when the program states no meeting cadence.
+DEFAULT_CADENCE_DAYS = 15.0
 WEIGHTS = {"cadence": 50.0, "goals": 25.0, "ratings": 25.0}
 ACHIEVED, ABANDONED = "achieved", "abandoned"
 
@@ -58,12 +61,13 @@ def active_days(
     return max(0.0, seconds / 86400)
 
 
-def expected_sessions(days: float) -> float:
-    return days / 30 * EXPECTED_SESSIONS_PER_30_DAYS
+def expected_sessions(days: float, cadence_days: float = 0) -> float:
+    """Sessions expected in `days` of active time, one per `cadence_days` (0 = the default)."""
+    return days / (cadence_days or DEFAULT_CADENCE_DAYS)
 
 
-def cadence_part(held: int, days: float) -> float:
-    expected = expected_sessions(days)
+def cadence_part(held: int, days: float, cadence_days: float = 0) -> float:
+    expected = expected_sessions(days, cadence_days)
     if expected < 1:
         return 1.0
     return min(1.0, held / expected)
@@ -86,10 +90,15 @@ def ratings_part(ratings: Sequence[int]) -> float | None:
 
 
 def health(
-    *, held: int, days: float, goals: Sequence[tuple[str, int]], ratings: Sequence[int]
+    *,
+    held: int,
+    days: float,
+    goals: Sequence[tuple[str, int]],
+    ratings: Sequence[int],
+    cadence_days: float = 0,
 ) -> Health:
     parts = {
-        "cadence": cadence_part(held, days),
+        "cadence": cadence_part(held, days, cadence_days),
         "goals": goals_part(goals),
         "ratings": ratings_part(ratings),
     }
@@ -101,5 +110,5 @@ def health(
         cadence=parts["cadence"] or 0.0,
         goals=parts["goals"],
         ratings=parts["ratings"],
-        expected_sessions=round(expected_sessions(days), 2),
+        expected_sessions=round(expected_sessions(days, cadence_days), 2),
     )

@@ -27,7 +27,7 @@ from services.common.api import common_pb2, events_pb2
 from services.common.events import new_event
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
-from services.engagement import domain, nudges
+from services.engagement import domain, leaves, nudges, programs
 from services.engagement.documents import Feedback, Match, Relationship, Session
 from services.engagement.nudges import MatchFacts, Nudge, NudgePolicy, RelationshipFacts
 
@@ -47,6 +47,9 @@ class ProgramNudgePolicy(Document):
     check_in_grace_seconds = IntField(required=True)
     ending_soon_seconds = IntField(required=True)
     disabled = BooleanField(default=False)
+    # The coordinator left no_session_seconds to the default: it follows the program's meeting
+    # cadence (program-changed) when the program states one.
+    no_session_default = BooleanField(default=False)
     updated_at = DateTimeField(required=True)
     meta = {
         "collection": "nudge_policies",
@@ -73,17 +76,28 @@ class SentNotification(Document):
 # --- policies ------------------------------------------------------------------------------
 
 
-def _policy(doc: ProgramNudgePolicy) -> NudgePolicy:
-    return NudgePolicy(
+def _policy(doc: ProgramNudgePolicy | None, terms: programs.Terms) -> NudgePolicy:
+    """The policy in force: the stored one (or the default), with the no-session threshold
+    from the program's cadence where the coordinator did not set it."""
+    if doc is None:
+        return nudges.with_cadence(nudges.DEFAULT_POLICY, terms.meeting_cadence_days)
+    stored = NudgePolicy(
         no_session_seconds=doc.no_session_seconds,
         unanswered_proposal_seconds=doc.unanswered_proposal_seconds,
         check_in_grace_seconds=doc.check_in_grace_seconds,
         ending_soon_seconds=doc.ending_soon_seconds,
         disabled=doc.disabled,
     )
+    if doc.no_session_default:
+        return nudges.with_cadence(stored, terms.meeting_cadence_days)
+    return stored
 
 
-def set_policy(organization_id: str, program_id: str, policy: NudgePolicy) -> NudgePolicy:
+def set_policy(
+    organization_id: str, program_id: str, policy: NudgePolicy, no_session_default: bool = False
+) -> NudgePolicy:
+    """Store a program's policy; `no_session_default`: the coordinator left no_session_seconds
+    unset, so it follows the program's cadence. Returns the policy in force."""
     ProgramNudgePolicy.objects(organization_id=organization_id, program_id=program_id).update_one(
         upsert=True,
         set__no_session_seconds=policy.no_session_seconds,
@@ -91,6 +105,7 @@ def set_policy(organization_id: str, program_id: str, policy: NudgePolicy) -> Nu
         set__check_in_grace_seconds=policy.check_in_grace_seconds,
         set__ending_soon_seconds=policy.ending_soon_seconds,
         set__disabled=policy.disabled,
+        set__no_session_default=no_session_default,
         set__updated_at=clock.now(),
     )
     return get_policy(organization_id, program_id)
@@ -98,18 +113,29 @@ def set_policy(organization_id: str, program_id: str, policy: NudgePolicy) -> Nu
 
 def get_policy(organization_id: str, program_id: str) -> NudgePolicy:
     doc = ProgramNudgePolicy.objects(organization_id=organization_id, program_id=program_id).first()
-    return nudges.DEFAULT_POLICY if doc is None else _policy(doc)
+    return _policy(doc, programs.terms_of(organization_id, program_id))
 
 
 # --- what the rules read -------------------------------------------------------------------
+
+
+def load_policies() -> dict[tuple[str, str], NudgePolicy]:
+    """The policy in force in every program with a stored policy or stated terms; the others
+    take the default."""
+    terms = programs.all_terms()
+    stored = {(p.organization_id, p.program_id): p for p in ProgramNudgePolicy.objects()}
+    return {
+        key: _policy(stored.get(key), terms.get(key, programs.NO_TERMS))
+        for key in {*terms, *stored}
+    }
 
 
 def load_facts() -> tuple[
     list[RelationshipFacts], list[MatchFacts], dict[tuple[str, str], NudgePolicy]
 ]:
     """Ongoing relationships (with their last held session and check-in answers), open
-    proposals, and every stored policy."""
-    policies = {(p.organization_id, p.program_id): _policy(p) for p in ProgramNudgePolicy.objects()}
+    proposals, and the policy of every program that has one."""
+    policies = load_policies()
     ongoing = list(Relationship.objects(status__in=domain.ONGOING))
     ids = [r.relationship_id for r in ongoing]
     last_held: dict[tuple[str, str], datetime] = {}
@@ -152,6 +178,7 @@ def load_facts() -> tuple[
                 started_at=started,
                 expected_end_at=end,
                 last_held_at=last_held.get(key),
+                resumed_at=domain.aware(r.resumed_at) if r.resumed_at is not None else None,
                 answered=frozenset(answered.get(key, set())),
             )
         )
@@ -260,7 +287,13 @@ def nudge_event(n: Nudge) -> events_pb2.Event:
 
 def _due_unsent(now: datetime) -> list[Nudge]:
     relationships, matches, policies = load_facts()
-    found = nudges.due(relationships=relationships, matches=matches, policies=policies, now=now)
+    found = nudges.due(
+        relationships=relationships,
+        matches=matches,
+        policies=policies,
+        now=now,
+        away=leaves.away(now),
+    )
     return unsent(found)
 
 

@@ -3,14 +3,20 @@ passes `now` and the records as plain values, so the rules are testable with fix
 
 Four rules, each per program (NudgePolicy; thresholds in seconds, production defaults in days):
 
-- no-session: an active relationship whose last held session (or its start, if none) is
-  `no_session` old nudges both members.
+- no-session: an active relationship whose last held session (or its start, or its last
+  resumption after a pause, whichever is latest) is `no_session` old nudges both members.
+  Unless the coordinator set it, `no_session` follows the program's meeting cadence: one and a
+  half times the days between meetings (21 days for a 14-day cadence, the default).
 - proposal-unanswered: a match still proposed `unanswered_proposal` after it was proposed
   nudges whichever side has not answered.
 - check-in-overdue: a once-only check-in (day-30, day-60, day-90, midpoint) that fell due more
   than `check_in_grace` ago and that a member has not answered nudges that member, for the
   latest such check-in only (earlier ones are not chased once a later one is due).
-- ending-soon: an ongoing relationship within `ending_soon` of its expected end nudges both.
+- ending-soon: an active relationship within `ending_soon` of its expected end nudges both.
+
+A paused relationship nudges nobody (its pair agreed to a break, or one of them is on leave),
+and nobody on leave of absence is nudged at all: what is still due when they are back goes
+then.
 
 Each nudge carries a stable id over (recipient, reason, subject, due day): the scheduler sends
 it once and records it, so later rounds and restarts never resend it. A new stretch of silence
@@ -19,8 +25,8 @@ after a session, or an extension of the expected end, has a new due day and nudg
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from services.common.errors import InvalidArgument
@@ -65,6 +71,20 @@ THRESHOLDS = (
 )
 
 
+def no_session_for_cadence(cadence_days: int) -> int:
+    """The no-session threshold for a program that expects a meeting every `cadence_days`:
+    one and a half gaps, so one missed meeting is not chased at once (21 days for 14)."""
+    return min(MAX_THRESHOLD_SECONDS, cadence_days * DAY * 3 // 2)
+
+
+def with_cadence(policy: NudgePolicy, cadence_days: int) -> NudgePolicy:
+    """The policy with its no-session threshold from the program's cadence (0 = none stated:
+    unchanged). For policies whose threshold the coordinator left to the default."""
+    if not cadence_days:
+        return policy
+    return replace(policy, no_session_seconds=no_session_for_cadence(cadence_days))
+
+
 def policy_from(values: Mapping[str, int], *, disabled: bool = False) -> NudgePolicy:
     """A policy from requested thresholds (0 = the default); INVALID_ARGUMENT names the field."""
     chosen: dict[str, int] = {}
@@ -99,6 +119,8 @@ class RelationshipFacts:
     started_at: datetime
     expected_end_at: datetime
     last_held_at: datetime | None = None
+    # When it was last resumed after a pause; the silence counts from then at the earliest.
+    resumed_at: datetime | None = None
     # (author id, survey point) of the once-only check-ins answered so far.
     answered: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
@@ -166,7 +188,7 @@ def _duration(seconds: int) -> str:
 def no_session(r: RelationshipFacts, policy: NudgePolicy, now: datetime) -> list[Nudge]:
     if policy.disabled or r.status != ACTIVE:
         return []
-    since = max(r.started_at, r.last_held_at) if r.last_held_at else r.started_at
+    since = max(m for m in (r.started_at, r.last_held_at, r.resumed_at) if m is not None)
     due_at = since + timedelta(seconds=policy.no_session_seconds)
     if now < due_at:
         return []
@@ -259,7 +281,7 @@ def check_in_overdue(r: RelationshipFacts, policy: NudgePolicy, now: datetime) -
 
 
 def ending_soon(r: RelationshipFacts, policy: NudgePolicy, now: datetime) -> list[Nudge]:
-    if policy.disabled or r.status not in (ACTIVE, PAUSED):
+    if policy.disabled or r.status != ACTIVE:
         return []
     due_at = r.expected_end_at - timedelta(seconds=policy.ending_soon_seconds)
     if not due_at <= now < r.expected_end_at:
@@ -290,11 +312,17 @@ def due(
     matches: Iterable[MatchFacts],
     policies: Mapping[tuple[str, str], NudgePolicy],
     now: datetime,
+    away: Collection[tuple[str, str]] = frozenset(),
 ) -> list[Nudge]:
     """Every nudge due now; policies by (organization, program), the default for others.
-    Nudges already sent are the caller's to drop (by nudge_id)."""
+    Nobody `away` (organization, participant: on leave of absence) is nudged, nor is a
+    relationship with a member away. Nudges already sent are the caller's to drop (by
+    nudge_id)."""
     found: list[Nudge] = []
+    away = frozenset(away)
     for r in relationships:
+        if {(r.organization_id, r.mentor_id), (r.organization_id, r.mentee_id)} & away:
+            continue  # as good as paused: its leave pause may not be applied yet
         policy = policies.get((r.organization_id, r.program_id), DEFAULT_POLICY)
         found += no_session(r, policy, now)
         found += check_in_overdue(r, policy, now)
@@ -302,5 +330,5 @@ def due(
     for m in matches:
         policy = policies.get((m.organization_id, m.program_id), DEFAULT_POLICY)
         found += proposal_unanswered(m, policy, now)
-    unique = {n.nudge_id: n for n in found}
+    unique = {n.nudge_id: n for n in found if (n.organization_id, n.recipient_id) not in away}
     return list(unique.values())

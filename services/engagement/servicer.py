@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 from grpc import aio
 
-from services.common import clock, pagination
+from services.common import clock, idempotency, pagination
 from services.common.api import common_pb2, engagement_pb2, engagement_pb2_grpc, events_pb2
 from services.common.errors import InvalidArgument
 from services.common.events import new_event, stable_event_id
@@ -122,7 +122,13 @@ def _with_health(inputs: store.HealthInputs) -> engagement_pb2.Relationship:
         paused_seconds=r.paused_seconds or 0.0,
         paused_at=domain.aware(r.paused_at) if r.paused_at is not None else None,
     )
-    score = health.health(held=r.sessions, days=days, goals=inputs.goals, ratings=inputs.ratings)
+    score = health.health(
+        held=r.sessions,
+        days=days,
+        goals=inputs.goals,
+        ratings=inputs.ratings,
+        cadence_days=inputs.cadence_days,
+    )
     return relationship_message(r, store.expected_end(r), score)
 
 
@@ -142,6 +148,15 @@ def _policy_message(org: str, program_id: str, p: nudges.NudgePolicy) -> engagem
         check_in_grace_seconds=p.check_in_grace_seconds,
         ending_soon_seconds=p.ending_soon_seconds,
         disabled=p.disabled,
+    )
+
+
+def _client_request(request: Message, request_id: str) -> store.ClientRequest:
+    """The request's optional idempotency key (its request_id) and its fingerprint."""
+    if not request_id:
+        return store.NO_REQUEST_ID
+    return store.ClientRequest(
+        require_id("request_id", request_id), idempotency.fingerprint(request)
     )
 
 
@@ -214,22 +229,16 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         )
         assert held_at is not None
         session = await run_sync(
-            store.log_session, org, relationship_id, held_at, request.minutes, MODES[request.mode]
+            store.log_session,
+            org,
+            relationship_id,
+            held_at,
+            request.minutes,
+            MODES[request.mode],
+            _client_request(request, request.request_id),
         )
-        event = new_event(
-            producer="engagement",
-            organization_id=org,
-            program_id=session.program_id,
-            event_id=stable_event_id("session-logged", org, session.session_id),
-            payload=events_pb2.SessionLogged(
-                session_id=session.session_id,
-                relationship_id=relationship_id,
-                held_at=request.held_at,
-                minutes=session.minutes,
-                mode=request.mode,
-            ),
-        )
-        await self._publisher.publish([event])
+        # A retry (same request_id) finds the same session: same event id, dropped by consumers.
+        await self._publisher.publish([convert.session_logged(session)])
         return session_message(session)
 
     async def EndRelationship(
@@ -318,6 +327,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             request.minutes,
             MODES[request.mode],
             topics,
+            _client_request(request, request.request_id),
         )
         return session_message(session)
 
@@ -430,10 +440,20 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             now=clock.now(),
         )
         assert target_date is not None
-        goal = await run_sync(
-            goals.create_goal, org, relationship_id, participant_id, title, description, target_date
+        goal, created = await run_sync(
+            goals.create_goal,
+            org,
+            relationship_id,
+            participant_id,
+            title,
+            description,
+            target_date,
+            _client_request(request, request.request_id),
         )
-        await self._publisher.publish([convert.goal_updated(goal, goals.CREATED)])
+        # A retry (same request_id) of a goal nobody changed since republishes its creation
+        # under the same id; a later version was published by the change that made it.
+        if created or goal.version == 1:
+            await self._publisher.publish([convert.goal_updated(goal, goals.CREATED)])
         return convert.goal_message(goal)
 
     async def AddMilestone(
@@ -595,7 +615,10 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             {name: getattr(wanted, name) for name in nudges.THRESHOLDS},
             disabled=wanted.disabled,
         )
-        stored = await run_sync(notifications.set_policy, org, program_id, policy)
+        # Left unset, the no-session threshold follows the program's meeting cadence.
+        stored = await run_sync(
+            notifications.set_policy, org, program_id, policy, wanted.no_session_seconds == 0
+        )
         return _policy_message(org, program_id, stored)
 
     async def GetNudgePolicy(
@@ -612,11 +635,17 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         org = require_id("organization_id", request.organization_id)
         program_id = require_id("program_id", request.program_id)
         announcement_id = require_id("announcement_id", request.announcement_id)
-        participant_id = (
-            require_id("participant_id", request.participant_id) if request.participant_id else ""
+        if request.role and request.role not in convert.ROLE_NAMES:
+            raise InvalidArgument("role", "must be ROLE_MENTOR, ROLE_MENTEE or unspecified")
+        role = convert.ROLE_NAMES.get(request.role, "")
+        announcements.validate_audience(
+            participant_id=request.participant_id,
+            cohort_id=request.cohort_id,
+            role=role,
+            unmatched=request.unmatched,
         )
         template, message = announcements.validate(
-            cohort_id=request.cohort_id, template=request.template, message=request.message
+            template=request.template, message=request.message
         )
         doc, created = await run_sync(
             announcements.announce,
@@ -624,9 +653,12 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 organization_id=org,
                 program_id=program_id,
                 announcement_id=announcement_id,
-                participant_id=participant_id,
+                participant_id=request.participant_id,
                 template=template,
                 message=message,
+                cohort_id=request.cohort_id,
+                role=role,
+                unmatched=request.unmatched,
             ),
         )
         # Also on a repeat, with the same event ids: the caller may be retrying.

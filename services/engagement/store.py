@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,7 +16,7 @@ from services.common.pb.mentoring.v1.common_pb2 import (
     MATCH_ORIGIN_MENTEE_REQUEST,
 )
 from services.common.pb.mentoring.v1.events_pb2 import Event
-from services.engagement import domain
+from services.engagement import domain, programs
 from services.engagement.documents import (
     Feedback,
     Goal,
@@ -36,17 +35,31 @@ ORIGIN_NAMES = {
 }
 
 
+def _expire(event: Event) -> None:
+    """A proposal nobody will answer expires. match-expired and match-proposed travel on
+    different topics, so the expiry may come first: it then leaves the match stored as expired,
+    and the proposal, when it comes, finds it there and changes nothing."""
+    env, expired = event.envelope, event.match_expired
+    found = Match.objects(organization_id=env.organization_id, match_id=expired.match_id)
+    if found.filter(status=domain.PROPOSED).update_one(set__status=domain.EXPIRED):
+        return
+    found.update_one(
+        upsert=True,
+        set_on_insert__program_id=env.program_id,
+        set_on_insert__mentor_id=expired.mentor_id,
+        set_on_insert__mentee_id=expired.mentee_id,
+        set_on_insert__status=domain.EXPIRED,
+        set_on_insert__proposed_at=env.occurred_at.ToDatetime(UTC),
+    )
+
+
 def record_proposals(events: list[Event]) -> None:
     """Store proposed matches and expiries; a redelivered event is ignored."""
     fresh = idempotency.unprocessed(events, GROUP)
     for event in fresh:
         env = event.envelope
         if event.HasField("match_expired"):
-            Match.objects(
-                organization_id=env.organization_id,
-                match_id=event.match_expired.match_id,
-                status=domain.PROPOSED,
-            ).update_one(set__status=domain.EXPIRED)
+            _expire(event)
             continue
         proposed = event.match_proposed
         # A mentee who asked for this mentor has accepted by asking.
@@ -137,6 +150,7 @@ def respond(
 
 def _start_relationship(match: Match) -> None:
     started_at = clock.now()
+    terms = programs.terms_of(match.organization_id, match.program_id)
     try:
         Relationship(
             organization_id=match.organization_id,
@@ -146,7 +160,7 @@ def _start_relationship(match: Match) -> None:
             mentor_id=match.mentor_id,
             mentee_id=match.mentee_id,
             started_at=started_at,
-            expected_end_at=domain.default_expected_end(started_at),
+            expected_end_at=domain.expected_end(started_at, terms.timeframe_months),
         ).save(force_insert=True)
     except NotUniqueError:
         pass  # a retry after a crash between the two writes
@@ -161,23 +175,70 @@ def get_relationship(organization_id: str, relationship_id: str) -> Relationship
     return doc
 
 
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """A request's idempotency key (empty: none) and the fingerprint of the request."""
+
+    request_id: str = ""
+    fingerprint: str = ""
+
+
+NO_REQUEST_ID = ClientRequest()
+
+
+def _session_id(organization_id: str, operation: str, request: ClientRequest) -> str:
+    return idempotency.result_id(
+        organization_id, request.request_id, operation, request.fingerprint
+    )
+
+
+def _existing_session(organization_id: str, session_id: str) -> Session | None:
+    found: Session | None = Session.objects(
+        organization_id=organization_id, session_id=session_id
+    ).first()
+    return found
+
+
+def _count(session: Session) -> None:
+    """Add a logged session to its relationship's counts, once."""
+    if Session.objects(pk=session.pk, counted=False).update_one(set__counted=True):
+        Relationship.objects(
+            organization_id=session.organization_id, relationship_id=session.relationship_id
+        ).update_one(inc__sessions=1, inc__minutes=session.minutes)
+
+
 def log_session(
-    organization_id: str, relationship_id: str, held_at: datetime, minutes: int, mode: str
+    organization_id: str,
+    relationship_id: str,
+    held_at: datetime,
+    minutes: int,
+    mode: str,
+    request: ClientRequest = NO_REQUEST_ID,
 ) -> Session:
+    """Log a held session. With a request id, a retry returns the first call's session."""
+    session_id = _session_id(organization_id, "LogSession", request)
+    existing = _existing_session(organization_id, session_id)
+    if existing is not None:
+        _count(existing)  # the first call may have stopped before counting it
+        return existing
     relationship = get_relationship(organization_id, relationship_id)
     if relationship.status != "active":
         raise FailedPrecondition(f"relationship_id: the relationship is {relationship.status}")
-    session = Session(
-        organization_id=organization_id,
-        program_id=relationship.program_id,
-        session_id=str(uuid.uuid4()),
-        relationship_id=relationship_id,
-        held_at=held_at,
-        minutes=minutes,
-        mode=mode,
-        logged_at=clock.now(),
-    ).save(force_insert=True)
-    Relationship.objects(pk=relationship.pk).update_one(inc__sessions=1, inc__minutes=minutes)
+    try:
+        session = Session(
+            organization_id=organization_id,
+            program_id=relationship.program_id,
+            session_id=session_id,
+            relationship_id=relationship_id,
+            held_at=held_at,
+            minutes=minutes,
+            mode=mode,
+            logged_at=clock.now(),
+            counted=False,
+        ).save(force_insert=True)
+    except NotUniqueError:  # a concurrent retry stored it first
+        session = Session.objects.get(organization_id=organization_id, session_id=session_id)
+    _count(session)
     return session
 
 
@@ -259,10 +320,14 @@ def resume_relationship(
     if outcome.changed:
         now = clock.now()
         paused_at = domain.aware(relationship.paused_at) if relationship.paused_at else now
+        # Resumed by the pair: a leave that paused it no longer holds it (leaves.py).
         updated = Relationship.objects(pk=relationship.pk, status=domain.PAUSED).update_one(
             set__status=domain.ACTIVE,
             unset__paused_at=True,
             set__pause_reason="",
+            set__resumed_at=now,
+            set__leave_paused=False,
+            set__leave_holds=[],
             inc__paused_seconds=max(0.0, (now - paused_at).total_seconds()),
         )
         if not updated:
@@ -294,6 +359,8 @@ class HealthInputs:
     relationship: Relationship
     goals: list[tuple[str, int]]
     ratings: list[int]
+    # The program's meeting cadence; 0 = not stated.
+    cadence_days: int = 0
 
 
 def health_inputs(organization_id: str, relationship_id: str) -> HealthInputs:
@@ -306,7 +373,8 @@ def health_inputs(organization_id: str, relationship_id: str) -> HealthInputs:
         f.rating
         for f in Feedback.objects(organization_id=organization_id, relationship_id=relationship_id)
     ]
-    return HealthInputs(relationship, goals, ratings)
+    terms = programs.terms_of(organization_id, relationship.program_id)
+    return HealthInputs(relationship, goals, ratings, terms.meeting_cadence_days)
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -356,22 +424,32 @@ def schedule_session(
     minutes: int,
     mode: str,
     topics: list[str],
+    request: ClientRequest = NO_REQUEST_ID,
 ) -> Session:
+    """Plan a session. With a request id, a retry returns the first call's session."""
     relationship, _ = relationship_for(organization_id, relationship_id, participant_id)
+    session_id = _session_id(organization_id, "ScheduleSession", request)
+    existing = _existing_session(organization_id, session_id)
+    if existing is not None:
+        return existing
     if relationship.status != domain.ACTIVE:
         raise FailedPrecondition(f"relationship_id: the relationship is {relationship.status}")
-    return Session(
-        organization_id=organization_id,
-        program_id=relationship.program_id,
-        session_id=str(uuid.uuid4()),
-        relationship_id=relationship_id,
-        minutes=minutes,
-        mode=mode,
-        status=domain.SCHEDULED,
-        scheduled_at=scheduled_at,
-        scheduled_by=participant_id,
-        topics=topics,
-    ).save(force_insert=True)
+    try:
+        saved: Session = Session(
+            organization_id=organization_id,
+            program_id=relationship.program_id,
+            session_id=session_id,
+            relationship_id=relationship_id,
+            minutes=minutes,
+            mode=mode,
+            status=domain.SCHEDULED,
+            scheduled_at=scheduled_at,
+            scheduled_by=participant_id,
+            topics=topics,
+        ).save(force_insert=True)
+    except NotUniqueError:  # a concurrent retry stored it first
+        saved = Session.objects.get(organization_id=organization_id, session_id=session_id)
+    return saved
 
 
 def session_for(

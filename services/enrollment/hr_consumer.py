@@ -1,7 +1,8 @@
 """Enrollment reads the HR systems' `hr-events` (consumer group "enrollment") and keeps the
 participants of the organisation in step: a termination withdraws them, a transfer or a new
-manager updates their profiles, a leave of absence is recorded; each announced change goes out
-as WithdrawParticipant and UpdateParticipantProfile publish it.
+manager updates their profiles, a leave of absence is recorded (and carried by
+participant-updated: engagement pauses their relationships for it); each announced change goes
+out as WithdrawParticipant and UpdateParticipantProfile publish it.
 
 An event about nobody enrolled, or that says nothing applicable, is dead-lettered with the
 reason. A redelivered event changes nothing.

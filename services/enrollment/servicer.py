@@ -420,6 +420,15 @@ def validate_profile(role: str, profile: common_pb2.Profile) -> None:
     )
 
 
+def leave_message(doc: Participant) -> events_pb2.LeaveOfAbsence | None:
+    """The leave of absence HR reported for the participant, if any (hr-events)."""
+    if doc.leave_starts_on is None:
+        return None
+    return events_pb2.LeaveOfAbsence(
+        starts_on=_timestamp(doc.leave_starts_on), ends_on=_timestamp(doc.leave_ends_on)
+    )
+
+
 def registered_event(doc: Participant) -> events_pb2.Event:
     return new_event(
         producer="enrollment",
@@ -435,6 +444,7 @@ def registered_event(doc: Participant) -> events_pb2.Event:
             capacity=doc.capacity,
             profile=shared_profile(doc),
             campaign=doc.campaign or "",
+            leave=leave_message(doc),
         ),
     )
 
@@ -453,6 +463,7 @@ def updated_event(doc: Participant) -> events_pb2.Event:
             skills=doc.skills,
             capacity=doc.capacity,
             profile=shared_profile(doc),
+            leave=leave_message(doc),
         ),
     )
 

@@ -80,6 +80,9 @@ class Proposal(Document):
     event_id = StringField(required=True)
     # Outbox flag: stored first, published after, so a crash in between republishes it.
     published = BooleanField(default=False)
+    # The status it had when it was released (declined, expired, ended, withdrawn): "proposed"
+    # means nobody had answered it, and a withdrawal then publishes match-expired for it.
+    released_from = StringField(default="")
     meta = {
         "collection": "proposals",
         "indexes": [

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 from services.common import clock
-from services.common.api import events_pb2
-from services.common.events import new_event, stable_event_id
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
 from services.matching import pool
 from services.matching.documents import Proposal
+from services.matching.messages import expired_event
 from services.matching.requests import ask_next_choice
 from services.matching.worker import MatchingWorker
 
@@ -36,17 +35,5 @@ class RequestExpiry:
 
     async def expire_once(self) -> None:
         for p in await run_sync(_expire_overdue):
-            await self._publisher.publish(
-                [
-                    new_event(
-                        producer="matching",
-                        organization_id=p.organization_id,
-                        program_id=p.program_id,
-                        event_id=stable_event_id("match-expired", p.organization_id, p.match_id),
-                        payload=events_pb2.MatchExpired(
-                            match_id=p.match_id, mentor_id=p.mentor_id, mentee_id=p.mentee_id
-                        ),
-                    )
-                ]
-            )
+            await self._publisher.publish([expired_event(p)])
             await self._worker.publish_pending(p.organization_id, p.program_id)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from services.common.api import common_pb2, events_pb2, matching_pb2
-from services.common.events import new_event
+from services.common.events import new_event, stable_event_id
 from services.matching.documents import Proposal
 
 ORIGINS = {
@@ -84,5 +84,19 @@ def proposed_event(p: Proposal) -> events_pb2.Event:
             origin=ORIGINS[p.origin],
             run_id=p.run_id,
             override_reason=p.override_reason,
+        ),
+    )
+
+
+def expired_event(p: Proposal) -> events_pb2.Event:
+    """match-expired for a proposal nobody will answer (a request left unanswered, or one side
+    withdrew); one id per proposal, so a republished one is dropped by consumers."""
+    return new_event(
+        producer="matching",
+        organization_id=p.organization_id,
+        program_id=p.program_id,
+        event_id=stable_event_id("match-expired", p.organization_id, p.match_id),
+        payload=events_pb2.MatchExpired(
+            match_id=p.match_id, mentor_id=p.mentor_id, mentee_id=p.mentee_id
         ),
     )

@@ -133,7 +133,8 @@ def withdraw_member(
 ) -> list[Proposal]:
     """The participant left (participant-withdrawn): never propose them again, and release
     their live proposals, each freeing its mentor's slot and returning its mentee to the pool.
-    Returns the proposals this call released (none on a redelivery)."""
+    Returns the proposals this call released (none on a redelivery); those nobody had answered
+    are then `unanswered_withdrawn`."""
     # Upsert: a withdrawal that overtook the registration leaves a withdrawn stub, and the
     # registration's insert-only fields then find the member stored.
     PoolMember.objects(organization_id=organization_id, participant_id=participant_id).update_one(
@@ -155,6 +156,19 @@ def withdraw_member(
         if done is not None:
             released.append(done)
     return released
+
+
+def unanswered_withdrawn(organization_id: str, participant_id: str) -> list[Proposal]:
+    """The participant's proposals a withdrawal released before anyone answered them (by
+    theirs or the other side's): those engagement must show as expired. The same on every
+    call, so a redelivered withdrawal republishes the same expiries."""
+    return list(
+        Proposal.objects(
+            organization_id=organization_id, status="withdrawn", released_from="proposed"
+        )
+        .filter(__raw__={"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]})
+        .order_by("match_id")
+    )
 
 
 def get_member(organization_id: str, participant_id: str) -> PoolMember | None:
@@ -179,8 +193,13 @@ def release(
     proposal = Proposal.objects(organization_id=organization_id, match_id=match_id).first()
     if proposal is None:
         return None
-    changed = Proposal.objects(pk=proposal.pk, status__in=only_from).update_one(set__status=status)
-    if not changed:
+    # One state at a time, so the proposal records which one it left.
+    for source in only_from:
+        if Proposal.objects(pk=proposal.pk, status=source).update_one(
+            set__status=status, set__released_from=source
+        ):
+            break
+    else:
         return None
     PoolMember.objects(
         organization_id=organization_id, participant_id=proposal.mentor_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Histogram
 
@@ -19,7 +20,7 @@ from services.common.events import new_event, stable_event_id
 from services.common.kafka import Delivered, EventPublisher, Rejected
 from services.common.storage import run_sync
 from services.matching import planner, pool, privacy, requests
-from services.matching.messages import proposed_event
+from services.matching.messages import expired_event, proposed_event
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,26 @@ def _check(event: events_pb2.Event) -> str | None:
     return None
 
 
-def _apply(events: list[events_pb2.Event]) -> tuple[set[tuple[str, str]], list[events_pb2.Event]]:
-    """Apply events to the pools. Returns the programs whose pool changed, and the run
-    requests to execute (runs are long: they go after the batch is recorded)."""
+@dataclass
+class Applied:
+    """What a batch left to do once applied to the pools."""
+
+    # Programs whose pool changed: plan and publish their proposals.
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    # Run requests to execute (runs are long: they go after the batch is recorded).
+    runs: list[events_pb2.Event] = field(default_factory=list)
+    # Withdrawals, recorded as handled only once `expiries` are published.
+    withdrawals: list[events_pb2.Event] = field(default_factory=list)
+    # match-expired for the proposals withdrawals released unanswered.
+    expiries: list[events_pb2.Event] = field(default_factory=list)
+
+
+def _apply(events: list[events_pb2.Event]) -> Applied:
+    """Apply events to the pools; record them as handled, except run requests and
+    withdrawals (see Applied)."""
     fresh = idempotency.unprocessed(events, GROUP)
-    touched: set[tuple[str, str]] = set()
-    runs = []
+    applied = Applied()
+    touched, runs = applied.touched, applied.runs
     for event in fresh:
         env = event.envelope
         org, program = env.organization_id, env.program_id
@@ -110,6 +125,12 @@ def _apply(events: list[events_pb2.Event]) -> tuple[set[tuple[str, str]], list[e
             for freed in pool.withdraw_member(org, program, gone.participant_id, ROLES[gone.role]):
                 # A mentee whose requested mentor left moves on to their next choice.
                 requests.ask_next_choice(freed)
+            # Nobody will answer these: engagement shows them expired (also one that reaches
+            # it after the withdrawal). The same events again on a redelivery.
+            applied.expiries += [
+                expired_event(p) for p in pool.unanswered_withdrawn(org, gone.participant_id)
+            ]
+            applied.withdrawals.append(event)
             touched.add((org, program))
         elif kind == "participant_erased":
             erased = event.participant_erased
@@ -138,8 +159,9 @@ def _apply(events: list[events_pb2.Event]) -> tuple[set[tuple[str, str]], list[e
         elif kind == "matching_run_requested":
             runs.append(event)
     # A run request counts as handled once its run completed (MatchingWorker._run).
-    idempotency.mark_processed([e for e in fresh if e not in runs], GROUP)
-    return touched, runs
+    later = runs + applied.withdrawals
+    idempotency.mark_processed([e for e in fresh if e not in later], GROUP)
+    return applied
 
 
 class MatchingWorker:
@@ -163,13 +185,17 @@ class MatchingWorker:
                 rejected.append(Rejected(item, reason))
             else:
                 valid.append(item.event)
-        touched, runs = await run_sync(_apply, valid)
-        for organization_id, program_id in sorted(touched):
+        applied = await run_sync(_apply, valid)
+        if applied.expiries:
+            await self._publisher.publish(applied.expiries)
+        if applied.withdrawals:
+            await run_sync(idempotency.mark_processed, applied.withdrawals, GROUP)
+        for organization_id, program_id in sorted(applied.touched):
             started = time.perf_counter()
             await run_sync(planner.propose_continuously, organization_id, program_id)
             PLAN_SECONDS.observe(time.perf_counter() - started)
             await self.publish_pending(organization_id, program_id)
-        await self._run(runs)
+        await self._run(applied.runs)
         return rejected
 
     async def _run(self, runs: Sequence[events_pb2.Event]) -> None:

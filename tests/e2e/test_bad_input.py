@@ -95,7 +95,7 @@ def test_unknown_program_is_not_found(stack: Stack, clients: Clients) -> None:
 # Analytics reads every topic (through its ingest stage); its agent dead-letters what it cannot
 # decode.
 READERS = {
-    "participant-registered": {"matching", "analytics"},
+    "participant-registered": {"matching", "engagement", "analytics"},
     "match-responded": {"matching", "analytics"},
     "match-proposed": {"engagement", "analytics"},
     "relationship-started": {"analytics"},
@@ -114,8 +114,8 @@ READERS = {
     "message-sent": {"analytics"},
     "training-completed": {"analytics"},
     "notification-requested": {"analytics"},
-    "program-changed": {"analytics"},
-    "participant-updated": {"matching", "analytics"},
+    "program-changed": {"engagement", "analytics"},
+    "participant-updated": {"matching", "engagement", "analytics"},
     "participant-withdrawn": {"matching", "engagement", "analytics"},
     "application-submitted": {"analytics"},
     "application-screened": {"analytics"},

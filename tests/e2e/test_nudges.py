@@ -215,6 +215,7 @@ def test_an_announcement_fans_out_to_the_programs_participants_once(
     )
     assert [(n.recipient_id, n.template) for n in one] == [(target, "reminder")]
 
+    # Nobody is in cohort c-1: nothing to send.
     with pytest.raises(grpc.RpcError) as excinfo:
         clients.engagement.Announce(
             E.AnnounceRequest(
@@ -225,5 +226,5 @@ def test_an_announcement_fans_out_to_the_programs_participants_once(
                 message="Hello",
             )
         )
-    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert excinfo.value.details().startswith("cohort_id:")
+    assert excinfo.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert excinfo.value.details().startswith("program_id:")

@@ -140,6 +140,45 @@ def test_a_disabled_policy_nudges_nobody() -> None:
     )
 
 
+def test_a_resumption_restarts_the_silence() -> None:
+    resumed = rel(resumed_at=START + timedelta(days=40))
+    assert nudges.no_session(resumed, DEFAULT_POLICY, START + timedelta(days=60)) == []
+    found = nudges.no_session(resumed, DEFAULT_POLICY, START + timedelta(days=61))
+    assert {n.due_at for n in found} == {START + timedelta(days=61)}
+
+
+@pytest.mark.parametrize(
+    ("cadence_days", "threshold_days"), [(14, 21), (7, 10.5), (30, 45), (365, 366)]
+)
+def test_the_no_session_threshold_follows_the_programs_cadence(
+    cadence_days: int, threshold_days: float
+) -> None:
+    assert nudges.no_session_for_cadence(cadence_days) == threshold_days * DAY
+    policy = nudges.with_cadence(NudgePolicy(ending_soon_seconds=5), cadence_days)
+    assert policy.no_session_seconds == threshold_days * DAY
+    assert policy.ending_soon_seconds == 5  # the rest stays
+    assert nudges.with_cadence(DEFAULT_POLICY, 0) == DEFAULT_POLICY
+
+
+def test_nobody_on_leave_is_nudged_nor_is_their_pair() -> None:
+    late = START + timedelta(days=30)
+    other = rel(relationship_id="r-2", mentor_id="mentor-2", mentee_id="mentee-2")
+    proposal = match(mentor_id="mentor-3", mentee_id="mentee-1")
+    found = nudges.due(
+        relationships=[rel(), other],
+        matches=[proposal],
+        policies={},
+        now=late,
+        away={(ORG, "mentee-1")},
+    )
+    # mentee-1's pair is left alone, and so is mentee-1 about their proposal; mentor-3 is not.
+    assert who(found) == {
+        ("mentor-2", "no-session"),
+        ("mentee-2", "no-session"),
+        ("mentor-3", "proposal-unanswered"),
+    }
+
+
 def test_seconds_thresholds_make_it_due_fast() -> None:
     fast = NudgePolicy(no_session_seconds=1)
     assert nudges.no_session(rel(), fast, START) == []
@@ -208,12 +247,16 @@ def test_check_ins_are_not_chased_after_the_expected_end() -> None:
 # --- ending soon ---------------------------------------------------------------------------
 
 
-def test_ending_soon_within_14_days_of_the_end_for_both_even_paused() -> None:
+def test_ending_soon_within_14_days_of_the_end_for_both_but_not_while_paused() -> None:
     end = datetime(2024, 7, 10, 9, 0, tzinfo=UTC)
     assert nudges.ending_soon(rel(), DEFAULT_POLICY, end - timedelta(days=15)) == []
-    found = nudges.ending_soon(rel(status="paused"), DEFAULT_POLICY, end - timedelta(days=14))
+    found = nudges.ending_soon(rel(), DEFAULT_POLICY, end - timedelta(days=14))
     assert who(found) == {("mentor-1", "ending-soon"), ("mentee-1", "ending-soon")}
+    assert nudges.ending_soon(rel(status="paused"), DEFAULT_POLICY, end - timedelta(days=3)) == []
     assert nudges.ending_soon(rel(), DEFAULT_POLICY, end) == []
+    # Resumed inside the window: the nudge (one per expected end) goes then.
+    resumed = nudges.ending_soon(rel(), DEFAULT_POLICY, end - timedelta(days=3))
+    assert {n.nudge_id for n in resumed} == {n.nudge_id for n in found}
 
 
 def test_an_extension_nudges_again_with_a_new_id() -> None:
@@ -244,18 +287,28 @@ def test_due_uses_each_programs_policy_and_the_default_elsewhere() -> None:
 
 
 def test_announcement_checks_name_the_field() -> None:
-    assert announcements.validate(cohort_id="", template="", message=" Hi ") == (
-        "announcement",
-        "Hi",
-    )
+    assert announcements.validate(template="", message=" Hi ") == ("announcement", "Hi")
     for kwargs, field in (
-        ({"cohort_id": "c-1", "template": "", "message": "x"}, "cohort_id"),
-        ({"cohort_id": "", "template": "Bad Name", "message": "x"}, "template"),
-        ({"cohort_id": "", "template": "", "message": "  "}, "message"),
-        ({"cohort_id": "", "template": "", "message": "x" * 2001}, "message"),
+        ({"template": "Bad Name", "message": "x"}, "template"),
+        ({"template": "", "message": "  "}, "message"),
+        ({"template": "", "message": "x" * 2001}, "message"),
     ):
         with pytest.raises(InvalidArgument) as excinfo:
             announcements.validate(**kwargs)
+        assert excinfo.value.field == field
+    nobody = {"participant_id": "", "cohort_id": "", "role": "", "unmatched": False}
+    announcements.validate_audience(**nobody)
+    announcements.validate_audience(**{**nobody, "cohort_id": "c-1", "unmatched": True})
+    for changes, field in (
+        ({"participant_id": "p-1", "cohort_id": "c-1"}, "participant_id"),
+        ({"participant_id": "p-1", "unmatched": True}, "participant_id"),
+        ({"participant_id": "p-1", "role": "mentor"}, "participant_id"),
+        ({"participant_id": "bad id!"}, "participant_id"),
+        ({"cohort_id": "bad id!"}, "cohort_id"),
+        ({"role": "coach"}, "role"),
+    ):
+        with pytest.raises(InvalidArgument) as excinfo:
+            announcements.validate_audience(**{**nobody, **changes})  # type: ignore[arg-type]
         assert excinfo.value.field == field
 
 

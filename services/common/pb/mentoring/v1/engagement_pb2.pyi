@@ -296,7 +296,9 @@ class Relationship(_message.Message):
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def expected_end_at(self) -> _timestamp_pb2.Timestamp:
-        """Six months after the start unless extended."""
+        """The program's relationship timeframe after the start (program-changed; six months when the
+        program sets none), unless extended.
+        """
 
     @_builtins.property
     def health(self) -> Global___RelationshipHealth:
@@ -350,7 +352,9 @@ class RelationshipHealth(_message.Message):
     ratings: _builtins.float
     """Mean check-in rating, 1 -> 0 and 5 -> 1."""
     expected_sessions: _builtins.float
-    """Sessions expected so far at the program's cadence."""
+    """Sessions expected so far at the program's meeting cadence (every 15 days when the program
+    sets none).
+    """
     def __init__(
         self,
         *,
@@ -406,11 +410,17 @@ class LogSessionRequest(_message.Message):
     HELD_AT_FIELD_NUMBER: _builtins.int
     MINUTES_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     relationship_id: _builtins.str
     minutes: _builtins.int
     """1-1440."""
     mode: _common_pb2.SessionMode.ValueType
+    request_id: _builtins.str
+    """Optional idempotency key, unique in the organisation: a retry with the same request_id and
+    the same request returns the first call's session; the same request_id with a different
+    request is refused (ALREADY_EXISTS). 1-64 letters, digits or . _ : -.
+    """
     @_builtins.property
     def held_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -421,10 +431,11 @@ class LogSessionRequest(_message.Message):
         held_at: _timestamp_pb2.Timestamp | None = ...,
         minutes: _builtins.int = ...,
         mode: _common_pb2.SessionMode.ValueType = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at", "minutes", b"minutes", "mode", b"mode", "organization_id", b"organization_id", "relationship_id", b"relationship_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at", "minutes", b"minutes", "mode", b"mode", "organization_id", b"organization_id", "relationship_id", b"relationship_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -584,12 +595,15 @@ class ScheduleSessionRequest(_message.Message):
     MINUTES_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     relationship_id: _builtins.str
     participant_id: _builtins.str
     minutes: _builtins.int
     """Planned duration, 1-1440."""
     mode: _common_pb2.SessionMode.ValueType
+    request_id: _builtins.str
+    """Optional idempotency key, as in LogSessionRequest."""
     @_builtins.property
     def scheduled_at(self) -> _timestamp_pb2.Timestamp:
         """In the future."""
@@ -608,10 +622,11 @@ class ScheduleSessionRequest(_message.Message):
         minutes: _builtins.int = ...,
         mode: _common_pb2.SessionMode.ValueType = ...,
         topics: _abc.Iterable[_builtins.str] | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_at", b"scheduled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes", "mode", b"mode", "organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id", "scheduled_at", b"scheduled_at", "topics", b"topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes", "mode", b"mode", "organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id", "request_id", b"request_id", "scheduled_at", b"scheduled_at", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -978,6 +993,7 @@ class CreateGoalRequest(_message.Message):
     TITLE_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     TARGET_DATE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     relationship_id: _builtins.str
     participant_id: _builtins.str
@@ -985,6 +1001,8 @@ class CreateGoalRequest(_message.Message):
     """At most 200 characters."""
     description: _builtins.str
     """Optional, at most 2000 characters."""
+    request_id: _builtins.str
+    """Optional idempotency key, as in LogSessionRequest."""
     @_builtins.property
     def target_date(self) -> _timestamp_pb2.Timestamp:
         """In the future."""
@@ -998,10 +1016,11 @@ class CreateGoalRequest(_message.Message):
         title: _builtins.str = ...,
         description: _builtins.str = ...,
         target_date: _timestamp_pb2.Timestamp | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["target_date", b"target_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id", "target_date", b"target_date", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "organization_id", b"organization_id", "participant_id", b"participant_id", "relationship_id", b"relationship_id", "request_id", b"request_id", "target_date", b"target_date", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1525,8 +1544,10 @@ class NudgePolicy(_message.Message):
     organization_id: _builtins.str
     program_id: _builtins.str
     no_session_seconds: _builtins.int
-    """An active relationship with no held session for this long (since its start or its last
-    held session) nudges both members. Default 21 days.
+    """An active relationship with no held session for this long (since its start, its last held
+    session or its last resumption) nudges both members. Default: one and a half times the
+    program's meeting cadence (program-changed), or 21 days when the program sets none.
+    GetNudgePolicy returns the value in force.
     """
     unanswered_proposal_seconds: _builtins.int
     """A proposal unanswered this long nudges whoever has not answered. Default 7 days."""
@@ -1535,7 +1556,7 @@ class NudgePolicy(_message.Message):
     fell due nudges the member who has not answered. Default 7 days.
     """
     ending_soon_seconds: _builtins.int
-    """An ongoing relationship this close to its expected end nudges both members. Default 14 days."""
+    """An active relationship this close to its expected end nudges both members. Default 14 days."""
     disabled: _builtins.bool
     """True: no nudges at all in this program (announcements still go)."""
     def __init__(
@@ -1610,18 +1631,26 @@ class AnnounceRequest(_message.Message):
     PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    UNMATCHED_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     announcement_id: _builtins.str
     """The caller's id for this announcement: repeating the request sends nothing new."""
     cohort_id: _builtins.str
-    """Not supported yet: engagement does not know cohort membership (INVALID_ARGUMENT if set)."""
+    """Only the participants of this cohort (their profile's cohort_id)."""
     participant_id: _builtins.str
-    """Only this participant; empty = every participant engagement knows in the program."""
+    """Only this participant; empty = every participant of the program who has not withdrawn.
+    Cannot be combined with cohort_id, unmatched or role.
+    """
     template: _builtins.str
     """The template to render; default "announcement". Lower-case letters, digits and hyphens."""
     message: _builtins.str
     """1-2000 characters; passed to the template as data["message"]."""
+    unmatched: _builtins.bool
+    """Only participants with no match yet: in no active or paused relationship in the program."""
+    role: _common_pb2.Role.ValueType
+    """Only mentors, or only mentees; UNSPECIFIED = both."""
     def __init__(
         self,
         *,
@@ -1632,10 +1661,12 @@ class AnnounceRequest(_message.Message):
         participant_id: _builtins.str = ...,
         template: _builtins.str = ...,
         message: _builtins.str = ...,
+        unmatched: _builtins.bool = ...,
+        role: _common_pb2.Role.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_id", b"announcement_id", "cohort_id", b"cohort_id", "message", b"message", "organization_id", b"organization_id", "participant_id", b"participant_id", "program_id", b"program_id", "template", b"template"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_id", b"announcement_id", "cohort_id", b"cohort_id", "message", b"message", "organization_id", b"organization_id", "participant_id", b"participant_id", "program_id", b"program_id", "role", b"role", "template", b"template", "unmatched", b"unmatched"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -212,7 +212,9 @@ class EngagementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LogSession(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Idempotent with a request_id (as ScheduleSession and CreateGoal): a retry returns the first
+        call's result.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -229,7 +231,9 @@ class EngagementServiceServicer:
         """--- Program lifecycle. Every RPC below that names a relationship (or one of its sessions
         or goals) is acted on by `participant_id`, who must be its mentor or its mentee.
 
-        Puts an active relationship on hold: no sessions can be held or logged while paused.
+        Puts an active relationship on hold: no sessions can be held or logged while paused, and
+        nobody is nudged about it. A member's leave of absence (hr-events) pauses it too, with the
+        reason "leave of absence", and their return resumes it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -370,9 +374,9 @@ class EngagementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Announce(self, request, context):
-        """One notification-requested per recipient: the participants engagement knows in the
-        program (the mentors and mentees of its matches), or one participant. Idempotent on
-        announcement_id.
+        """One notification-requested per recipient: the program's participants (engagement keeps a
+        directory from participant-registered/updated/withdrawn), narrowed to a cohort, a role or
+        the unmatched, or one participant. Idempotent on announcement_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,6 +39,9 @@ class EngagementServiceStub:
     """The mentor and the mentee each answer; the relationship starts when both accept."""
     GetRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.GetRelationshipRequest, _engagement_pb2.Relationship]
     LogSession: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.LogSessionRequest, _engagement_pb2.Session]
+    """Idempotent with a request_id (as ScheduleSession and CreateGoal): a retry returns the first
+    call's result.
+    """
     EndRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.EndRelationshipRequest, _engagement_pb2.Relationship]
     """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
     for a rematch.
@@ -47,7 +50,9 @@ class EngagementServiceStub:
     """--- Program lifecycle. Every RPC below that names a relationship (or one of its sessions
     or goals) is acted on by `participant_id`, who must be its mentor or its mentee.
 
-    Puts an active relationship on hold: no sessions can be held or logged while paused.
+    Puts an active relationship on hold: no sessions can be held or logged while paused, and
+    nobody is nudged about it. A member's leave of absence (hr-events) pauses it too, with the
+    reason "leave of absence", and their return resumes it.
     """
     ResumeRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ResumeRelationshipRequest, _engagement_pb2.Relationship]
     ExtendRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ExtendRelationshipRequest, _engagement_pb2.Relationship]
@@ -86,9 +91,9 @@ class EngagementServiceStub:
     """
     GetNudgePolicy: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.GetNudgePolicyRequest, _engagement_pb2.NudgePolicy]
     Announce: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.AnnounceRequest, _engagement_pb2.AnnounceResponse]
-    """One notification-requested per recipient: the participants engagement knows in the
-    program (the mentors and mentees of its matches), or one participant. Idempotent on
-    announcement_id.
+    """One notification-requested per recipient: the program's participants (engagement keeps a
+    directory from participant-registered/updated/withdrawn), narrowed to a cohort, a role or
+    the unmatched, or one participant. Idempotent on announcement_id.
     """
     ExportPersonalData: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ExportEngagementPersonalDataRequest, _engagement_pb2.EngagementPersonalData]
     """Everything engagement holds about the given participants (one person's registrations, as
@@ -108,6 +113,9 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     """The mentor and the mentee each answer; the relationship starts when both accept."""
     GetRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.GetRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
     LogSession: _aio.UnaryUnaryMultiCallable[_engagement_pb2.LogSessionRequest, _engagement_pb2.Session]  # type: ignore[assignment]
+    """Idempotent with a request_id (as ScheduleSession and CreateGoal): a retry returns the first
+    call's result.
+    """
     EndRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.EndRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
     """Completes a relationship, or closes it early with a reason; "not a good fit" asks matching
     for a rematch.
@@ -116,7 +124,9 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     """--- Program lifecycle. Every RPC below that names a relationship (or one of its sessions
     or goals) is acted on by `participant_id`, who must be its mentor or its mentee.
 
-    Puts an active relationship on hold: no sessions can be held or logged while paused.
+    Puts an active relationship on hold: no sessions can be held or logged while paused, and
+    nobody is nudged about it. A member's leave of absence (hr-events) pauses it too, with the
+    reason "leave of absence", and their return resumes it.
     """
     ResumeRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ResumeRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
     ExtendRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ExtendRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
@@ -155,9 +165,9 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     """
     GetNudgePolicy: _aio.UnaryUnaryMultiCallable[_engagement_pb2.GetNudgePolicyRequest, _engagement_pb2.NudgePolicy]  # type: ignore[assignment]
     Announce: _aio.UnaryUnaryMultiCallable[_engagement_pb2.AnnounceRequest, _engagement_pb2.AnnounceResponse]  # type: ignore[assignment]
-    """One notification-requested per recipient: the participants engagement knows in the
-    program (the mentors and mentees of its matches), or one participant. Idempotent on
-    announcement_id.
+    """One notification-requested per recipient: the program's participants (engagement keeps a
+    directory from participant-registered/updated/withdrawn), narrowed to a cohort, a role or
+    the unmatched, or one participant. Idempotent on announcement_id.
     """
     ExportPersonalData: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ExportEngagementPersonalDataRequest, _engagement_pb2.EngagementPersonalData]  # type: ignore[assignment]
     """Everything engagement holds about the given participants (one person's registrations, as
@@ -203,7 +213,10 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _engagement_pb2.LogSessionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]: ...
+    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]:
+        """Idempotent with a request_id (as ScheduleSession and CreateGoal): a retry returns the first
+        call's result.
+        """
 
     @_abc_1.abstractmethod
     def EndRelationship(
@@ -224,7 +237,9 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         """--- Program lifecycle. Every RPC below that names a relationship (or one of its sessions
         or goals) is acted on by `participant_id`, who must be its mentor or its mentee.
 
-        Puts an active relationship on hold: no sessions can be held or logged while paused.
+        Puts an active relationship on hold: no sessions can be held or logged while paused, and
+        nobody is nudged about it. A member's leave of absence (hr-events) pauses it too, with the
+        reason "leave of absence", and their return resumes it.
         """
 
     @_abc_1.abstractmethod
@@ -389,9 +404,9 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _engagement_pb2.AnnounceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_engagement_pb2.AnnounceResponse, _abc.Awaitable[_engagement_pb2.AnnounceResponse]]:
-        """One notification-requested per recipient: the participants engagement knows in the
-        program (the mentors and mentees of its matches), or one participant. Idempotent on
-        announcement_id.
+        """One notification-requested per recipient: the program's participants (engagement keeps a
+        directory from participant-registered/updated/withdrawn), narrowed to a cohort, a role or
+        the unmatched, or one participant. Idempotent on announcement_id.
         """
 
     @_abc_1.abstractmethod

@@ -581,6 +581,7 @@ class ParticipantRegistered(_message.Message):
     CAPACITY_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
     CAMPAIGN_FIELD_NUMBER: _builtins.int
+    LEAVE_FIELD_NUMBER: _builtins.int
     participant_id: _builtins.str
     role: _common_pb2.Role.ValueType
     display_name: _builtins.str
@@ -596,6 +597,12 @@ class ParticipantRegistered(_message.Message):
     def profile(self) -> _common_pb2.Profile:
         """Demographics are present only when the participant agreed to their use for matching."""
 
+    @_builtins.property
+    def leave(self) -> Global___LeaveOfAbsence:
+        """A leave of absence the HR systems reported (hr-events); unset when none. Engagement pauses
+        the person's active relationships from starts_on and resumes them at ends_on.
+        """
+
     def __init__(
         self,
         *,
@@ -606,10 +613,11 @@ class ParticipantRegistered(_message.Message):
         capacity: _builtins.int = ...,
         profile: _common_pb2.Profile | None = ...,
         campaign: _builtins.str = ...,
+        leave: Global___LeaveOfAbsence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leave", b"leave", "profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "capacity", b"capacity", "display_name", b"display_name", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "capacity", b"capacity", "display_name", b"display_name", "leave", b"leave", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -796,7 +804,9 @@ Global___RelationshipEnded: _TypeAlias = RelationshipEnded  # noqa: Y015
 
 @_typing.final
 class MatchExpired(_message.Message):
-    """A proposal nobody answered in time; the mentor's slot is free again."""
+    """A proposal nobody will answer: nobody answered it in time, or one side withdrew from the
+    program before answering. The mentor's slot is free again.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1203,6 +1213,7 @@ class ParticipantUpdated(_message.Message):
     SKILLS_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    LEAVE_FIELD_NUMBER: _builtins.int
     participant_id: _builtins.str
     role: _common_pb2.Role.ValueType
     display_name: _builtins.str
@@ -1213,6 +1224,13 @@ class ParticipantUpdated(_message.Message):
     def profile(self) -> _common_pb2.Profile:
         """Demographics are present only when the participant agreed to their use for matching."""
 
+    @_builtins.property
+    def leave(self) -> Global___LeaveOfAbsence:
+        """A leave of absence the HR systems reported (hr-events); unset when none. Engagement pauses
+        the person's active relationships from starts_on and resumes them at ends_on (unset: until
+        a later update sets it).
+        """
+
     def __init__(
         self,
         *,
@@ -1222,10 +1240,11 @@ class ParticipantUpdated(_message.Message):
         skills: _abc.Iterable[_builtins.str] | None = ...,
         capacity: _builtins.int = ...,
         profile: _common_pb2.Profile | None = ...,
+        leave: Global___LeaveOfAbsence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leave", b"leave", "profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "leave", b"leave", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
