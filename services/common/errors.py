@@ -27,3 +27,7 @@ class FailedPrecondition(DomainError):
 
 class PermissionDenied(DomainError):
     pass
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that do not verify."""
