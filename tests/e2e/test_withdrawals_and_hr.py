@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import grpc
+
 from mentoring.clients import Clients
 from mentoring.stack import Stack
 from services.common.api import (
@@ -55,12 +57,23 @@ def kpis(program: Program) -> analytics_pb2.ProgramKpis:
     )
 
 
+def known_match(program: Program, match_id: str) -> engagement_pb2.Match | None:
+    """None until engagement has consumed the proposal: it travels on match-proposed, and
+    matching lists it before engagement has stored it."""
+    try:
+        return program.match(match_id)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+
+
 def start_relationship(program: Program, mentee_id: str) -> engagement_pb2.Match:
     """Wait for the mentee's proposal and have both sides accept it."""
     proposal = eventually(
         "a proposal", lambda: next(iter(program.proposals(mentee_id)), None), timeout=30
     )
-    eventually("engagement to store the proposal", lambda: program.match(proposal.match_id))
+    eventually("engagement to store the proposal", lambda: known_match(program, proposal.match_id))
     program.respond(proposal.match_id, proposal.mentor_id, accept=True)
     accepted = program.respond(proposal.match_id, mentee_id, accept=True)
     assert accepted.status == common_pb2.MATCH_STATUS_ACCEPTED
