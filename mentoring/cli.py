@@ -18,10 +18,11 @@ from rich.table import Table
 from mentoring.cli_analytics import analytics_app, print_kpis
 from mentoring.cli_analytics import kpis as kpis_command
 from mentoring.cli_analytics import report as report_command
+from mentoring.cli_auth import auth_app
 from mentoring.cli_engagement import engagement_app
 from mentoring.cli_people import people_app
 from mentoring.cli_programs import programs_app
-from mentoring.clients import Clients
+from mentoring.clients import TOKEN_ENV, Clients, use_token
 from mentoring.output import console, rpc_errors
 from services.common.api import events_pb2, matching_pb2
 
@@ -34,6 +35,20 @@ app.add_typer(engagement_app, name="engagement")
 app.add_typer(programs_app, name="programs")
 app.add_typer(people_app, name="people")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(auth_app, name="auth")
+
+
+@app.callback()
+def main_options(
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar=TOKEN_ENV,
+        help="Bearer token sent on every call, for services with authentication on.",
+        show_default=False,
+    ),
+) -> None:
+    use_token(token)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -46,6 +61,7 @@ def up(
 ) -> None:
     """Start the broker and the four services on this machine; Ctrl-C stops them all."""
     from mentoring.stack import SERVICES, Ports, Stack, StackError
+    from services.common.config import AuthSettings
 
     # SIGINT too: a shell that starts us in the background sets it to "ignore".
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -66,6 +82,17 @@ def up(
                 str(log_dir / f"{name}.log"),
             )
         console.print(table)
+        if AuthSettings.from_env(stack.env).enabled:
+            console.print(
+                "Authentication is [bold]on[/]: every call needs a token, e.g. "
+                "[bold]export MENTORING_TOKEN=$(.venv/bin/mentoring auth token --org demo-org "
+                "--role coordinator --sub me)[/]"
+            )
+        else:
+            console.print(
+                "Authentication is [yellow]off[/] (development mode): set AUTH_JWT_SECRET "
+                "to require tokens."
+            )
         console.print(
             "Try [bold].venv/bin/mentoring demo[/] in another terminal. Ctrl-C stops everything."
         )

@@ -1,10 +1,15 @@
-"""gRPC clients for the four services, addressed by `<SERVICE>_ADDR` environment variables."""
+"""gRPC clients for the four services, addressed by `<SERVICE>_ADDR` environment variables.
+
+With a token (`mentoring --token`, or `MENTORING_TOKEN`) every call carries the metadata
+`authorization: Bearer <token>`, which services with authentication on require.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -16,14 +21,64 @@ from services.common.api import (
 )
 from services.common.config import service_address
 
+TOKEN_ENV = "MENTORING_TOKEN"
+# Set by `mentoring --token`; wins over MENTORING_TOKEN.
+_cli_token: str | None = None
+
+
+def use_token(token: str | None) -> None:
+    """The token every Clients made from now on sends (the CLI's global --token option)."""
+    global _cli_token
+    _cli_token = token or None
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every unary call on a channel."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        metadata = [*(details.metadata or ()), self._header]
+        return continuation(
+            _CallDetails(
+                details.method,
+                details.timeout,
+                metadata,
+                details.credentials,
+                details.wait_for_ready,
+                details.compression,
+            ),
+            request,
+        )
+
+
+def channel(address: str, token: str | None = None) -> grpc.Channel:
+    """A plaintext channel that sends the token, if any, on every call."""
+    opened = grpc.insecure_channel(address)
+    return grpc.intercept_channel(opened, BearerToken(token)) if token else opened
+
 
 @dataclass
 class Clients:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    token: str | None = None
 
     def __post_init__(self) -> None:
+        self.token = self.token or _cli_token or self.env.get(TOKEN_ENV) or None
         self._channels = {
-            name: grpc.insecure_channel(service_address(name, self.env))
+            name: channel(service_address(name, self.env), self.token)
             for name in ("enrollment", "matching", "engagement", "analytics")
         }
         self.enrollment = enrollment_pb2_grpc.EnrollmentServiceStub(self._channels["enrollment"])
@@ -32,8 +87,8 @@ class Clients:
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self._channels["analytics"])
 
     def close(self) -> None:
-        for channel in self._channels.values():
-            channel.close()
+        for opened in self._channels.values():
+            opened.close()
 
     def __enter__(self) -> Clients:
         return self

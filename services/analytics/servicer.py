@@ -177,13 +177,18 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             if owner is not None or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.05)
-        already = any(k == FORWARDED for k, _ in context.invocation_metadata() or ())
+        metadata = tuple(context.invocation_metadata() or ())
+        already = any(k == FORWARDED for k, _ in metadata)
         if already or owner is None:
             raise Unavailable("analytics partitions are being reassigned; retry shortly")
         call: Callable[..., Awaitable[Any]] = getattr(self._peer(owner), method)
         try:
+            # The caller's credentials go along: the owner checks them as its own caller's.
+            passed_on = tuple((k, v) for k, v in metadata if k == "authorization")
             reply: Message = await call(
-                request, metadata=((FORWARDED, "1"),), timeout=FORWARD_TIMEOUT_SECONDS
+                request,
+                metadata=((FORWARDED, "1"), *passed_on),
+                timeout=FORWARD_TIMEOUT_SECONDS,
             )
         except aio.AioRpcError as exc:
             await context.abort(exc.code(), exc.details() or "")

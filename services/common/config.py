@@ -42,6 +42,44 @@ def service_address(service: str, env: Mapping[str, str] = os.environ) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """How callers prove who they are: JWT bearer tokens (services/common/auth.py).
+
+    No key configured means authentication is off: the embedded development mode of `make up`
+    and the tests, where every caller is trusted. The service warns about it at startup.
+    """
+
+    # Shared secret for HS256 tokens (at least 32 characters).
+    jwt_secret: str = ""
+    # PEM public key (RSA, EC, Ed25519) of the company's identity provider, for RS*/PS*/ES*/EdDSA.
+    public_key_file: str = ""
+    # When set, tokens must carry exactly this `iss` / an `aud` containing this audience.
+    issuer: str = ""
+    audience: str = ""
+    # Clock skew tolerated on exp/nbf/iat.
+    leeway_seconds: float = 30.0
+    # Claim names, for identity providers that name them differently.
+    org_claim: str = "org"
+    roles_claim: str = "roles"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.jwt_secret or self.public_key_file)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> AuthSettings:
+        return cls(
+            jwt_secret=env.get("AUTH_JWT_SECRET", ""),
+            public_key_file=env.get("AUTH_JWT_PUBLIC_KEY_FILE", "").strip(),
+            issuer=env.get("AUTH_JWT_ISSUER", "").strip(),
+            audience=env.get("AUTH_JWT_AUDIENCE", "").strip(),
+            leeway_seconds=_float(env, "AUTH_JWT_LEEWAY_SECONDS", 30.0),
+            org_claim=env.get("AUTH_JWT_ORG_CLAIM", "").strip() or "org",
+            roles_claim=env.get("AUTH_JWT_ROLES_CLAIM", "").strip() or "roles",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     service: str
     bind_host: str
@@ -55,6 +93,7 @@ class Settings:
     shutdown_grace_seconds: float
     # How often timers (request expiry, reminders) look for due work.
     scheduler_interval_seconds: float
+    auth: AuthSettings = AuthSettings()
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
@@ -75,4 +114,5 @@ class Settings:
             mongodb_database=env.get(f"{prefix}_MONGODB_DATABASE", f"mentoring_{service}"),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
             scheduler_interval_seconds=_float(env, "SCHEDULER_INTERVAL_SECONDS", 30.0),
+            auth=AuthSettings.from_env(env),
         )

@@ -31,3 +31,7 @@ class PermissionDenied(DomainError):
 
 class Unavailable(DomainError):
     """Transient: the caller should retry shortly (e.g. data moving between workers)."""
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that do not verify."""

@@ -1,5 +1,6 @@
-"""Bootstrap shared by every service: gRPC server with health, reflection and interceptors,
-the metrics endpoint, its background components, and graceful shutdown on SIGTERM/SIGINT."""
+"""Bootstrap shared by every service: gRPC server with health, reflection and interceptors
+(errors, metrics, authentication), the metrics endpoint, its background components, and
+graceful shutdown on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common import auth
 from services.common.config import Settings
 from services.common.interceptors import ObservabilityInterceptor
 from services.common.metrics import start_metrics_server
@@ -54,7 +56,13 @@ class GrpcServer:
     def __init__(self, settings: Settings, bindings: Sequence[ServiceBinding]) -> None:
         self._settings = settings
         self._names = [b.name for b in bindings]
-        self.server = aio.server(interceptors=[ObservabilityInterceptor()])
+        # Outermost first: metrics and error mapping also see calls that authentication refuses.
+        self.server = aio.server(
+            interceptors=[
+                ObservabilityInterceptor(),
+                *auth.server_interceptors(settings.auth, settings.service),
+            ]
+        )
         self.health = health.aio.HealthServicer()
         for binding in bindings:
             binding.add_to_server(binding.servicer, self.server)

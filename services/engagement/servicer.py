@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 from grpc import aio
 
-from services.common import clock, idempotency, pagination
+from services.common import auth, clock, idempotency, pagination
 from services.common.api import common_pb2, engagement_pb2, engagement_pb2_grpc, events_pb2
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, PermissionDenied
 from services.common.events import new_event, stable_event_id
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
@@ -160,6 +160,11 @@ def _client_request(request: Message, request_id: str) -> store.ClientRequest:
     )
 
 
+def _private(note: str, participant_id: str) -> str:
+    """A private note goes back to its author only, not to a coordinator acting for them."""
+    return note if auth.sees_private(participant_id) else ""
+
+
 def _page(page_size: int, page_token: str) -> tuple[int, str | None]:
     return pagination.page_size(page_size), pagination.decode_token(page_token)
 
@@ -177,7 +182,9 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
     ) -> engagement_pb2.Match:
         org = require_id("organization_id", request.organization_id)
         match_id = require_id("match_id", request.match_id)
-        return match_message(await run_sync(store.get_match, org, match_id))
+        match = await run_sync(store.get_match, org, match_id)
+        auth.require_pair_member(match.mentor_id, match.mentee_id, "match_id")
+        return match_message(match)
 
     async def ListMatches(
         self, request: engagement_pb2.ListMatchesRequest, context: aio.ServicerContext
@@ -213,6 +220,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         org = require_id("organization_id", request.organization_id)
         relationship_id = require_id("relationship_id", request.relationship_id)
         inputs = await run_sync(store.health_inputs, org, relationship_id)
+        r = inputs.relationship
+        auth.require_pair_member(r.mentor_id, r.mentee_id, "relationship_id")
         return _with_health(inputs)
 
     async def LogSession(
@@ -228,6 +237,9 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             now=datetime.now(UTC),
         )
         assert held_at is not None
+        if auth.current() is not None:  # the request names no actor: check the caller
+            r = await run_sync(store.get_relationship, org, relationship_id)
+            auth.require_pair_member(r.mentor_id, r.mentee_id, "relationship_id")
         session = await run_sync(
             store.log_session,
             org,
@@ -340,6 +352,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         if request.minutes > domain.MAX_SESSION_MINUTES:
             raise InvalidArgument("minutes", f"must be 1-{domain.MAX_SESSION_MINUTES}")
         note = domain.validate_note("private_note", request.private_note)
+        if note and not auth.sees_private(participant_id):
+            raise PermissionDenied("private_note: only its author writes a private note")
         session, own_note = await run_sync(
             store.mark_held,
             org,
@@ -353,7 +367,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # Also on an unchanged repeat, with the same event id: the caller may be retrying.
         # The note is never part of it.
         await self._publisher.publish([convert.session_logged(session)])
-        return session_message(session, own_note)
+        return session_message(session, _private(own_note, participant_id))
 
     async def CancelSession(
         self, request: engagement_pb2.CancelSessionRequest, context: aio.ServicerContext
@@ -365,7 +379,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         session, note = await run_sync(
             store.cancel_session, org, session_id, participant_id, reason
         )
-        return session_message(session, note)
+        return session_message(session, _private(note, participant_id))
 
     async def AddSessionNote(
         self, request: engagement_pb2.AddSessionNoteRequest, context: aio.ServicerContext
@@ -388,7 +402,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             store.list_sessions, org, relationship_id, participant_id, size, after
         )
         return engagement_pb2.ListSessionsResponse(
-            sessions=[session_message(s, note) for s, note in found],
+            sessions=[session_message(s, _private(note, participant_id)) for s, note in found],
             next_page_token=_next([s.session_id for s, _ in found], size),
         )
 

@@ -173,3 +173,24 @@ def test_gateway_routes_every_grpc_service_of_the_contract() -> None:
     for service in DEFAULT_PORTS:
         assert f"upstream {service} {{\n        server ${{GATEWAY_{service.upper()}}};" in template
     assert re.search(r"listen \$\{GATEWAY_LISTEN\} http2;", template)
+
+
+def interpolated(env: dict[str, str], host: dict[str, str]) -> dict[str, str]:
+    """What compose hands a container for `${NAME:-}` values, given the host's environment."""
+    return {
+        k: re.sub(r"\$\{(\w+):-\}", lambda m: host.get(m.group(1), ""), v) for k, v in env.items()
+    }
+
+
+def test_services_take_authentication_settings_from_the_host() -> None:
+    compose = load("docker-compose.yml")["services"]
+    for service in DEFAULT_PORTS:
+        spec = compose[service]
+        env = {k: str(v) for k, v in spec["environment"].items()}
+        for name in ("AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY_FILE", "AUTH_JWT_ISSUER"):
+            assert env[name] == f"${{{name}:-}}", (service, name)
+        assert mounts(spec)["/etc/mentoring/auth"] == ("./deploy/auth", "ro")
+        assert not Settings.from_env(service, interpolated(env, {})).auth.enabled
+        on = Settings.from_env(service, interpolated(env, {"AUTH_JWT_SECRET": "x" * 32})).auth
+        assert on.enabled and on.jwt_secret == "x" * 32
+    assert (ROOT / "deploy/auth/README.md").is_file()

@@ -9,12 +9,13 @@ import pytest
 
 from mentoring.clients import Clients
 from mentoring.stack import Ports, Stack
+from tests.e2e.support import without_auth
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Timers look for due work every half second, so expiry is testable in seconds.
-    env = {**os.environ, "SCHEDULER_INTERVAL_SECONDS": "0.5"}
+    env = {**without_auth(os.environ), "SCHEDULER_INTERVAL_SECONDS": "0.5"}
     platform = Stack(Ports.free(), log_dir=tmp_path_factory.mktemp("logs"), env=env)
     try:
         platform.start_all()

@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from mentoring.clients import TOKEN_ENV
+
 T = TypeVar("T")
+
+
+def without_auth(env: Mapping[str, str]) -> dict[str, str]:
+    """The shared stack runs with authentication off (tests/e2e/test_auth.py runs its own with
+    it on), whatever the developer's shell exports."""
+    return {k: v for k, v in env.items() if not k.startswith("AUTH_") and k != TOKEN_ENV}
 
 
 def eventually(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
