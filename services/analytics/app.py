@@ -100,6 +100,8 @@ class AnalyticsApp:
         self._gauged: set[str] = set()
         self._dirty: set[str] = set()
         self._full_refresh_at = 0.0
+        # Bumped on every write of a program's state: readers cache figures against it.
+        self.versions: Counter[str] = Counter()
 
     # --- reading, for the servicer ------------------------------------------------------
 
@@ -198,6 +200,7 @@ class AnalyticsApp:
         for key, state in programs.items():
             state["applied"][slot] = last
             self.programs[key] = state
+            self.versions[key] += 1
         for key, state in organisations.items():
             state["applied"][slot] = last
             self.organisations[key] = state

@@ -27,6 +27,8 @@ from services.common.validation import require_id
 FORWARDED = "x-mentoring-analytics-forwarded"
 FORWARD_TIMEOUT_SECONDS = 10.0
 ASSIGNMENT_WAIT_SECONDS = 15.0
+FIGURES_TTL_SECONDS = 1.0
+FIGURES_CACHED = 1024
 MAX_HORIZON_MONTHS = 120
 Reply = TypeVar("Reply", bound=Message)
 
@@ -35,6 +37,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def __init__(self, analytics: AnalyticsApp) -> None:
         self._analytics = analytics
         self._peers: dict[str, analytics_pb2_grpc.AnalyticsServiceStub] = {}
+        self._cache: dict[tuple[str, str, kpis.DayRange], tuple[int, float, kpis.Figures]] = {}
 
     async def GetProgramKpis(
         self, request: analytics_pb2.GetProgramKpisRequest, context: aio.ServicerContext
@@ -45,7 +48,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         forwarded = await self._forward(key, "GetProgramKpis", request, context)
         if forwarded is not None:
             return forwarded  # type: ignore[return-value]
-        figures = kpis.figures(self._analytics.program(key), request.cohort_id, days, time.time())
+        figures = self._figures(key, request.cohort_id, days)
         reply = analytics_pb2.ProgramKpis(
             organization_id=org,
             program_id=program_id,
@@ -162,6 +165,20 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 for row in rows
             ],
         )
+
+    def _figures(self, key: str, cohort: str, days: kpis.DayRange) -> kpis.Figures:
+        """A program's figures, computed at most once per state change and second: portals
+        and dashboards poll, and figures walk every person and relationship of the program."""
+        version = self._analytics.versions[key]
+        now = time.time()
+        cached = self._cache.get((key, cohort, days))
+        if cached is not None and cached[0] == version and now - cached[1] < FIGURES_TTL_SECONDS:
+            return cached[2]
+        figures = kpis.figures(self._analytics.program(key), cohort, days, now)
+        if len(self._cache) >= FIGURES_CACHED:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[(key, cohort, days)] = (version, now, figures)
+        return figures
 
     async def _forward(
         self, key: str, method: str, request: Message, context: aio.ServicerContext
