@@ -20,7 +20,7 @@ from rich.text import Text
 
 from services.common.api import analytics_pb2
 
-Unit = Literal["count", "rate", "days", "hours", "rating", "trend"]
+Unit = Literal["count", "rate", "days", "hours", "mean", "rating", "trend"]
 RATINGS = (1, 2, 3, 4, 5)
 
 
@@ -84,6 +84,9 @@ FIGURES: tuple[Figure, ...] = (
         "session_minutes",
         ("session_hours", "session hours", "hours"),
         "messages",
+        ("sessions_per_relationship", "sessions per relationship", "mean"),
+        ("hours_per_relationship", "hours per relationship", "hours"),
+        ("messages_per_relationship", "messages per relationship", "mean"),
         "goals_set",
         "goals_achieved",
         ("goal_completion_rate", "goal completion rate", "rate"),
@@ -120,7 +123,7 @@ def show(value: float, unit: Unit = "count") -> str:
     """A figure as a person reads it."""
     if unit == "rate":
         return f"{value:.1%}"
-    if unit in ("days", "hours"):
+    if unit in ("days", "hours", "mean"):
         return f"{value:.1f}"
     if unit == "rating":
         return f"{value:.2f}" if value else "-"

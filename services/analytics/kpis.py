@@ -28,6 +28,8 @@ from services.analytics.program_state import (
     R_LAST_SESSION,
     R_MENTEE,
     R_MENTOR,
+    R_MESSAGES,
+    R_MINUTES,
     R_RATING,
     R_SESSIONS,
     R_STARTED_AT,
@@ -167,6 +169,10 @@ def figures(state: State, cohort: str, days: DayRange, now: float) -> Figures:
 
     relationships = [r for _, r in _relationships(state, cohort)]
     scalars["active_relationships"] = sum(1 for r in relationships if r[R_ACTIVE])
+    pairs = len(relationships)
+    scalars["sessions_per_relationship"] = _share(sum(r[R_SESSIONS] for r in relationships), pairs)
+    scalars["hours_per_relationship"] = _share(sum(r[R_MINUTES] for r in relationships), pairs) / 60
+    scalars["messages_per_relationship"] = _share(sum(r[R_MESSAGES] for r in relationships), pairs)
     scalars["relationships_at_risk"] = len(at_risk(state, cohort, now))
     scalars["goal_completion_rate"] = _share(totals["goals_achieved"], totals["goals_set"])
 

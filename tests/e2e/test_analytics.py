@@ -219,6 +219,12 @@ def test_cohorts_time_ranges_engagement_and_skills(stack: Stack, clients: Client
     assert whole.match_rate == pytest.approx(2 / 3)
     assert whole.median_days_to_match == pytest.approx(15.0, abs=0.01)
     assert (whole.sessions, whole.session_minutes, whole.messages) == (3, 135, 1)
+    per_pair = (
+        whole.sessions_per_relationship,
+        whole.hours_per_relationship,
+        whole.messages_per_relationship,
+    )
+    assert per_pair == (1.5, 1.125, 0.5)
     assert (whole.goals_set, whole.goals_achieved, whole.goal_completion_rate) == (2, 1, 0.5)
     assert list(whole.satisfaction_distribution) == [0, 0, 0, 1, 1]
     assert whole.satisfaction_mean == pytest.approx(4.5)

@@ -154,6 +154,8 @@ def test_events_read_before_their_relationship_started_still_count() -> None:
     for state in (in_order, shuffled):
         s = figures(state, "", DayRange(), now_after(22)).scalars
         assert (s["active_relationships"], s["sessions"], s["messages"]) == (1, 1, 1)
+        assert (s["sessions_per_relationship"], s["messages_per_relationship"]) == (1.0, 1.0)
+        assert s["hours_per_relationship"] == 1.0
         assert (s["mentees_matched"], s["relationships_at_risk"]) == (1, 0)
     assert shuffled["relationships"] == in_order["relationships"]
 

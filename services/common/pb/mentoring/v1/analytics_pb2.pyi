@@ -127,6 +127,9 @@ class ProgramKpis(_message.Message):
     SIGNUPS_BY_CAMPAIGN_FIELD_NUMBER: _builtins.int
     WEEKLY_FIELD_NUMBER: _builtins.int
     SESSION_HOURS_FIELD_NUMBER: _builtins.int
+    SESSIONS_PER_RELATIONSHIP_FIELD_NUMBER: _builtins.int
+    HOURS_PER_RELATIONSHIP_FIELD_NUMBER: _builtins.int
+    MESSAGES_PER_RELATIONSHIP_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     mentors: _builtins.int
@@ -179,6 +182,10 @@ class ProgramKpis(_message.Message):
     training_completion_rate: _builtins.float
     """Enrolled participants who completed at least one training, over all enrolled."""
     session_hours: _builtins.float
+    sessions_per_relationship: _builtins.float
+    """Per started relationship in scope, on average (all time): how much each pair meets and talks."""
+    hours_per_relationship: _builtins.float
+    messages_per_relationship: _builtins.float
     @_builtins.property
     def range(self) -> Global___TimeRange: ...
     @_builtins.property
@@ -236,10 +243,13 @@ class ProgramKpis(_message.Message):
         signups_by_campaign: _abc.Iterable[Global___CampaignSignups] | None = ...,
         weekly: _abc.Iterable[Global___WeeklyKpis] | None = ...,
         session_hours: _builtins.float = ...,
+        sessions_per_relationship: _builtins.float = ...,
+        hours_per_relationship: _builtins.float = ...,
+        messages_per_relationship: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["range", b"range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_relationships", b"active_relationships", "applications", b"applications", "approvals", b"approvals", "cohort_id", b"cohort_id", "events", b"events", "feedback_responses", b"feedback_responses", "goal_completion_rate", b"goal_completion_rate", "goals_achieved", b"goals_achieved", "goals_set", b"goals_set", "match_rate", b"match_rate", "matches_accepted", b"matches_accepted", "matches_declined", b"matches_declined", "matches_expired", b"matches_expired", "matches_proposed", b"matches_proposed", "matching_runs", b"matching_runs", "mean_days_to_match", b"mean_days_to_match", "median_days_to_match", b"median_days_to_match", "mentee_applications", b"mentee_applications", "mentees", b"mentees", "mentees_matched", b"mentees_matched", "mentor_applications", b"mentor_applications", "mentors", b"mentors", "messages", b"messages", "organization_id", b"organization_id", "participants_trained", b"participants_trained", "program_id", b"program_id", "range", b"range", "rejections", b"rejections", "relationships_at_risk", b"relationships_at_risk", "relationships_closed_early", b"relationships_closed_early", "relationships_completed", b"relationships_completed", "relationships_started", b"relationships_started", "satisfaction_distribution", b"satisfaction_distribution", "satisfaction_mean", b"satisfaction_mean", "satisfaction_trend", b"satisfaction_trend", "session_hours", b"session_hours", "session_minutes", b"session_minutes", "sessions", b"sessions", "signups_by_campaign", b"signups_by_campaign", "training_completion_rate", b"training_completion_rate", "trainings_completed", b"trainings_completed", "waitlisted", b"waitlisted", "weekly", b"weekly", "withdrawals", b"withdrawals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_relationships", b"active_relationships", "applications", b"applications", "approvals", b"approvals", "cohort_id", b"cohort_id", "events", b"events", "feedback_responses", b"feedback_responses", "goal_completion_rate", b"goal_completion_rate", "goals_achieved", b"goals_achieved", "goals_set", b"goals_set", "hours_per_relationship", b"hours_per_relationship", "match_rate", b"match_rate", "matches_accepted", b"matches_accepted", "matches_declined", b"matches_declined", "matches_expired", b"matches_expired", "matches_proposed", b"matches_proposed", "matching_runs", b"matching_runs", "mean_days_to_match", b"mean_days_to_match", "median_days_to_match", b"median_days_to_match", "mentee_applications", b"mentee_applications", "mentees", b"mentees", "mentees_matched", b"mentees_matched", "mentor_applications", b"mentor_applications", "mentors", b"mentors", "messages", b"messages", "messages_per_relationship", b"messages_per_relationship", "organization_id", b"organization_id", "participants_trained", b"participants_trained", "program_id", b"program_id", "range", b"range", "rejections", b"rejections", "relationships_at_risk", b"relationships_at_risk", "relationships_closed_early", b"relationships_closed_early", "relationships_completed", b"relationships_completed", "relationships_started", b"relationships_started", "satisfaction_distribution", b"satisfaction_distribution", "satisfaction_mean", b"satisfaction_mean", "satisfaction_trend", b"satisfaction_trend", "session_hours", b"session_hours", "session_minutes", b"session_minutes", "sessions", b"sessions", "sessions_per_relationship", b"sessions_per_relationship", "signups_by_campaign", b"signups_by_campaign", "training_completion_rate", b"training_completion_rate", "trainings_completed", b"trainings_completed", "waitlisted", b"waitlisted", "weekly", b"weekly", "withdrawals", b"withdrawals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
