@@ -132,6 +132,8 @@ _SEED_MIN = 256
 _COMPACT_BELOW = 0.75
 # Tie-break levels under a budget (see _tie_break).
 _TIE_LEVELS = 16
+# Bound on the cached per-set rows of GOALS and LANGUAGE (see _Codes.shared).
+_SET_CACHE = 1 << 14
 
 _TABLE_KINDS = frozenset(
     {
@@ -183,6 +185,8 @@ class _Codes:
                     holders.setdefault(item, []).append(code)
             self.holders = {item: np.asarray(cs, np.int64) for item, cs in holders.items()}
             self.known = np.fromiter((bool(v) for v in self.values), np.bool_, len(self.values))
+            # mentee set -> how many of its items each code's set holds (few distinct sets)
+            self._shared: dict[frozenset[str], I64] = {}
         elif kind in (Kind.DEPARTMENT, Kind.LOCATION):
             self.lookup = index
             self.known = np.fromiter((bool(v) for v in self.values), np.bool_, len(self.values))
@@ -204,6 +208,26 @@ class _Codes:
                 np.int64,
                 len(index),
             )
+
+    def shared(self, sets: Sequence[frozenset[str]]) -> I64:
+        """(len(sets) x codes): how many items of each set each code's set holds."""
+        rows: list[I64] = []
+        cache = self._shared
+        for items in sets:
+            row = cache.get(items)
+            if row is None:
+                row = np.zeros(self.k, np.int64)
+                for item in items:
+                    hold = self.holders.get(item)
+                    if hold is not None:
+                        row[hold] += 1  # a code holds an item once
+                if len(cache) >= _SET_CACHE:
+                    cache.clear()
+                cache[items] = row
+            rows.append(row)
+        if not rows:
+            return np.zeros((0, self.k), np.int64)
+        return np.stack(rows)[:, : len(self.values)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,16 +365,7 @@ class _Chunk:
         codes = ix.codes[kind]
         n, k = self.n, len(codes.values)
         if kind in (Kind.GOALS, Kind.LANGUAGE):
-            flat = np.zeros(n * k, np.int64)
-            keys: list[I64] = []
-            for e, items in enumerate(mine):
-                for item in items:
-                    hold = codes.holders.get(item)
-                    if hold is not None:
-                        keys.append(hold + e * k)
-            if keys:
-                np.add.at(flat, np.concatenate(keys), 1)
-            shared = flat.reshape(n, k)
+            shared = codes.shared(mine)
             sizes = np.fromiter((len(items) for items in mine), np.int64, n)
             known = (sizes > 0)[:, None] & codes.known[None, :]
             if kind is Kind.GOALS:
@@ -401,20 +416,23 @@ class _Chunk:
         n = self.n
         bounds = ix.avail_bounds
         self.avail_known = np.fromiter((bool(p.availability) for p in mentees), np.bool_, n)
-        rows: list[int] = []
-        starts: list[int] = []
-        ends: list[int] = []
+        # By rank: the j-th interval of every mentee that has one, a row each, so no row is
+        # written twice in one step.
+        ranks: list[tuple[list[int], list[int], list[int]]] = []
         for e, p in enumerate(mentees):
             if p.availability:
-                for start, end in merged_slots(p.availability):
+                for j, (start, end) in enumerate(merged_slots(p.availability)):
+                    if j == len(ranks):
+                        ranks.append(([], [], []))
+                    rows, starts, ends = ranks[j]
                     rows.append(e)
                     starts.append(start)
                     ends.append(end)
         cover = np.zeros((n, bounds.size), np.int64)
-        if rows:
+        for rows, starts, ends in ranks:
             s = np.asarray(starts, np.int64)[:, None]
             length = np.asarray(ends, np.int64)[:, None] - s
-            np.add.at(cover, np.asarray(rows, np.int64), np.clip(bounds[None, :] - s, 0, length))
+            cover[rows] += np.clip(bounds[None, :] - s, 0, length)
         self.cover = cover.ravel()
         self.n_bounds = bounds.size
 
