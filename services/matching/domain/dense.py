@@ -54,6 +54,8 @@ EPS = 1e-5
 BLOCK_CELLS = 1 << 18
 # A mentee group smaller than this share of a block is pooled with other small groups.
 _POOL_SHARE = 4
+# Rows per block at least (the per-block work in Python is then small beside the cells').
+_MIN_ROWS = 64
 # Tables are fused while their distinct code combinations are at most 1/_FUSE_RATIO of the
 # block's columns (building a fused table costs rows x combinations).
 _FUSE_RATIO = 4
@@ -88,6 +90,9 @@ class BlockSpec:
     cols: I64
     # Every row passes the hard table criteria on every column (one mentee group).
     pure: bool = True
+    # Mentors (a mask over all mentors) with a skill in the family of one of the rows' sought
+    # skills; the others score 0 on skills for every row. None: all of them.
+    related: Bool | None = None
 
     @property
     def cells(self) -> int:
@@ -122,18 +127,38 @@ def plan_blocks(
             rows = np.sort(np.concatenate([np.asarray(members[g], np.int64) for g in gs]))
             groups.append((rows, masks[gs[0]]))
 
+    family_of, families = _families(index)
+
+    def skill_key(e: int) -> tuple[str, ...]:
+        return tuple(sorted({family_of(skill) for skill in mentees[e].skills}))
+
+    def related(rows: I64) -> Bool | None:
+        if families is None:
+            return None
+        mask = np.zeros(m, np.bool_)
+        for family in {f for e in rows.tolist() for f in skill_key(e)}:
+            hit = families.get(family)
+            if hit is not None:
+                mask |= hit
+        return mask
+
     specs: list[BlockSpec] = []
     pooled: list[tuple[I64, Bool]] = []
     for rows, mask in groups:
         cols = np.flatnonzero(mask).astype(np.int64)
         if cols.size == 0:
             continue  # no mentor passes this group's hard criteria
-        per_block = max(1, block_cells // cols.size)
+        per_block = max(_MIN_ROWS, block_cells // cols.size)
         if rows.size * _POOL_SHARE < per_block:
             pooled.append((rows, mask))
             continue
+        # Rows seeking skills of the same families together: their blocks relate to fewer
+        # mentors.
+        if families is not None:
+            rows = np.asarray(sorted(rows.tolist(), key=lambda e: (skill_key(e), e)), np.int64)
         for part in np.array_split(rows, -(-rows.size // per_block)):
-            specs.append(BlockSpec(part, cols))
+            part = np.sort(part)
+            specs.append(BlockSpec(part, cols, True, related(part)))
     # Small groups in mentee order, several to a block over the union of their columns.
     pooled.sort(key=lambda g: int(g[0][0]))
     while pooled:
@@ -143,14 +168,37 @@ def plan_blocks(
             more_rows, more_mask = pooled[0]
             joined = union | more_mask
             size = sum(p.size for p in parts) + more_rows.size
-            if size * int(joined.sum()) > block_cells:
+            if size * int(joined.sum()) > block_cells and size > _MIN_ROWS:
                 break
             pooled.pop(0)
             parts.append(more_rows)
             union = joined
         rows = np.sort(np.concatenate(parts))
-        specs.append(BlockSpec(rows, np.flatnonzero(union).astype(np.int64), len(parts) == 1))
+        cols = np.flatnonzero(union).astype(np.int64)
+        specs.append(BlockSpec(rows, cols, len(parts) == 1, related(rows)))
     return specs
+
+
+def _families(index: CandidateIndex) -> tuple[Any, dict[str, Bool] | None]:
+    """A skill's family (its root in the taxonomy) and, per family, the mentors offering a
+    skill in it. Related skills (same, ancestor, descendant, sibling) share their root, so a
+    mentor outside every family of a mentee's sought skills scores 0 on skills for them."""
+    taxonomy = index.taxonomy
+
+    def family_of(skill: str) -> str:
+        canon = taxonomy.canonical(skill)
+        above = taxonomy.ancestors(canon)
+        return above[-1] if above else canon
+
+    if Kind.SKILLS not in index.kinds:
+        return family_of, None
+    families: dict[str, Bool] = {}
+    for canon, who in index._offered.items():
+        root = family_of(canon)
+        if root not in families:
+            families[root] = np.zeros(index.n_mentors, np.bool_)
+        families[root][who] = True
+    return family_of, families
 
 
 class SkillRows:
@@ -197,8 +245,11 @@ class Block:
         if Kind.AVAILABILITY in ix.kinds:
             cols = cols[np.argsort(-ix.avail_count[cols], kind="stable")]
         self.cols = cols
-        self.position = np.full(ix.n_mentors, -1, np.int64)
-        self.position[cols] = np.arange(cols.size)
+        self._order = np.argsort(cols, kind="stable")
+        self._sorted = cols[self._order]
+        # Column positions whose mentors share a skill family with some row (see plan_blocks).
+        self.related = np.flatnonzero(spec.related[cols]) if spec.related is not None else None
+        self.reach = ix._reach(c, False)  # a row's best score from a mentor of no related skill
         # The lowest approximate score a returned pair can have.
         floor = ix.config.min_score
         self.low = float(max(floor, 0.0) if positive else floor) - EPS
@@ -244,32 +295,36 @@ class Block:
             scale = skill_weight / weight if weight > 0 else 0.0
             self.skill_coef = (scale * 0.25 / c.skill_total).astype(np.float32)
 
-        # Availability.
-        self.avail: tuple[float, int, bool] | None = None
-        for s in ix.specs:
-            if s.spec.kind is Kind.AVAILABILITY:
-                need = s.spec.min_overlap_minutes
-                scale = s.weight / weight if weight > 0 else 0.0
-                if self.avail is not None:
-                    raise ValueError("one AVAILABILITY criterion per program")  # pragma: no cover
-                self.avail = (scale, need, s.spec.hard)
-        if self.avail is not None:
+        # Availability: (weight share, minimum overlap, hard) per criterion.
+        self.avail = [
+            (s.weight / weight if weight > 0 else 0.0, s.spec.min_overlap_minutes, s.spec.hard)
+            for s in ix.specs
+            if s.spec.kind is Kind.AVAILABILITY
+        ]
+        if self.avail:
             self.cover = c.cover.reshape(n, c.n_bounds).astype(np.float32)
             self.avail_counts = ix.avail_count[cols]
 
-        # Mentee choices: a base per row and the chosen cells.
+        # Mentee choices: a base per row and the chosen cells (summed over the criteria).
         self.choice: tuple[F32, I64, I64, F32, bool] | None = None
-        for s in ix.specs:
-            if s.spec.kind is Kind.MENTEE_CHOICE:
-                scale = s.weight / weight if weight > 0 else 0.0
-                base = np.where(c.choice_known, 0.0, 0.5 * scale).astype(np.float32)
-                e, j = np.divmod(c.choice_keys, ix.n_mentors)
-                pos = self.position[j]
-                keep = pos >= 0
-                values = (c.choice_values[keep] * scale).astype(np.float32)
-                if self.choice is not None:
-                    raise ValueError("one MENTEE_CHOICE criterion per program")  # pragma: no cover
-                self.choice = (base, e[keep], pos[keep], values, s.spec.hard)
+        choice = [s for s in ix.specs if s.spec.kind is Kind.MENTEE_CHOICE]
+        if choice:
+            scale = sum(s.weight for s in choice) / weight if weight > 0 else 0.0
+            base = np.where(c.choice_known, 0.0, 0.5 * scale).astype(np.float32)
+            chooser, chosen = np.divmod(c.choice_keys, ix.n_mentors)
+            at = self.position(chosen)
+            keep = at >= 0
+            values = (c.choice_values[keep] * scale).astype(np.float32)
+            hard = any(s.spec.hard for s in choice)
+            self.choice = (base, chooser[keep], at[keep], values, hard)
+
+    def position(self, mentors: I64) -> I64:
+        """Column positions of mentor indices (-1 for a mentor not in this block)."""
+        at = np.minimum(np.searchsorted(self._sorted, mentors), max(self._sorted.size - 1, 0))
+        if self._sorted.size == 0:
+            return np.full(mentors.size, -1, np.int64)
+        found = self._sorted[at] == mentors
+        return np.where(found, self._order[at], -1).astype(np.int64)
 
     # --- approximate scores ------------------------------------------------------------------
 
@@ -300,8 +355,8 @@ class Block:
             if self.skills_hard:
                 out[v == 0] = _NEG
 
-        if self.avail is not None:
-            out += np.float32(0.5 * self.avail[0])
+        if self.avail:
+            out += np.float32(self.avail_slack)
 
         if self.choice is not None:
             base, ce, cpos, values, hard = self.choice
@@ -325,15 +380,15 @@ class Block:
     @property
     def avail_slack(self) -> float:
         """How far approx()'s availability part can be from the exact one, either way."""
-        return 0.5 * self.avail[0] if self.avail is not None else 0.0
+        return 0.5 * sum(scale for scale, _, _ in self.avail)
 
     def avail_cells(self, r: I64, pos: I64) -> F64:
         """The exact weighted availability score of cells (local row, column position) minus
         approx()'s constant for it; -inf where a hard minimum overlap is missed."""
-        if self.avail is None:
-            return np.zeros(r.size)
+        total = np.zeros(r.size)
+        if not self.avail:
+            return total
         ix = self.index
-        scale, need, hard = self.avail
         m = self.cols[pos]
         overlap = np.zeros(r.size)
         for level in range(ix.avail_start.shape[0]):
@@ -341,12 +396,13 @@ class Block:
             overlap += self.cover[r, ix.avail_end[level][m]]
             overlap -= self.cover[r, ix.avail_start[level][m]]
         known = self.chunk.avail_known[r] & ix.avail_known[m]
-        # criteria.py: a non-positive minimum is always met (score 1)
-        score = np.minimum(1.0, overlap / (2 * need)) if need > 0 else np.ones(r.size)
-        score = np.where(known, score, 0.5) * scale - 0.5 * scale
-        if hard:
-            score[known & (overlap < need)] = -np.inf
-        return score
+        for scale, need, hard in self.avail:
+            # criteria.py: a non-positive minimum is always met (score 1)
+            score = np.minimum(1.0, overlap / (2 * need)) if need > 0 else np.ones(r.size)
+            total += np.where(known, score, 0.5) * scale - 0.5 * scale
+            if hard:
+                total[known & (overlap < need)] = -np.inf
+        return total
 
     def _skill_v(self, rows: I64 | None, pos: I64 | None) -> npt.NDArray[Any]:
         """Skill numerators v = sum_i (n - i) * 4 * relatedness_i of rows x column positions."""
@@ -377,15 +433,20 @@ class Block:
             pe, pm, score = pe[keep], pm[keep], score[keep]
         return self.rows[pe], pm, score
 
-    def tops(self, k: int) -> tuple[I64, I64, F32, I64]:
-        """Good cells by approximate score, not scored exactly: up to k cells per row (local
-        rows, column positions) among those near the row's best, their availability computed
-        per cell; and each column's best row (by the rest of the score) and its value.
-        A start for an assignment, not a guarantee of anything."""
-        a = self.approx()
+    def tops(self, k: int) -> tuple[I64, I64, F64, F64, I64]:
+        """Good cells with approximate scores (availability exact), not scored exactly: up to
+        k cells per row (local rows, column positions, values) among those near the row's
+        best; and each column's best value and row (by the rest of the score). A start for an
+        assignment (its prices), not a guarantee of anything: a cell may still fail the
+        minimum score by EPS."""
+        pos = self.related
+        if pos is not None and pos.size < 4 * k:
+            pos = None  # few mentors relate to these rows' skills: look at every one
+        a = self.approx(None, pos)
         n, width = a.shape
         if n == 0 or width == 0:
-            return _empty()[0], _empty()[0], np.zeros(0, np.float32), _empty()[0]
+            none = _empty()
+            return none[0], none[1], none[2], np.full(self.cols.size, -np.inf), none[0]
         slack = self.avail_slack
         low = np.float32(self.low - slack)
         rowmax = a.max(axis=1)
@@ -398,16 +459,28 @@ class Block:
             at = np.where(crowded, (at + rowmax) / 2, at).astype(np.float32)
         cells = np.flatnonzero(a >= at[:, None])
         r, q = np.divmod(cells, width)
+        if pos is not None:
+            q = pos[q]
         value = a.ravel()[cells] + self.avail_cells(r, q)
+        value[~self._unblocked(r, q)] = -np.inf
         order = np.lexsort((q, -value, r))
         r, q, value = r[order], q[order], value[order]
         first = np.searchsorted(r, r, side="left")
         keep = (np.arange(r.size) - first < k) & (value >= self.low)
         best_row = a.argmax(axis=0)
-        every = np.arange(width)
-        best = a[best_row, every] + self.avail_cells(best_row, every).astype(np.float32)
-        best[best < self.low] = -np.inf
-        return r[keep].astype(np.int64), q[keep].astype(np.int64), best, best_row.astype(np.int64)
+        every = np.arange(width) if pos is None else pos
+        col_best = a[best_row, np.arange(width)] + self.avail_cells(best_row, every)
+        col_best[~self._unblocked(best_row, every)] = -np.inf
+        best = np.full(self.cols.size, -np.inf)
+        best[every] = np.where(col_best >= self.low, col_best, -np.inf)
+        rows_of = np.zeros(self.cols.size, np.int64)
+        rows_of[every] = best_row
+        return r[keep], q[keep], value[keep], best, rows_of
+
+    def _unblocked(self, r: I64, pos: I64) -> Bool:
+        """Cells not ruled out by the always-hard rules (same person, exclusions, reporting)."""
+        unblocked: Bool = self.index._unblocked(self.chunk, r, self.cols[pos])
+        return unblocked
 
     def above(
         self, price: F64, floor: F64, rows: I64 | None = None, pos: I64 | None = None
@@ -415,8 +488,18 @@ class Block:
         """Every eligible pair with exact score - price[column] >= floor[row] (and maybe
         others), scored exactly: price is per block column, floor per block row; optionally
         only some rows and column positions (increasing)."""
-        price_c = price if pos is None else price[pos]
         floor_r = floor if rows is None else floor[rows]
+        if pos is None and self.related is not None:
+            # A mentor of no related skill scores at most reach (+ EPS) for a row: only those
+            # priced low enough for some row to reach its floor need a look.
+            reach = self.reach if rows is None else self.reach[rows]
+            top = float((reach - floor_r).max(initial=-np.inf)) + 2 * EPS
+            cheap = np.zeros(self.cols.size, np.bool_)
+            if not self.skills_hard:
+                cheap = price <= top
+            cheap[self.related] = True
+            pos = np.flatnonzero(cheap)
+        price_c = price if pos is None else price[pos]
         if price_c.size == 0 or floor_r.size == 0:
             return _empty()
         a = self.approx(rows, pos)

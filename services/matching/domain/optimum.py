@@ -73,6 +73,10 @@ START_PER_MENTOR = 10
 MARGIN = 0.04
 # Rescans are worth it while they cover at most this share of all cells; else price again.
 _RESCAN_SHARE = 0.05
+# Pricing keeps at most this many pairs per mentee (the margin shrinks to fit).
+_POOL_PER_MENTEE = 16
+# A worker keeps its encoded blocks between passes while they cover at most this many cells.
+_CACHE_CELLS = 48_000_000
 _NO_CONSTRAINTS = Constraints()
 
 
@@ -133,48 +137,40 @@ class _Worker:
         self.positive = positive
         self.skill_rows = SkillRows(index)
         self.blocks: list[Block | None] = [None] * len(self.specs)
+        # Encoded blocks are kept between passes while they are few; past that they are
+        # encoded again each time (memory stays bounded whatever the population).
+        self.keep = sum(spec.cells for spec in self.specs) <= _CACHE_CELLS
 
     def _block(self, i: int) -> Block:
         block = self.blocks[i]
         if block is None:
             block = Block(self.index, self.mentees, self.specs[i], self.skill_rows, self.positive)
-            self.blocks[i] = block
+            if self.keep:
+                self.blocks[i] = block
         return block
 
     def best(self, k: int, per_mentor: int) -> Pairs:
-        """Each mentee's k best cells and each mentor's per_mentor best, by approximate score
-        (over this worker's blocks), scored exactly."""
+        """Each mentee's k best cells and each mentor's per_mentor best (over this worker's
+        blocks), with APPROXIMATE scores (dense.Block.tops): only a start for the prices."""
         m = self.index.n_mentors
-        value = np.full((m, per_mentor), -np.inf, np.float32)
-        where = np.full((m, per_mentor, 2), -1, np.int64)  # (block, row) of each
-        rows: list[tuple[I64, I64]] = []
+        value = np.full((m, per_mentor), -np.inf)
+        mentee = np.zeros((m, per_mentor), np.int64)
+        parts: list[Pairs] = []
         for i in range(len(self.specs)):
             block = self._block(i)
-            r, q, best, best_row = block.tops(k)
-            rows.append((r, q))
+            r, q, v, best, best_row = block.tops(k)
+            parts.append((block.rows[r], block.cols[q], v))
             cols = block.cols
             worst = value[cols].argmin(axis=1)
             better = best > value[cols, worst]
             j, slot = cols[better], worst[better]
             value[j, slot] = best[better]
-            where[j, slot, 0] = i
-            where[j, slot, 1] = best_row[better]
-        parts: list[Pairs] = []
-        for i, (r, q) in enumerate(rows):
-            mine = where[:, :, 0] == i
-            j = np.nonzero(mine)[0]
-            block = self._block(i)
-            cells = np.unique(
-                np.concatenate(
-                    (
-                        r * block.cols.size + q,
-                        where[mine][:, 1] * block.cols.size + block.position[j],
-                    )
-                )
-            )
-            rr, qq = np.divmod(cells, block.cols.size)
-            parts.append(block.exact(rr, qq))
-        return _concat(parts)
+            mentee[j, slot] = block.rows[best_row[better]]
+        j, slot = np.nonzero(np.isfinite(value))
+        parts.append((mentee[j, slot], j.astype(np.int64), value[j, slot]))
+        pe, pm, score = _concat(parts)
+        _, first = np.unique(pe * m + pm, return_index=True)
+        return pe[first], pm[first], score[first]
 
     def above(self, price: F64, floor: F64, rows: I64 | None, cols: I64 | None) -> Pairs:
         """Pairs with exact score - price[mentor] >= floor[mentee] (a superset), in the given
@@ -190,7 +186,7 @@ class _Worker:
             block = None
             if cols is not None:
                 block = self._block(i)
-                pos = block.position[cols]
+                pos = block.position(cols)
                 pos = np.sort(pos[pos >= 0])
                 if pos.size == 0:
                     continue
@@ -334,20 +330,7 @@ class _Solution:
 
 
 def _solve(pool: _Pool, caps: I64) -> _Solution:
-    import os
-
-    t0 = time.perf_counter()
     chosen = solve_flow(pool.pe, pool.pm, pool.w, caps, pool.n_e)
-    if os.environ.get("OPT_DEBUG"):
-        print(
-            "solve",
-            pool.pe.size,
-            round(time.perf_counter() - t0, 3),
-            "matched",
-            int(chosen.sum()),
-            "caps",
-            int(caps.sum()),
-        )
     p, u = _duals(pool, chosen)
     primal = int((pool.big + pool.w[chosen]).sum())
     return _Solution(chosen, p, u, primal)
@@ -470,27 +453,36 @@ def match(
         return r
 
     with _Team(index, people, specs, workers, positive) as team:
+        # The start pool has approximate scores (within EPS, a few pairs not even allowed):
+        # its solve only provides the first prices. Every later pool is scored exactly.
         pe, pm, score = team("best", start_k, START_PER_MENTOR)
-        seen[pe] = True
         keep = _top(pe, pm, score, start_k) | _top(pm, pe, score, START_PER_MENTOR)
-        pool.add(pe[keep], pm[keep], score[keep])
+        pool.add(pe[keep], pm[keep], np.maximum(score[keep], 0.0))
         t = lap("start", t)
         sol = _solve(pool, caps)
         rounds = 1
         t = lap("solve", t)
 
-        def pricing(s: _Solution) -> None:
-            """Pool := chosen pairs + every pair with reduced profit >= -margin at s."""
-            chosen = (pool.pe[s.chosen], pool.pm[s.chosen], pool.score[s.chosen])
+        def pricing(s: _Solution) -> int:
+            """Pool := every pair with reduced profit >= -margin at s (fewer if that is too
+            many: then the margin shrinks). Returns the margin used, in scaled units."""
             pe, pm, score = team("above", price(s.p), s.u / SCORE_SCALE - margin - 1e-6, None, None)
             seen[pe] = True
-            near = reduced(pe, pm, score, s) >= -margin_w
+            gain = reduced(pe, pm, score, s)
+            used = margin_w
+            most = _POOL_PER_MENTEE * max(n_e, 1)
+            if gain.size > most:
+                # Keep the `most` best: those above the next one's reduced profit (or all
+                # with reduced profit >= 0). Every pair left out is below -used.
+                cut = int(-np.partition(-gain, most)[most])  # the (most + 1)-th largest
+                used = max(0, min(used, -cut - 1))
+            near = gain >= -used
             pool.keep(np.zeros(pool.pe.size, np.bool_))
-            pool.add(*chosen)
             pool.add(pe[near], pm[near], score[near])
+            return used
 
         ref = sol
-        pricing(ref)
+        margin_w = pricing(ref)
         t = lap("price", t)
         while True:
             sol = _solve(pool, caps)
@@ -498,37 +490,17 @@ def match(
             t = lap("solve", t)
             a, b = ref.p - sol.p, ref.u - sol.u
             rows, cols = _split(a, b, margin_w, n_e, n_m)
-            import os
-
-            if os.environ.get("OPT_DEBUG"):
-                print(
-                    "round",
-                    rounds,
-                    "pool",
-                    pool.pe.size,
-                    "matched",
-                    int(sol.chosen.sum()),
-                    "rows",
-                    rows.size,
-                    "cols",
-                    cols.size,
-                    "amax",
-                    a.max() / 1e6,
-                    "bmax",
-                    b.max() / 1e6,
-                    {k: round(v, 3) for k, v in seconds.items()},
-                )
             out_of_time = time_limit is not None and time.perf_counter() - started > time_limit
             if rows.size * n_m + cols.size * n_e > _RESCAN_SHARE * n_e * n_m and not (
                 out_of_time or rounds >= max_rounds
             ):
                 ref = sol
-                pricing(ref)
+                margin_w = pricing(ref)
                 t = lap("price", t)
                 continue
             # Rescanned rows and columns also bring their near pairs into the pool, so that
             # the next round's duals rarely find anything new there.
-            floor = sol.u / SCORE_SCALE - margin - 1e-6
+            floor = sol.u / SCORE_SCALE - margin_w / SCORE_SCALE - 1e-6
             found = _concat(
                 [
                     team("above", price(sol.p), floor, rows, None) if rows.size else _concat([]),
