@@ -129,8 +129,14 @@ def plan_blocks(
 
     family_of, families = _families(index)
 
+    keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+
     def skill_key(e: int) -> tuple[str, ...]:
-        return tuple(sorted({family_of(skill) for skill in mentees[e].skills}))
+        sought = mentees[e].skills
+        key = keys.get(sought)
+        if key is None:
+            key = keys[sought] = tuple(sorted({family_of(skill) for skill in sought}))
+        return key
 
     def related(rows: I64) -> Bool | None:
         if families is None:
@@ -184,11 +190,15 @@ def _families(index: CandidateIndex) -> tuple[Any, dict[str, Bool] | None]:
     skill in it. Related skills (same, ancestor, descendant, sibling) share their root, so a
     mentor outside every family of a mentee's sought skills scores 0 on skills for them."""
     taxonomy = index.taxonomy
+    known: dict[str, str] = {}
 
     def family_of(skill: str) -> str:
-        canon = taxonomy.canonical(skill)
-        above = taxonomy.ancestors(canon)
-        return above[-1] if above else canon
+        family = known.get(skill)
+        if family is None:
+            canon = taxonomy.canonical(skill)
+            above = taxonomy.ancestors(canon)
+            family = known[skill] = above[-1] if above else canon
+        return family
 
     if Kind.SKILLS not in index.kinds:
         return family_of, None
