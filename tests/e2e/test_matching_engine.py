@@ -339,6 +339,8 @@ def test_not_a_good_fit_excludes_the_pair_and_rematches(stack: Stack, clients: C
     }
     eva = program.register("Eva", MENTEE, ["design"])
     first = eventually("a first proposal", lambda: next(iter(program.proposals(eva)), None))
+    # Matching stores a proposal before engagement has read it from match-proposed.
+    eventually("engagement to store the proposal", lambda: program.known(first.match_id))
     program.respond(first.match_id, first.mentor_id, accept=True)
     started = program.respond(first.match_id, eva, accept=True)
     ended = clients.engagement.EndRelationship(
