@@ -9,23 +9,29 @@ that means looking at every mentee x mentor cell. This module does it on dense f
   limit, shared language, ...). A group's allowed mentors are one column set, so cells a hard
   table criterion rules out for the whole group are never computed. Small groups are pooled
   into one block over the union of their columns; their cells are then checked per cell.
+  Within a group, mentees seeking skills of the same families (taxonomy roots) share blocks:
+  a mentor with no skill in those families scores 0 on skills for all of the block's rows, so
+  its column is computed only when its price is low enough to matter (Block.above).
 - Per block, each table criterion is one gather from a (mentees x mentor codes) table; tables
   whose code combinations are few are fused first (one gather for several criteria); a hard
   table criterion's failures are -inf in its table. Skills are uint8 gathers from per-skill
-  relatedness rows; availability is the exact overlap (two gathers per mentor interval, from
-  each mentee's cumulative coverage, mentors sorted by interval count); mentee choices are a
-  per-row base plus the few chosen cells.
-- A cell's approximate score A is the same weighted mean in float32: |A - exact| < EPS for
-  allowed cells, and A = -inf only where a hard criterion fails. The always-hard rules (same
-  person, exclusions, reporting lines) and the minimum score are not applied here.
+  relatedness rows; mentee choices are a per-row base plus the few chosen cells.
+  Availability counts as its midpoint 0.5 in the dense block (within avail_slack of the
+  truth either way) and is computed exactly per selected cell (avail_cells: two gathers per
+  mentor interval from each mentee's cumulative coverage).
+- A cell's approximate score A (approx() + avail_cells()) is the same weighted mean in
+  float32: |A - exact| < EPS for allowed cells, and A = -inf only where a hard criterion
+  fails. The always-hard rules (same person, exclusions, reporting lines) and the minimum
+  score are not applied here. A property test (tests/unit/test_optimum.py) holds this.
 
 So a block never decides that a pair is allowed or what it scores: it proves that a cell
-cannot reach a threshold (A + EPS below it). Every cell a block selects is re-scored exactly
-(CandidateIndex._scan: always-hard rules, hard criteria, minimum score, bit-identical scores)
-before it is returned.
+cannot reach a threshold (A + EPS below it). Every cell Block.above selects is re-scored
+exactly (CandidateIndex._scan: always-hard rules, hard criteria, minimum score, bit-identical
+scores) before it is returned; Block.tops only seeds the first prices.
 
-Memory: a block holds at most about BLOCK_CELLS cells at a time; mentee-side tables are per
-block (mentees x codes); per-skill relatedness rows are mentors bytes each.
+Memory: a block holds about BLOCK_CELLS cells (at least _MIN_ROWS rows) at a time;
+mentee-side tables are per block (mentees x codes); per-skill relatedness rows are one byte
+per mentor.
 """
 
 from __future__ import annotations

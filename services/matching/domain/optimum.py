@@ -12,13 +12,15 @@ u_e + p_m >= B + w_em for every eligible pair and sum(u) + sum(cap * p) = sum((B
 
 Finding x and (p, u) without scoring every pair exactly (column generation):
 
-1. Start: each mentee's few best mentors and, per block, each mentor's best mentee, found on
-   approximate dense blocks (dense.py) and scored exactly. Solve (min-cost flow); the LP duals
-   of that restricted problem (longest paths over the chosen pairs, exact integers) are the
-   reference prices.
+1. Start: each mentee's few best mentors and each mentor's few best mentees, found on
+   approximate dense blocks (dense.py), with their approximate scores. Solve (min-cost flow);
+   the LP duals of that problem (longest paths over the chosen pairs, exact integers) are
+   the reference prices. Any prices would do (step 2 makes no assumption about them); good
+   ones keep the pool small.
 2. Pricing: every pair whose reduced profit B + w - p - u at the reference duals is above
-   -MARGIN (in score units) is found on the dense blocks and scored exactly: the pool. Any
-   eligible pair outside the pool has reduced profit below -MARGIN at the reference duals.
+   -MARGIN (in score units; less if that would keep more than _POOL_PER_MENTEE pairs per
+   mentee) is found on the dense blocks and scored exactly: the pool. Any eligible pair
+   outside the pool has reduced profit below -MARGIN at the reference duals.
 3. Solve on the pool; new duals (p', u'). A pair outside the pool now has reduced profit below
    -MARGIN + (p_m - p'_m) + (u_e - u'_e): it cannot improve the assignment unless its mentor's
    price or its mentee's utility moved by a lot. Those few mentors (columns) and mentees (rows)
