@@ -9,11 +9,12 @@ from collections.abc import Sequence
 
 from services.common.api import events_pb2, matching_pb2
 from services.matching import configuration, pool
-from services.matching.domain.assignment import Assignment, Pair, solve_assignment
+from services.matching.domain.assignment import Assignment
 from services.matching.domain.candidates import CandidateIndex, generate_pairs
 from services.matching.domain.criteria import evaluate
 from services.matching.domain.fairness import fairness_report, nearest_rank
 from services.matching.domain.model import MatchingConfig, Person
+from services.matching.domain.optimum import match
 from services.matching.domain.stable import stable_match
 from services.matching.domain.taxonomy import Taxonomy
 
@@ -46,14 +47,26 @@ def _candidates(
 
 
 def _optimal(
-    candidates: dict[str, list[tuple[str, float]]], mentors: Sequence[Person]
-) -> list[Assignment]:
-    pairs = [
-        Pair(mentee, mentor, score)
-        for mentee, ranked in candidates.items()
-        for mentor, score in ranked
+    mentees: Sequence[Person],
+    mentors: Sequence[Person],
+    config: MatchingConfig,
+    p: pool.Pool,
+    taxonomy: Taxonomy,
+) -> tuple[list[Assignment], frozenset[str]]:
+    """The optimum over every allowed pair scoring above 0 (optimum.match, proved by LP
+    duality), and the mentees that have at least one such pair."""
+    result = match(mentees, mentors, config, taxonomy, p.constraints, positive=True)
+    matched = {a.mentee_id for a in result.assignments}
+    unsure = [
+        m
+        for m in mentees
+        if m.participant_id not in result.with_candidates and m.participant_id not in matched
     ]
-    return solve_assignment(pairs, {m.participant_id: m.free_slots for m in mentors})
+    with_candidates = set(result.with_candidates) | matched
+    if unsure:
+        index = CandidateIndex(mentors, config, taxonomy, p.constraints)
+        with_candidates.update(m.participant_id for m in unsure if ranked(index, m, 1))
+    return result.assignments, frozenset(with_candidates)
 
 
 def _stable(
@@ -117,10 +130,8 @@ def propose_continuously(organization_id: str, program_id: str) -> int:
     free = [m for m in p.mentors if m.free_slots > 0]
     if not p.waiting_mentees or not free:
         return 0
-    candidates = _candidates(p.waiting_mentees, free, config, p, taxonomy)
-    return len(
-        _propose(organization_id, program_id, _optimal(candidates, free), p, config, taxonomy)
-    )
+    planned, _ = _optimal(p.waiting_mentees, free, config, p, taxonomy)
+    return len(_propose(organization_id, program_id, planned, p, config, taxonomy))
 
 
 def run(
@@ -132,13 +143,13 @@ def run(
     config = configuration.engine_config(configuration.load_config(organization_id, program_id))
     p = pool.load_pool(organization_id, program_id, taxonomy, request.cohort_id)
     free = [m for m in p.mentors if m.free_slots > 0]
-    candidates = _candidates(p.waiting_mentees, free, config, p, taxonomy)
     algorithm = request.algorithm or events_pb2.MATCHING_ALGORITHM_OPTIMAL
-    planned = (
-        _stable(candidates, p.waiting_mentees, free)
-        if algorithm == events_pb2.MATCHING_ALGORITHM_STABLE
-        else _optimal(candidates, free)
-    )
+    if algorithm == events_pb2.MATCHING_ALGORITHM_STABLE:
+        candidates = _candidates(p.waiting_mentees, free, config, p, taxonomy)
+        planned = _stable(candidates, p.waiting_mentees, free)
+        with_candidates = frozenset(m for m, ranked_mentors in candidates.items() if ranked_mentors)
+    else:
+        planned, with_candidates = _optimal(p.waiting_mentees, free, config, p, taxonomy)
     proposed = _propose(organization_id, program_id, planned, p, config, taxonomy, request.run_id)
     scores = {a.mentee_id: a.score for a in proposed}
     result = events_pb2.MatchingRunCompleted(
@@ -152,7 +163,7 @@ def run(
         unmatched=[
             events_pb2.UnmatchedMentee(
                 mentee_id=m.participant_id,
-                reason=ALL_TAKEN if candidates[m.participant_id] else NO_CANDIDATE,
+                reason=ALL_TAKEN if m.participant_id in with_candidates else NO_CANDIDATE,
             )
             for m in p.waiting_mentees
             if m.participant_id not in scores

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+import grpc
+
 from mentoring.clients import Clients
 from mentoring.stack import Stack
 from services.common.api import common_pb2, engagement_pb2, enrollment_pb2, matching_pb2
@@ -113,3 +115,12 @@ class Program:
         return self.clients.engagement.GetMatch(
             engagement_pb2.GetMatchRequest(organization_id=self.org, match_id=match_id)
         )
+
+    def known(self, match_id: str) -> engagement_pb2.Match | None:
+        """The match once engagement has read its proposal, else None."""
+        try:
+            return self.match(match_id)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise

@@ -48,22 +48,13 @@ class Pair:
         )
 
 
-def _known(program: Program, match_id: str) -> engagement_pb2.Match | None:
-    try:
-        return program.match(match_id)
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.NOT_FOUND:
-            return None
-        raise
-
-
 def new_pair(stack: Stack, clients: Clients, skill: str = "coaching") -> Pair:
     """A mentor and a mentee with the same skill, matched and both accepted."""
     program = Program(clients, stack)
     mentor = program.register("Mia", MENTOR, [skill], capacity=1)
     mentee = program.register("Leo", MENTEE, [skill])
     proposal = eventually("a proposal", lambda: next(iter(program.proposals(mentee)), None))
-    eventually("engagement to see the proposal", lambda: _known(program, proposal.match_id))
+    eventually("engagement to see the proposal", lambda: program.known(proposal.match_id))
     program.respond(proposal.match_id, mentor, accept=True)
     started = program.respond(proposal.match_id, mentee, accept=True)
     assert started.relationship_id

@@ -20,7 +20,7 @@ from services.common.events import new_event, partition_key
 from services.engagement.domain import add_months
 from tests.e2e.engine import MENTEE, MENTOR, Program
 from tests.e2e.support import eventually, metric, produce, read_topic
-from tests.e2e.test_engagement_features import _known, fails, invalid, new_pair, now, ts
+from tests.e2e.test_engagement_features import fails, invalid, new_pair, now, ts
 from tests.e2e.test_nudges import notifications, set_policy
 from tests.e2e.test_withdrawals_and_hr import events_on, publish_hr, relationship, withdraw
 
@@ -59,7 +59,7 @@ def pair_up(program: Program, mentor: str, mentee: str) -> str:
             requested_by="coordinator",
         )
     ).proposal
-    eventually("engagement to see the proposal", lambda: _known(program, proposal.match_id))
+    eventually("engagement to see the proposal", lambda: program.known(proposal.match_id))
     program.respond(proposal.match_id, mentor, accept=True)
     return program.respond(proposal.match_id, mentee, accept=True).relationship_id
 
@@ -92,7 +92,7 @@ def test_a_relationship_follows_its_programs_timeframe_and_cadence(
     mentor = program.register("Mia", MENTOR, ["coaching"], capacity=1)
     mentee = program.register("Leo", MENTEE, ["coaching"])
     proposal = eventually("a proposal", lambda: next(iter(program.proposals(mentee)), None))
-    eventually("engagement to see the proposal", lambda: _known(program, proposal.match_id))
+    eventually("engagement to see the proposal", lambda: program.known(proposal.match_id))
     program.respond(proposal.match_id, mentor, accept=True)
     rid = program.respond(proposal.match_id, mentee, accept=True).relationship_id
 
@@ -198,7 +198,7 @@ def test_a_withdrawal_expires_open_proposals_through_match_expired(
     program.register("Dee", MENTOR, ["law"], capacity=1)
     mentee = program.register("Eve", MENTEE, ["law"])
     proposal = eventually("a proposal", lambda: next(iter(program.proposals(mentee)), None))
-    eventually("engagement to see it", lambda: _known(program, proposal.match_id))
+    eventually("engagement to see it", lambda: program.known(proposal.match_id))
     withdraw(program, mentee, "moved abroad")
 
     def expired() -> list[events_pb2.MatchExpired] | None:

@@ -207,7 +207,7 @@ def test_self_matching_recommends_requests_moves_on_and_expires(
     )
     assert (first.mentor_id, first.origin) == (ada, common_pb2.MATCH_ORIGIN_MENTEE_REQUEST)
     assert first.expires_at.seconds > 0
-    asked = eventually("engagement to see the request", lambda: _match(program, first.match_id))
+    asked = eventually("engagement to see the request", lambda: program.known(first.match_id))
     assert asked.mentee_decision == common_pb2.MATCH_DECISION_ACCEPT  # asking is accepting
     assert (
         program.respond(first.match_id, ada, accept=False).status
@@ -231,7 +231,7 @@ def test_self_matching_recommends_requests_moves_on_and_expires(
     eventually(
         "engagement to mark it expired",
         lambda: (
-            (m := _match(program, second.match_id)) is not None
+            (m := program.known(second.match_id)) is not None
             and m.status == common_pb2.MATCH_STATUS_EXPIRED
         ),
     )
@@ -241,15 +241,6 @@ def test_self_matching_recommends_requests_moves_on_and_expires(
         )
     ).recommendations
     assert [r.mentor_id for r in again] == [bea]  # Ada declined: never proposed again
-
-
-def _match(program: Program, match_id: str) -> engagement_pb2.Match | None:
-    try:
-        return program.match(match_id)
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.NOT_FOUND:
-            return None
-        raise
 
 
 def test_capacity_holds_when_many_mentees_ask_at_once(stack: Stack, clients: Clients) -> None:
@@ -339,8 +330,8 @@ def test_not_a_good_fit_excludes_the_pair_and_rematches(stack: Stack, clients: C
     }
     eva = program.register("Eva", MENTEE, ["design"])
     first = eventually("a first proposal", lambda: next(iter(program.proposals(eva)), None))
-    # The proposal reaches engagement by Kafka, a moment after matching lists it.
-    eventually("engagement to see the proposal", lambda: _match(program, first.match_id))
+    # Matching stores a proposal before engagement has read it from match-proposed.
+    eventually("engagement to store the proposal", lambda: program.known(first.match_id))
     program.respond(first.match_id, first.mentor_id, accept=True)
     started = program.respond(first.match_id, eva, accept=True)
     ended = clients.engagement.EndRelationship(

@@ -17,7 +17,6 @@ from services.common.api import common_pb2, engagement_pb2, events_pb2
 from services.common.events import partition_key
 from tests.e2e.engine import MENTEE, MENTOR, Program
 from tests.e2e.support import eventually, read_topic
-from tests.e2e.test_engagement_features import _known
 
 E = engagement_pb2
 DAY = 86_400
@@ -50,7 +49,7 @@ def set_policy(program: Program, **seconds: int) -> E.NudgePolicy:
 
 def proposed(program: Program, mentee: str) -> str:
     proposal = eventually("a proposal", lambda: next(iter(program.proposals(mentee)), None))
-    eventually("engagement to see the proposal", lambda: _known(program, proposal.match_id))
+    eventually("engagement to see the proposal", lambda: program.known(proposal.match_id))
     return proposal.match_id
 
 

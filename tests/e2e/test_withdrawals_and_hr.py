@@ -19,7 +19,6 @@ from services.common.api import (
 from services.common.events import DEAD_LETTER_TOPIC, new_event, partition_key
 from tests.e2e.engine import MENTEE, MENTOR, Program
 from tests.e2e.support import eventually, metric, produce, read_topic
-from tests.e2e.test_engagement_features import _known
 
 K = matching_pb2
 SKILLS = K.Criterion(kind=K.CRITERION_KIND_SKILLS, weight=5)
@@ -61,7 +60,7 @@ def start_relationship(program: Program, mentee_id: str) -> engagement_pb2.Match
     proposal = eventually(
         "a proposal", lambda: next(iter(program.proposals(mentee_id)), None), timeout=30
     )
-    eventually("engagement to store the proposal", lambda: _known(program, proposal.match_id))
+    eventually("engagement to store the proposal", lambda: program.known(proposal.match_id))
     program.respond(proposal.match_id, proposal.mentor_id, accept=True)
     accepted = program.respond(proposal.match_id, mentee_id, accept=True)
     assert accepted.status == common_pb2.MATCH_STATUS_ACCEPTED
@@ -120,7 +119,7 @@ def test_a_withdrawn_mentee_releases_the_mentor_for_another(stack: Stack, client
     eventually(
         "engagement to expire the open proposal",
         lambda: (
-            (m := _known(program, proposal.match_id)) is not None
+            (m := program.known(proposal.match_id)) is not None
             and m.status == common_pb2.MATCH_STATUS_EXPIRED
         ),
     )

@@ -25,7 +25,7 @@ as [-1000, 1000] and up to a few million nodes this never triggers.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +38,7 @@ __all__ = [
     "AssignmentSolverError",
     "Pair",
     "solve_assignment",
+    "solve_flow",
 ]
 
 SCORE_SCALE: int = 10**6
@@ -150,65 +151,20 @@ def solve_assignment(pairs: Iterable[Pair], capacities: Mapping[str, int]) -> li
     if mentee_idx.size == 0:
         return []
 
-    # Node layout: 0 = source, 1..n_mentees = mentees, then mentors, then the sink.
-    mentee_node0 = 1
-    mentor_node0 = 1 + n_mentees
-    sink = mentor_node0 + n_mentors
-    num_nodes = sink + 1
-    if num_nodes >= 2**31:
-        raise ValueError(f"instance too large: {num_nodes} flow nodes exceed int32")
-
     scaled = np.rint(raw_scores * SCORE_SCALE)
-    max_magnitude = float(np.max(np.abs(scaled)))
-    if (max_magnitude + 1.0) * (num_nodes + 1) >= _MAX_COST_PRODUCT:
-        i = int(np.argmax(np.abs(scaled)))
-        raise ValueError(
+    _check_magnitude(
+        scaled,
+        n_mentees + n_mentors + 2,
+        lambda i: (
             f"score of pair (mentee {mentee_ids[mentee_idx[i]]!r}, "
             f"mentor {mentor_ids[mentor_idx[i]]!r}) is too large in magnitude to solve "
-            f"exactly with {num_nodes} nodes at scale {SCORE_SCALE}: {raw_scores[i]!r}"
-        )
-    # Max score == min cost among maximum flows.
-    costs = -scaled.astype(np.int64)
-
-    n_arcs = mentee_idx.size
-    solver = min_cost_flow.SimpleMinCostFlow()
-    # Pair arcs go first so their arc indices are exactly 0..n_arcs-1.
-    pair_arcs = solver.add_arcs_with_capacity_and_unit_cost(
-        (mentee_node0 + mentee_idx).astype(np.int32),
-        (mentor_node0 + mentor_idx).astype(np.int32),
-        np.ones(n_arcs, dtype=np.int64),
-        costs,
+            f"exactly with {n_mentees + n_mentors + 2} nodes at scale {SCORE_SCALE}: "
+            f"{raw_scores[i]!r}"
+        ),
     )
-    mentee_nodes = np.arange(mentee_node0, mentee_node0 + n_mentees, dtype=np.int32)
-    solver.add_arcs_with_capacity_and_unit_cost(
-        np.zeros(n_mentees, dtype=np.int32),
-        mentee_nodes,
-        np.ones(n_mentees, dtype=np.int64),
-        np.zeros(n_mentees, dtype=np.int64),
+    chosen = np.flatnonzero(
+        solve_flow(mentee_idx, mentor_idx, scaled.astype(np.int64), caps, n_mentees)
     )
-    used_mentors = np.flatnonzero(caps > 0)
-    solver.add_arcs_with_capacity_and_unit_cost(
-        (mentor_node0 + used_mentors).astype(np.int32),
-        np.full(used_mentors.size, sink, dtype=np.int32),
-        caps[used_mentors],
-        np.zeros(used_mentors.size, dtype=np.int64),
-    )
-    # The supply only has to be an upper bound on the flow: solve_max_flow_with_min_cost
-    # reduces it to the maximum achievable flow instead of declaring the problem
-    # infeasible.
-    supply = min(n_mentees, int(caps.sum()))
-    solver.set_node_supply(0, supply)
-    solver.set_node_supply(sink, -supply)
-
-    status = solver.solve_max_flow_with_min_cost()
-    if status != min_cost_flow.SimpleMinCostFlow.OPTIMAL:
-        raise AssignmentSolverError(
-            f"min-cost-flow solver returned {getattr(status, 'name', status)} "
-            f"({n_mentees} mentees, {n_mentors} mentors, {n_arcs} pairs)"
-        )
-
-    flows = np.asarray(solver.flows(np.asarray(pair_arcs, dtype=np.int32)))
-    chosen = np.flatnonzero(flows > 0)
     return [
         Assignment(mentee_ids[e], mentor_ids[m], s)
         for e, m, s in zip(
@@ -218,6 +174,91 @@ def solve_assignment(pairs: Iterable[Pair], capacities: Mapping[str, int]) -> li
             strict=True,
         )
     ]
+
+
+def solve_flow(
+    mentee: npt.NDArray[np.int64],
+    mentor: npt.NDArray[np.int64],
+    profit: npt.NDArray[np.int64],
+    capacities: npt.NDArray[np.int64],
+    n_mentees: int,
+) -> npt.NDArray[np.bool_]:
+    """The solver core on arrays: which pairs an optimal assignment uses.
+
+    Pair i is (mentee[i], mentor[i]) with integer profit[i] (a scaled score); mentees are
+    below n_mentees, mentors index `capacities`. No pair may be listed twice. Maximises the
+    number of matched mentees, then the total profit (see the module docstring).
+    """
+    n_mentors = capacities.size
+    chosen = np.zeros(mentee.size, np.bool_)
+    usable = capacities[mentor] > 0
+    if not usable.any():
+        return chosen
+    arcs_at = np.flatnonzero(usable)
+    mentee, mentor, profit = mentee[arcs_at], mentor[arcs_at], profit[arcs_at]
+    # Only mentees with a pair are nodes: mentees without one would only slow the solver.
+    present, mentee = np.unique(mentee, return_inverse=True)
+    n_mentees = present.size
+    # Node layout: 0 = source, 1..n_mentees = mentees, then mentors, then the sink.
+    mentee_node0 = 1
+    mentor_node0 = 1 + n_mentees
+    sink = mentor_node0 + n_mentors
+    num_nodes = sink + 1
+    if num_nodes >= 2**31:
+        raise ValueError(f"instance too large: {num_nodes} flow nodes exceed int32")
+    _check_magnitude(
+        profit.astype(np.float64),
+        num_nodes,
+        lambda i: f"profit {int(profit[i])} too large in magnitude for {num_nodes} flow nodes",
+    )
+
+    solver = min_cost_flow.SimpleMinCostFlow()
+    # Pair arcs go first so their arc indices are exactly 0..n_arcs-1.
+    pair_arcs = solver.add_arcs_with_capacity_and_unit_cost(
+        (mentee_node0 + mentee).astype(np.int32),
+        (mentor_node0 + mentor).astype(np.int32),
+        np.ones(mentee.size, dtype=np.int64),
+        -profit,  # max profit == min cost among maximum flows
+    )
+    solver.add_arcs_with_capacity_and_unit_cost(
+        np.zeros(n_mentees, dtype=np.int32),
+        np.arange(mentee_node0, mentee_node0 + n_mentees, dtype=np.int32),
+        np.ones(n_mentees, dtype=np.int64),
+        np.zeros(n_mentees, dtype=np.int64),
+    )
+    used_mentors = np.flatnonzero(capacities > 0)
+    solver.add_arcs_with_capacity_and_unit_cost(
+        (mentor_node0 + used_mentors).astype(np.int32),
+        np.full(used_mentors.size, sink, dtype=np.int32),
+        np.minimum(capacities[used_mentors], n_mentees),
+        np.zeros(used_mentors.size, dtype=np.int64),
+    )
+    # The supply only has to be an upper bound on the flow: solve_max_flow_with_min_cost
+    # reduces it to the maximum achievable flow instead of declaring the problem
+    # infeasible.
+    supply = min(n_mentees, int(np.minimum(capacities, n_mentees).clip(0).sum()))
+    solver.set_node_supply(0, supply)
+    solver.set_node_supply(sink, -supply)
+
+    status = solver.solve_max_flow_with_min_cost()
+    if status != min_cost_flow.SimpleMinCostFlow.OPTIMAL:
+        raise AssignmentSolverError(
+            f"min-cost-flow solver returned {getattr(status, 'name', status)} "
+            f"({n_mentees} mentees, {n_mentors} mentors, {mentee.size} pairs)"
+        )
+    flows = np.asarray(solver.flows(np.asarray(pair_arcs, dtype=np.int32)))
+    chosen[arcs_at[flows > 0]] = True
+    return chosen
+
+
+def _check_magnitude(
+    scaled: npt.NDArray[np.float64], num_nodes: int, message: Callable[[int], str]
+) -> None:
+    if scaled.size == 0:
+        return
+    max_magnitude = float(np.max(np.abs(scaled)))
+    if (max_magnitude + 1.0) * (num_nodes + 1) >= _MAX_COST_PRODUCT:
+        raise ValueError(message(int(np.argmax(np.abs(scaled)))))
 
 
 def _mentor_capacities(

@@ -12,9 +12,9 @@ API
   mentors that evaluate() allows with score >= min_score (a score of 0 is returned when
   min_score is 0 and the pair is allowed, e.g. soft SKILLS with no related skill).
   scores(mentee) -> every mentor's score and eligibility; top_many(...) for bulk runs.
-- generate_pairs(mentees, mentors, ...) -> each mentee's top candidates_per_mentee, as Pairs.
-- match(...) -> column generation to the optimum over ALL allowed pairs, with a certificate.
-- upper_bound(index, mentees, pairs, assignments) -> LP dual bound on the best achievable total.
+- generate_pairs(mentees, mentors, ...) -> each mentee's top candidates_per_mentee, as Pairs
+  (the stable algorithm's preference lists). The optimum over ALL allowed pairs, with its
+  proof, is optimum.match, built on dense.py's blocks and this index's exact scoring.
 
 Encoding (mentors once per index; mentees per chunk of ~2M mentee x mentor cells):
 - mentors sorted by participant id, so "ties by mentor id" is "ties by index";
@@ -46,20 +46,7 @@ Approximation for large bulk runs (mentees x mentors > EXACT_CELLS, e.g. 100k x 
 mentee's search is limited to a budget of candidates (BUDGET per sought skill: the most related
 mentors, rotated per mentee within the top relatedness level so that equally skilled mentors
 share the demand), which are then ranked exactly. Mentees with fewer than k allowed candidates
-are scanned against all mentors. There is no a-priori bound on what this loses: a mentor
-outside every window can be someone's best. What it loses is measured a posteriori:
-upper_bound() prices the mentors with the LP duals of the solved b-matching and makes one
-exact pass over all pairs, giving an upper bound on the best achievable total (and a
-certificate of optimality when nothing can improve); bench/matching.py reports the gap.
-
-Restricting the assignment to each mentee's top k is itself an approximation, even with an
-exact top k: when capacity is scarce the optimum sends some mentees below their top k (10k
-synthetic org: top-20 reaches 99.58 % of the optimum and 19 fewer matches). match() closes it
-exactly: it solves, prices the mentors with the LP duals (longest paths over the chosen pairs,
-exact integers), adds every allowed pair with positive reduced profit (found with the same
-exact pruned search, now on score - price above each mentee's dual) and re-solves until none
-is left. The result is then optimal over all allowed pairs (max matched, then max total),
-up to solve_assignment's 1e-6 score quantisation.
+are scanned against all mentors.
 
 Memory: O(mentors x distinct sought skills) for the skill rows (capped), O(chunk cells) per
 chunk, O(mentees x k) for the output: nothing grows as mentees x mentors.
@@ -74,12 +61,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.matching.domain.assignment import (
-    SCORE_SCALE,
-    Assignment,
-    Pair,
-    solve_assignment,
-)
+from services.matching.domain.assignment import Pair
 from services.matching.domain.criteria import managers, merged_slots
 from services.matching.domain.model import (
     Constraints,
@@ -94,12 +76,8 @@ from services.matching.domain.taxonomy import EMPTY_TAXONOMY, Taxonomy
 __all__ = [
     "BUDGET",
     "EXACT_CELLS",
-    "Bound",
     "CandidateIndex",
-    "MatchResult",
     "generate_pairs",
-    "match",
-    "upper_bound",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -132,6 +110,8 @@ _SEED_MIN = 256
 _COMPACT_BELOW = 0.75
 # Tie-break levels under a budget (see _tie_break).
 _TIE_LEVELS = 16
+# Bound on the cached per-set rows of GOALS and LANGUAGE (see _Codes.shared).
+_SET_CACHE = 1 << 14
 
 _TABLE_KINDS = frozenset(
     {
@@ -183,6 +163,8 @@ class _Codes:
                     holders.setdefault(item, []).append(code)
             self.holders = {item: np.asarray(cs, np.int64) for item, cs in holders.items()}
             self.known = np.fromiter((bool(v) for v in self.values), np.bool_, len(self.values))
+            # mentee set -> how many of its items each code's set holds (few distinct sets)
+            self._shared: dict[frozenset[str], I64] = {}
         elif kind in (Kind.DEPARTMENT, Kind.LOCATION):
             self.lookup = index
             self.known = np.fromiter((bool(v) for v in self.values), np.bool_, len(self.values))
@@ -204,6 +186,26 @@ class _Codes:
                 np.int64,
                 len(index),
             )
+
+    def shared(self, sets: Sequence[frozenset[str]]) -> I64:
+        """(len(sets) x codes): how many items of each set each code's set holds."""
+        rows: list[I64] = []
+        cache = self._shared
+        for items in sets:
+            row = cache.get(items)
+            if row is None:
+                row = np.zeros(self.k, np.int64)
+                for item in items:
+                    hold = self.holders.get(item)
+                    if hold is not None:
+                        row[hold] += 1  # a code holds an item once
+                if len(cache) >= _SET_CACHE:
+                    cache.clear()
+                cache[items] = row
+            rows.append(row)
+        if not rows:
+            return np.zeros((0, self.k), np.int64)
+        return np.stack(rows)[:, : len(self.values)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,16 +343,7 @@ class _Chunk:
         codes = ix.codes[kind]
         n, k = self.n, len(codes.values)
         if kind in (Kind.GOALS, Kind.LANGUAGE):
-            flat = np.zeros(n * k, np.int64)
-            keys: list[I64] = []
-            for e, items in enumerate(mine):
-                for item in items:
-                    hold = codes.holders.get(item)
-                    if hold is not None:
-                        keys.append(hold + e * k)
-            if keys:
-                np.add.at(flat, np.concatenate(keys), 1)
-            shared = flat.reshape(n, k)
+            shared = codes.shared(mine)
             sizes = np.fromiter((len(items) for items in mine), np.int64, n)
             known = (sizes > 0)[:, None] & codes.known[None, :]
             if kind is Kind.GOALS:
@@ -401,20 +394,23 @@ class _Chunk:
         n = self.n
         bounds = ix.avail_bounds
         self.avail_known = np.fromiter((bool(p.availability) for p in mentees), np.bool_, n)
-        rows: list[int] = []
-        starts: list[int] = []
-        ends: list[int] = []
+        # By rank: the j-th interval of every mentee that has one, a row each, so no row is
+        # written twice in one step.
+        ranks: list[tuple[list[int], list[int], list[int]]] = []
         for e, p in enumerate(mentees):
             if p.availability:
-                for start, end in merged_slots(p.availability):
+                for j, (start, end) in enumerate(merged_slots(p.availability)):
+                    if j == len(ranks):
+                        ranks.append(([], [], []))
+                    rows, starts, ends = ranks[j]
                     rows.append(e)
                     starts.append(start)
                     ends.append(end)
         cover = np.zeros((n, bounds.size), np.int64)
-        if rows:
+        for rows, starts, ends in ranks:
             s = np.asarray(starts, np.int64)[:, None]
             length = np.asarray(ends, np.int64)[:, None] - s
-            np.add.at(cover, np.asarray(rows, np.int64), np.clip(bounds[None, :] - s, 0, length))
+            cover[rows] += np.clip(bounds[None, :] - s, 0, length)
         self.cover = cover.ravel()
         self.n_bounds = bounds.size
 
@@ -1145,216 +1141,3 @@ def _pairs(
         Pair(mentee_ids[e], mentor_ids[j], s)
         for e, j, s in zip(pe.tolist(), pm.tolist(), score.tolist(), strict=True)
     ]
-
-
-# --- optimality: LP duals, an upper bound, column generation -----------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Bound:
-    """How far an assignment can be from the best one over all allowed pairs.
-
-    upper: an upper bound on the total score of the best assignment that matches at least as
-        many mentees (in rounded scores, see assignment.SCORE_SCALE; the true total is within
-        matched * 5e-7 of it).
-    achieved: the assignment's own total.
-    max_matched: True when no assignment matches more mentees (proved by the bound).
-    improving: mentees with an allowed pair outside the pair set that the LP prices say could
-        improve the assignment; 0 means the assignment is optimal over all allowed pairs.
-    """
-
-    upper: float
-    achieved: float
-    max_matched: bool
-    improving: int
-
-    @property
-    def optimal(self) -> bool:
-        return self.improving == 0
-
-    @property
-    def ratio(self) -> float:
-        return self.achieved / self.upper if self.upper > 0 else 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class MatchResult:
-    assignments: list[Assignment]
-    pairs: int  # pairs given to the solver in the last round
-    rounds: int
-    bound: Bound
-
-
-class _Restricted:
-    """A solved pair set as arrays: mentee rows, mentor indices, scaled integer profits."""
-
-    def __init__(
-        self,
-        index: CandidateIndex,
-        people: Sequence[Person],
-        pe: I64,
-        pm: I64,
-        score: F64,
-        assignments: Sequence[Assignment],
-    ) -> None:
-        self.n_e = len(people)
-        self.big = (self.n_e + 1) * SCORE_SCALE  # > any total score difference: cardinality first
-        self.profit = self.big + np.rint(score * SCORE_SCALE).astype(np.int64)
-        self.pe, self.pm = pe, pm
-        row = {p.participant_id: e for e, p in enumerate(people)}
-        col = {mentor_id: j for j, mentor_id in enumerate(index.mentor_ids)}
-        self.mate = np.full(self.n_e, -1, np.int64)
-        for a in assignments:
-            self.mate[row[a.mentee_id]] = col[a.mentor_id]
-        self.caps = np.fromiter((p.free_slots for p in index.mentors), np.int64, index.n_mentors)
-        self.matched = int((self.mate >= 0).sum())
-        self.achieved = float(sum(a.score for a in assignments))
-
-
-def _duals(r: _Restricted, n_m: int) -> tuple[I64, I64]:
-    """Optimal LP duals (mentor prices p, mentee utilities u) of the restricted problem.
-
-    max sum (B + w) x over the pairs, each mentee at most once, mentor m at most cap_m times.
-    Given its optimal x, the smallest prices satisfying u_e + p_m >= B + w_em with equality on
-    the chosen pairs are longest-path distances: p_m >= B + w_em for unmatched mentees' pairs,
-    p_m' >= p_m + (B + w_em') - (B + w_em) when e is matched to m. Bellman-Ford, exact integers.
-    """
-    mate_of_pair = r.mate[r.pe]
-    own = np.zeros(r.n_e, np.int64)
-    chosen = mate_of_pair == r.pm
-    own[r.pe[chosen]] = r.profit[chosen]
-    p = np.zeros(n_m, np.int64)
-    free = mate_of_pair < 0
-    np.maximum.at(p, r.pm[free], r.profit[free])
-    arcs = (mate_of_pair >= 0) & ~chosen
-    src = mate_of_pair[arcs]
-    dst = r.pm[arcs]
-    length = r.profit[arcs] - own[r.pe[arcs]]
-    order = np.argsort(dst, kind="stable")
-    src, dst, length = src[order], dst[order], length[order]
-    heads, starts = np.unique(dst, return_index=True)
-    for _ in range(n_m + 2):
-        if heads.size == 0:
-            break
-        best = np.maximum.reduceat(p[src] + length, starts)
-        better = best > p[heads]
-        if not better.any():
-            break
-        p[heads[better]] = best[better]
-    u = np.where(r.mate >= 0, own - p[np.maximum(r.mate, 0)], 0)
-    return p, np.maximum(u, 0)
-
-
-def _price(
-    index: CandidateIndex,
-    people: Sequence[Person],
-    r: _Restricted,
-    p: I64,
-    u: I64,
-    k: int,
-    workers: int,
-) -> tuple[I64, I64, F64, I64]:
-    """Pairs over ALL allowed pairs with positive reduced profit B + w - p - u (the k best per
-    mentee), and each mentee's best reduced profit (0 if none). Exact: no budget."""
-    prices = p / SCORE_SCALE
-    floors = (u - r.big) / SCORE_SCALE - 2.0 / SCORE_SCALE  # a little below, checked exactly
-    pe, pm, score = index.top_many(people, k, prices=prices, floors=floors, workers=workers)
-    reduced = r.big + np.rint(score * SCORE_SCALE).astype(np.int64) - p[pm] - u[pe]
-    best = np.zeros(len(people), np.int64)
-    np.maximum.at(best, pe, reduced)
-    good = reduced > 0
-    return pe[good], pm[good], score[good], best
-
-
-def _bound(r: _Restricted, p: I64, u: I64, best_reduced: I64) -> Bound:
-    # u + best_reduced (+1 for the rounding of the float ranking) is dual feasible for every
-    # allowed pair, so the dual objective bounds B * matched + total of any assignment.
-    slack = np.where(best_reduced > 0, best_reduced + 1, 0)
-    dual = int((u + slack).sum()) + int((r.caps * p).sum())
-    score_bound = (dual - r.big * r.matched) / SCORE_SCALE
-    return Bound(
-        upper=score_bound,
-        achieved=r.achieved,
-        max_matched=dual - r.big * r.matched < r.big,
-        improving=int((best_reduced > 0).sum()),
-    )
-
-
-def upper_bound(
-    index: CandidateIndex,
-    mentees: Sequence[Person],
-    pairs: Sequence[Pair],
-    assignments: Sequence[Assignment],
-    *,
-    workers: int = 1,
-) -> Bound:
-    """Bound the best achievable total over ALL allowed pairs, from a solve on `pairs`.
-
-    `assignments` must be solve_assignment's result on `pairs` (an optimal solution of that
-    restricted problem); its LP duals price the mentors, and one exact pass over every mentee
-    finds the most any pair outside could add.
-    """
-    people = _unique(mentees)
-    r = _restricted(index, people, pairs, assignments)
-    p, u = _duals(r, index.n_mentors)
-    _, _, _, best = _price(index, people, r, p, u, 1, workers)
-    return _bound(r, p, u, best)
-
-
-def _restricted(
-    index: CandidateIndex,
-    people: Sequence[Person],
-    pairs: Sequence[Pair],
-    assignments: Sequence[Assignment],
-) -> _Restricted:
-    row = {p.participant_id: e for e, p in enumerate(people)}
-    col = {mentor_id: j for j, mentor_id in enumerate(index.mentor_ids)}
-    pe = np.fromiter((row[x.mentee_id] for x in pairs), np.int64, len(pairs))
-    pm = np.fromiter((col[x.mentor_id] for x in pairs), np.int64, len(pairs))
-    score = np.fromiter((x.score for x in pairs), np.float64, len(pairs))
-    return _Restricted(index, people, pe, pm, score, assignments)
-
-
-def match(
-    mentees: Sequence[Person],
-    mentors: Sequence[Person],
-    config: MatchingConfig,
-    taxonomy: Taxonomy = EMPTY_TAXONOMY,
-    constraints: Constraints = _NO_CONSTRAINTS,
-    *,
-    max_rounds: int = 20,
-    add_per_mentee: int = 5,
-    exact_cells: int = EXACT_CELLS,
-    budget: int = BUDGET,
-    workers: int = 1,
-) -> MatchResult:
-    """Optimal bulk matching over ALL allowed pairs, by column generation.
-
-    Starts from generate_pairs, solves, prices the mentors with the LP duals and adds, per
-    mentee, up to add_per_mentee allowed pairs that could still improve the assignment; stops
-    when none is left (then the result is optimal: max matched, then max total score, over all
-    allowed pairs, up to the solver's 1e-6 quantisation) or after max_rounds.
-    """
-    index = CandidateIndex(mentors, config, taxonomy, constraints)
-    people = _unique(mentees)
-    capacities = dict(zip(index.mentor_ids, (p.free_slots for p in index.mentors), strict=True))
-    cut = None if len(people) * index.n_mentors <= exact_cells else budget
-    pe, pm, score = index.top_many(people, budget=cut, workers=workers)
-    rounds = 0
-    while True:
-        rounds += 1
-        pairs = _pairs(people, index, pe, pm, score)
-        assignments = solve_assignment(pairs, capacities)
-        r = _Restricted(index, people, pe, pm, score, assignments)
-        p, u = _duals(r, index.n_mentors)
-        ne, nm, ns, best = _price(index, people, r, p, u, add_per_mentee, workers)
-        bound = _bound(r, p, u, best)
-        if bound.optimal or rounds >= max_rounds:
-            return MatchResult(assignments, len(pairs), rounds, bound)
-        seen = pe * index.n_mentors + pm
-        new = ~np.isin(ne * index.n_mentors + nm, seen)
-        if not new.any():  # pragma: no cover - priced pairs are never in the set
-            return MatchResult(assignments, len(pairs), rounds, bound)
-        pe = np.concatenate((pe, ne[new]))
-        pm = np.concatenate((pm, nm[new]))
-        score = np.concatenate((score, ns[new]))

@@ -1,0 +1,562 @@
+"""Optimal bulk matching over ALL allowed pairs, proved by LP duality. Pure: no I/O (it may
+fork worker processes for speed).
+
+The objective is solve_assignment's: most mentees matched, then the highest total score, over
+every eligible pair (allowed by evaluate() and scoring at least min_score; with positive=True
+also above 0), each mentor within capacity. As an LP: maximise sum (B + w) x over pairs, each
+mentee at most once, mentor m at most cap_m times, with B = (mentees + 1) * SCORE_SCALE so that
+one more match outweighs any total score (w are scores scaled to integers, assignment.py).
+Bipartite b-matching LPs have integral optima, so an assignment x is optimal over ALL eligible
+pairs as soon as some prices p_m >= 0 (mentors) and utilities u_e >= 0 (mentees) satisfy
+u_e + p_m >= B + w_em for every eligible pair and sum(u) + sum(cap * p) = sum((B + w) x).
+
+Finding x and (p, u) without scoring every pair exactly (column generation):
+
+1. Start: each mentee's few best mentors and each mentor's few best mentees, found on
+   approximate dense blocks (dense.py), with their approximate scores. Solve (min-cost flow);
+   the LP duals of that problem (longest paths over the chosen pairs, exact integers) are
+   the reference prices. Any prices would do (step 2 makes no assumption about them); good
+   ones keep the pool small.
+2. Pricing: every pair whose reduced profit B + w - p - u at the reference duals is above
+   -MARGIN (in score units; less if that would keep more than _POOL_PER_MENTEE pairs per
+   mentee) is found on the dense blocks and scored exactly: the pool. Any eligible pair
+   outside the pool has reduced profit below -MARGIN at the reference duals.
+3. Solve on the pool; new duals (p', u'). A pair outside the pool now has reduced profit below
+   -MARGIN + (p_m - p'_m) + (u_e - u'_e): it cannot improve the assignment unless its mentor's
+   price or its mentee's utility moved by a lot. Those few mentors (columns) and mentees (rows)
+   are rescanned exactly at the new duals, splitting MARGIN between the two sides to scan the
+   fewest cells. Pairs that would improve the assignment join the pool; repeat from 3. If the
+   duals drift so far that rescans would cost more than a pricing pass, go back to 2.
+4. Nothing left to improve: (p', u') is feasible for every eligible pair and tight for the
+   assignment, which is then optimal over all eligible pairs (up to the 1e-6 quantisation of
+   scores). This is checked, not assumed: the returned Bound says what was proved.
+
+Stopped early (max_rounds, time_limit), the result is still feasible and the Bound is still an
+upper bound on the best achievable total: the utilities are raised by the most any pair
+outside the pool could still gain (exactly for rescanned rows and columns, by the drift bound
+above for the others), which keeps the duals feasible (weak duality).
+
+Memory: dense blocks of bounded size, the pool (pairs near the optimum), per-mentee and
+per-mentor arrays: nothing grows as mentees x mentors.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from services.matching.domain.assignment import SCORE_SCALE, Assignment, solve_flow
+from services.matching.domain.candidates import CandidateIndex, _unique
+from services.matching.domain.dense import Block, BlockSpec, SkillRows, plan_blocks
+from services.matching.domain.model import Constraints, MatchingConfig, Person
+from services.matching.domain.taxonomy import EMPTY_TAXONOMY, Taxonomy
+
+__all__ = ["MARGIN", "START_K", "Bound", "MatchResult", "match"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+Pairs = tuple[I64, I64, F64]
+
+# Each mentee's best mentors and each mentor's best mentees in the starting pair set.
+START_K = 8
+START_PER_MENTOR = 10
+# Pricing keeps pairs whose reduced profit is above -MARGIN (score units): wider costs a
+# bigger solve, narrower more rescans when the duals move.
+MARGIN = 0.04
+# Rescans are worth it while they cover at most this share of all cells; else price again.
+_RESCAN_SHARE = 0.05
+# Pricing keeps at most this many pairs per mentee (the margin shrinks to fit).
+_POOL_PER_MENTEE = 16
+# A worker keeps its encoded blocks between passes while they cover at most this many cells.
+_CACHE_CELLS = 48_000_000
+_NO_CONSTRAINTS = Constraints()
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """What is proved about an assignment against every eligible pair.
+
+    upper: an upper bound on the total score of any assignment matching at least as many
+        mentees (in scores rounded to 1e-6, as the solver sees them).
+    achieved: the assignment's own total.
+    max_matched: no assignment matches more mentees.
+    improving: mentees that might still gain from a pair not yet considered; 0 means the
+        assignment is optimal over all eligible pairs.
+    """
+
+    upper: float
+    achieved: float
+    max_matched: bool
+    improving: int
+
+    @property
+    def optimal(self) -> bool:
+        return self.improving == 0
+
+    @property
+    def ratio(self) -> float:
+        return self.achieved / self.upper if self.upper > 0 else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    assignments: list[Assignment]  # sorted by mentee id
+    pairs: int  # pairs in the last solve
+    rounds: int  # solves
+    bound: Bound
+    # Mentees for whom at least one eligible pair was seen (a mentee left out may still have
+    # one: the search is for good pairs, not for every pair).
+    with_candidates: frozenset[str] = frozenset()
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# --- the dense blocks, in this process or in forked workers -----------------------------------
+
+
+class _Worker:
+    """A share of the blocks, encoded on first use, answering the coordinator's queries."""
+
+    def __init__(
+        self,
+        index: CandidateIndex,
+        mentees: Sequence[Person],
+        specs: Sequence[BlockSpec],
+        positive: bool,
+    ) -> None:
+        self.index = index
+        self.mentees = mentees
+        self.specs = list(specs)
+        self.positive = positive
+        self.skill_rows = SkillRows(index)
+        self.blocks: list[Block | None] = [None] * len(self.specs)
+        # Encoded blocks are kept between passes while they are few; past that they are
+        # encoded again each time (memory stays bounded whatever the population).
+        self.keep = sum(spec.cells for spec in self.specs) <= _CACHE_CELLS
+
+    def _block(self, i: int) -> Block:
+        block = self.blocks[i]
+        if block is None:
+            block = Block(self.index, self.mentees, self.specs[i], self.skill_rows, self.positive)
+            if self.keep:
+                self.blocks[i] = block
+        return block
+
+    def best(self, k: int, per_mentor: int) -> Pairs:
+        """Each mentee's k best cells and each mentor's per_mentor best (over this worker's
+        blocks), with APPROXIMATE scores (dense.Block.tops): only a start for the prices."""
+        m = self.index.n_mentors
+        value = np.full((m, per_mentor), -np.inf)
+        mentee = np.zeros((m, per_mentor), np.int64)
+        parts: list[Pairs] = []
+        for i in range(len(self.specs)):
+            block = self._block(i)
+            r, q, v, best, best_row = block.tops(k)
+            parts.append((block.rows[r], block.cols[q], v))
+            cols = block.cols
+            worst = value[cols].argmin(axis=1)
+            better = best > value[cols, worst]
+            j, slot = cols[better], worst[better]
+            value[j, slot] = best[better]
+            mentee[j, slot] = block.rows[best_row[better]]
+        j, slot = np.nonzero(np.isfinite(value))
+        parts.append((mentee[j, slot], j.astype(np.int64), value[j, slot]))
+        pe, pm, score = _concat(parts)
+        _, first = np.unique(pe * m + pm, return_index=True)
+        return pe[first], pm[first], score[first]
+
+    def above(self, price: F64, floor: F64, rows: I64 | None, cols: I64 | None) -> Pairs:
+        """Pairs with exact score - price[mentor] >= floor[mentee] (a superset), in the given
+        mentees' rows (all if None) and the given mentors' columns (all if None)."""
+        parts: list[Pairs] = []
+        for i, spec in enumerate(self.specs):
+            local = None
+            if rows is not None:
+                local = np.flatnonzero(np.isin(spec.rows, rows))
+                if local.size == 0:
+                    continue
+            pos = None
+            block = None
+            if cols is not None:
+                block = self._block(i)
+                pos = block.position(cols)
+                pos = np.sort(pos[pos >= 0])
+                if pos.size == 0:
+                    continue
+            block = block or self._block(i)
+            parts.append(block.above(price[block.cols], floor[block.rows], local, pos))
+        return _concat(parts)
+
+
+def _concat(parts: Sequence[Pairs]) -> Pairs:
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    pe, pm, score = zip(*parts, strict=True)
+    return np.concatenate(pe), np.concatenate(pm), np.concatenate(score)
+
+
+def _serve(conn: Connection, worker: _Worker) -> None:
+    """A forked worker's loop: (method, args) in, ("ok", result) or ("error", text) out."""
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        name, args = message
+        try:
+            conn.send(("ok", getattr(worker, name)(*args)))
+        except BaseException:  # reported to the coordinator, which raises
+            conn.send(("error", traceback.format_exc()))
+
+
+class _Team:
+    """The blocks split over `workers` forked processes (or this one), balanced by cells."""
+
+    def __init__(
+        self,
+        index: CandidateIndex,
+        mentees: Sequence[Person],
+        specs: Sequence[BlockSpec],
+        workers: int,
+        positive: bool,
+    ) -> None:
+        shares: list[list[BlockSpec]] = [[] for _ in range(max(1, min(workers, len(specs))))]
+        load = [0] * len(shares)
+        for spec in sorted(specs, key=lambda s: -s.cells):
+            i = load.index(min(load))
+            shares[i].append(spec)
+            load[i] += spec.cells
+        self.local: _Worker | None = None
+        self.conns: list[Connection] = []
+        self.procs: list[Any] = []
+        if len(shares) == 1:
+            self.local = _Worker(index, mentees, shares[0], positive)
+            return
+        context = multiprocessing.get_context("fork")
+        for share in shares:
+            parent, child = context.Pipe()
+            proc = context.Process(
+                target=_serve, args=(child, _Worker(index, mentees, share, positive)), daemon=True
+            )
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+
+    def __call__(self, name: str, *args: Any) -> Pairs:
+        if self.local is not None:
+            result: Pairs = getattr(self.local, name)(*args)
+            return result
+        for conn in self.conns:
+            conn.send((name, args))
+        parts: list[Pairs] = []
+        for conn in self.conns:
+            status, value = conn.recv()
+            if status != "ok":
+                raise RuntimeError(f"matching worker failed:\n{value}")
+            parts.append(value)
+        return _concat(parts)
+
+    def __enter__(self) -> _Team:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(None)
+            except OSError:  # the worker is gone already
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+# --- the restricted problem: a pool of exactly scored pairs -------------------------------------
+
+
+class _Pool:
+    """Eligible pairs with exact scores, kept sorted by (mentee, mentor) and unique."""
+
+    def __init__(self, n_e: int, n_m: int) -> None:
+        self.n_e, self.n_m = n_e, n_m
+        self.big = (n_e + 1) * SCORE_SCALE
+        self.pe = np.zeros(0, np.int64)
+        self.pm = np.zeros(0, np.int64)
+        self.score = np.zeros(0, np.float64)
+        self.w = np.zeros(0, np.int64)  # scaled integer scores
+
+    def keys(self) -> I64:
+        return self.pe * self.n_m + self.pm
+
+    def add(self, pe: I64, pm: I64, score: F64) -> int:
+        """Add pairs not yet in the pool; returns how many were new."""
+        keys = np.concatenate((self.keys(), pe * self.n_m + pm))
+        _, first = np.unique(keys, return_index=True)
+        before = self.pe.size
+        self.pe = np.concatenate((self.pe, pe))[first]
+        self.pm = np.concatenate((self.pm, pm))[first]
+        self.score = np.concatenate((self.score, score))[first]
+        self.w = np.rint(self.score * SCORE_SCALE).astype(np.int64)
+        return self.pe.size - before
+
+    def keep(self, mask: Bool) -> None:
+        self.pe, self.pm, self.score, self.w = (
+            self.pe[mask],
+            self.pm[mask],
+            self.score[mask],
+            self.w[mask],
+        )
+
+
+@dataclass(slots=True)
+class _Solution:
+    chosen: Bool  # over the pool's pairs
+    p: I64  # mentor prices
+    u: I64  # mentee utilities
+    primal: int  # sum (B + w) over the chosen pairs
+
+
+def _solve(pool: _Pool, caps: I64) -> _Solution:
+    chosen = solve_flow(pool.pe, pool.pm, pool.w, caps, pool.n_e)
+    p, u = _duals(pool, chosen)
+    primal = int((pool.big + pool.w[chosen]).sum())
+    return _Solution(chosen, p, u, primal)
+
+
+def _duals(pool: _Pool, chosen: Bool) -> tuple[I64, I64]:
+    """Optimal LP duals of the pool's problem from an optimal assignment on it.
+
+    The smallest prices with u_e + p_m >= B + w_em on every pair and equality on the chosen
+    ones are longest-path distances: p_m >= B + w_em for an unmatched mentee's pairs (u = 0),
+    p_m >= p_mate + w_em - w_e,mate for a matched one's. Bellman-Ford on exact integers. With
+    an optimal assignment there is no positive cycle, mentors with spare capacity stay at 0 and
+    every chosen pair is tight; this is checked.
+    """
+    n_e, n_m = pool.n_e, pool.n_m
+    profit = pool.big + pool.w
+    mate = np.full(n_e, -1, np.int64)
+    mate[pool.pe[chosen]] = pool.pm[chosen]
+    own = np.zeros(n_e, np.int64)
+    own[pool.pe[chosen]] = profit[chosen]
+    p = np.zeros(n_m, np.int64)
+    mate_of_pair = mate[pool.pe]
+    free = mate_of_pair < 0
+    np.maximum.at(p, pool.pm[free], profit[free])
+    arcs = (mate_of_pair >= 0) & ~chosen
+    src = mate_of_pair[arcs]
+    dst = pool.pm[arcs]
+    length = profit[arcs] - own[pool.pe[arcs]]
+    order = np.argsort(dst, kind="stable")
+    src, dst, length = src[order], dst[order], length[order]
+    heads, starts = np.unique(dst, return_index=True)
+    for _ in range(n_m + 2):
+        if heads.size == 0:
+            break
+        best = np.maximum.reduceat(p[src] + length, starts)
+        better = best > p[heads]
+        if not better.any():
+            break
+        p[heads[better]] = best[better]
+    else:  # pragma: no cover - an optimal assignment has no positive cycle
+        raise RuntimeError("LP duals did not converge: the assignment is not optimal")
+    u = np.where(mate >= 0, own - p[np.maximum(mate, 0)], 0) if n_m else np.zeros(n_e, np.int64)
+    if (u < 0).any():  # pragma: no cover - see the docstring
+        raise RuntimeError("LP duals not tight on the assignment")
+    return p, u
+
+
+def _top(group: I64, other: I64, score: F64, k: int) -> Bool:
+    """Within each group, the k best by score (ties by the other index)."""
+    order = np.lexsort((other, -score, group))
+    g = group[order]
+    starts = np.searchsorted(g, g, side="left")
+    keep = np.zeros(group.size, np.bool_)
+    keep[order] = np.arange(g.size) - starts < k
+    return keep
+
+
+# --- the certificate -----------------------------------------------------------------------------
+
+
+def _split(a: I64, b: I64, margin: int, n_e: int, n_m: int) -> tuple[I64, I64]:
+    """Mentors (a_m > t) and mentees (b_e > margin - t) to rescan, with t chosen so that the
+    rescans cover the fewest cells; every other pair has a_m + b_e <= margin."""
+    a_sorted, b_sorted = np.sort(a), np.sort(b)
+    candidates = np.unique(np.concatenate(([0, margin], a, margin - b)))
+    cols = a.size - np.searchsorted(a_sorted, candidates, side="right")
+    rows = b.size - np.searchsorted(b_sorted, margin - candidates, side="right")
+    cost = cols * n_e + rows * n_m
+    t = candidates[int(np.argmin(cost))]
+    return np.flatnonzero(b > margin - t), np.flatnonzero(a > t)
+
+
+def match(
+    mentees: Sequence[Person],
+    mentors: Sequence[Person],
+    config: MatchingConfig,
+    taxonomy: Taxonomy = EMPTY_TAXONOMY,
+    constraints: Constraints = _NO_CONSTRAINTS,
+    *,
+    positive: bool = False,
+    workers: int = 1,
+    start_k: int = START_K,
+    margin: float = MARGIN,
+    max_rounds: int = 50,
+    time_limit: float | None = None,
+) -> MatchResult:
+    """The optimal assignment over all eligible pairs, and what is proved about it.
+
+    positive: pairs scoring 0 are not eligible either (the planner never proposes them).
+    workers: > 1 forks that many processes for the dense passes.
+    max_rounds, time_limit (seconds): stop solving after that many solves or that long; the
+        result is then feasible and bounded (Bound.improving > 0 when not proved optimal).
+    A mentee listed more than once is considered once (its first occurrence).
+    """
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds[name] = seconds.get(name, 0.0) + now - since
+        return now
+
+    index = CandidateIndex(mentors, config, taxonomy, constraints)
+    people = _unique(mentees)
+    n_e, n_m = len(people), index.n_mentors
+    caps = np.fromiter((p.free_slots for p in index.mentors), np.int64, n_m)
+    pool = _Pool(n_e, n_m)
+    big = pool.big
+    margin_w = round(margin * SCORE_SCALE)
+    specs = plan_blocks(index, people)
+    t = lap("index", started)
+    seen = np.zeros(n_e, np.bool_)
+
+    def price(p: I64) -> F64:
+        return (p - big) / SCORE_SCALE
+
+    def reduced(pe: I64, pm: I64, score: F64, s: _Solution) -> I64:
+        w = np.rint(score * SCORE_SCALE).astype(np.int64)
+        r: I64 = big + w - s.p[pm] - s.u[pe]
+        return r
+
+    with _Team(index, people, specs, workers, positive) as team:
+        # The start pool has approximate scores (within EPS, a few pairs not even allowed):
+        # its solve only provides the first prices. Every later pool is scored exactly.
+        pe, pm, score = team("best", start_k, START_PER_MENTOR)
+        keep = _top(pe, pm, score, start_k) | _top(pm, pe, score, START_PER_MENTOR)
+        pool.add(pe[keep], pm[keep], np.maximum(score[keep], 0.0))
+        t = lap("start", t)
+        sol = _solve(pool, caps)
+        rounds = 1
+        t = lap("solve", t)
+
+        def pricing(s: _Solution) -> int:
+            """Pool := every pair with reduced profit >= -margin at s (fewer if that is too
+            many: then the margin shrinks). Returns the margin used, in scaled units."""
+            pe, pm, score = team("above", price(s.p), s.u / SCORE_SCALE - margin - 1e-6, None, None)
+            seen[pe] = True
+            gain = reduced(pe, pm, score, s)
+            used = margin_w
+            most = _POOL_PER_MENTEE * max(n_e, 1)
+            if gain.size > most:
+                # Keep the `most` best: those above the next one's reduced profit (or all
+                # with reduced profit >= 0). Every pair left out is below -used.
+                cut = int(-np.partition(-gain, most)[most])  # the (most + 1)-th largest
+                used = max(0, min(used, -cut - 1))
+            near = gain >= -used
+            pool.keep(np.zeros(pool.pe.size, np.bool_))
+            pool.add(pe[near], pm[near], score[near])
+            return used
+
+        ref = sol
+        margin_w = pricing(ref)
+        t = lap("price", t)
+        while True:
+            sol = _solve(pool, caps)
+            rounds += 1
+            t = lap("solve", t)
+            a, b = ref.p - sol.p, ref.u - sol.u
+            rows, cols = _split(a, b, margin_w, n_e, n_m)
+            out_of_time = time_limit is not None and time.perf_counter() - started > time_limit
+            if rows.size * n_m + cols.size * n_e > _RESCAN_SHARE * n_e * n_m and not (
+                out_of_time or rounds >= max_rounds
+            ):
+                ref = sol
+                margin_w = pricing(ref)
+                t = lap("price", t)
+                continue
+            # Rescanned rows and columns also bring their near pairs into the pool, so that
+            # the next round's duals rarely find anything new there.
+            floor = sol.u / SCORE_SCALE - margin_w / SCORE_SCALE - 1e-6
+            found = _concat(
+                [
+                    team("above", price(sol.p), floor, rows, None) if rows.size else _concat([]),
+                    team("above", price(sol.p), floor, None, cols) if cols.size else _concat([]),
+                ]
+            )
+            t = lap("certify", t)
+            gain = reduced(*found, sol)
+            slack = np.zeros(n_e, np.int64)
+            np.maximum.at(slack, found[0], gain)
+            # pairs outside the pool and the rescans: reduced < a_m + b_e - margin
+            others = np.ones(n_m, np.bool_)
+            others[cols] = False
+            drift = int(a[others].max(initial=np.iinfo(np.int64).min // 4))
+            outside = np.where(np.isin(np.arange(n_e), rows), 0, drift + b - margin_w)
+            slack = np.maximum(slack, outside)
+            slack = np.maximum(slack, 0)
+            if not (gain > 0).any() or out_of_time or rounds >= max_rounds:
+                break
+            near = gain >= -margin_w
+            pool.add(found[0][near], found[1][near], found[2][near])
+            seen[found[0]] = True
+
+    dual = int((sol.u + slack).sum()) + int((caps * sol.p).sum())
+    matched = int(sol.chosen.sum())
+    improving = int((slack > 0).sum())
+    if improving == 0 and dual != sol.primal:  # pragma: no cover - _duals checks tightness
+        raise RuntimeError("certificate failed: duals feasible but not tight")
+    ids = [p.participant_id for p in people]
+    mentor_ids = index.mentor_ids
+    chosen = np.flatnonzero(sol.chosen)
+    assignments = [
+        Assignment(ids[e], mentor_ids[m], s)
+        for e, m, s in zip(
+            pool.pe[chosen].tolist(),
+            pool.pm[chosen].tolist(),
+            pool.score[chosen].tolist(),
+            strict=True,
+        )
+    ]
+    assignments.sort(key=lambda x: x.mentee_id)
+    bound = Bound(
+        upper=(dual - big * matched) / SCORE_SCALE,
+        achieved=float(pool.score[chosen].sum()),
+        max_matched=dual - big * matched < big,
+        improving=improving,
+    )
+    lap("finish", t)
+    seconds["total"] = time.perf_counter() - started
+    return MatchResult(
+        assignments=assignments,
+        pairs=int(pool.pe.size),
+        rounds=rounds,
+        bound=bound,
+        with_candidates=frozenset(ids[e] for e in np.flatnonzero(seen).tolist()),
+        seconds=seconds,
+    )

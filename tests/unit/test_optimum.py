@@ -1,0 +1,251 @@
+"""Optimal bulk matching over all allowed pairs (optimum.match) against a dense reference.
+
+The reference scores every (mentee, mentor) pair (evaluate() on small random instances; the
+exact vectorised index, itself held to evaluate() by test_candidates.py, on larger synthetic
+organisations) and solves the whole problem with solve_assignment. match() must reach the same
+number of matched mentees and the same total score, use only eligible pairs with their exact
+scores, respect capacities, and say it proved the result optimal. The certificate's moving
+parts (column generation rounds, rescans of drifting rows and columns, pricing again, pooled
+blocks with per-cell hard checks, forked workers) are forced by patching its parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.synthetic import organisation
+from services.matching.domain import dense, optimum
+from services.matching.domain.assignment import Assignment, Pair, solve_assignment
+from services.matching.domain.candidates import CandidateIndex
+from services.matching.domain.criteria import evaluate
+from services.matching.domain.model import (
+    Constraints,
+    CriterionSpec,
+    Kind,
+    MatchingConfig,
+    Person,
+)
+from services.matching.domain.taxonomy import Taxonomy
+from tests.unit.test_candidates import mentee, mentor, scenarios
+
+Scenario = tuple[list[Person], list[Person], MatchingConfig, Taxonomy, Constraints]
+
+
+def reference_pairs(
+    mentees: Sequence[Person],
+    mentors: Sequence[Person],
+    config: MatchingConfig,
+    taxonomy: Taxonomy,
+    constraints: Constraints,
+    positive: bool = False,
+) -> list[Pair]:
+    """Every eligible pair, scored pair by pair (first occurrence of a repeated mentee)."""
+    firsts = list({m.participant_id: m for m in reversed(mentees)}.values())
+    pairs = []
+    for e in firsts:
+        for m in mentors:
+            if m.free_slots <= 0:
+                continue
+            ev = evaluate(m, e, config, taxonomy, constraints)
+            if ev.allowed and ev.score >= config.min_score and (ev.score > 0 or not positive):
+                pairs.append(Pair(e.participant_id, m.participant_id, ev.score))
+    return pairs
+
+
+def index_pairs(
+    mentees: Sequence[Person],
+    mentors: Sequence[Person],
+    config: MatchingConfig,
+    taxonomy: Taxonomy,
+    constraints: Constraints,
+) -> list[Pair]:
+    """The same from the exact vectorised index (faster on larger organisations)."""
+    index = CandidateIndex(mentors, config, taxonomy, constraints)
+    return [
+        Pair(e.participant_id, mentor_id, score)
+        for e in mentees
+        for mentor_id, score in index.top(e, k=index.n_mentors)
+    ]
+
+
+def check(
+    result: optimum.MatchResult,
+    pairs: Sequence[Pair],
+    mentors: Sequence[Person],
+    *,
+    proved: bool = True,
+) -> None:
+    """result is feasible, uses exact scores of eligible pairs, and is optimal (when proved)."""
+    capacities = {m.participant_id: m.free_slots for m in mentors}
+    allowed = {(p.mentee_id, p.mentor_id): p.score for p in pairs}
+    got = result.assignments
+    assert len({a.mentee_id for a in got}) == len(got)
+    load = Counter(a.mentor_id for a in got)
+    assert all(load[m] <= capacities[m] for m in load)
+    for a in got:
+        assert (a.mentee_id, a.mentor_id) in allowed
+        assert a.score == allowed[(a.mentee_id, a.mentor_id)]  # bit-identical
+    want = solve_assignment(pairs, capacities)
+    total = math.fsum(a.score for a in got)
+    best = math.fsum(a.score for a in want)
+    slack = 1e-6 * max(1, len(want))  # the solver's score quantisation
+    # The bound holds for every feasible assignment matching as many mentees.
+    if len(want) == len(got):
+        assert result.bound.upper >= best - slack
+    if proved:
+        assert result.bound.optimal
+        assert result.bound.max_matched
+        assert len(got) == len(want)
+        assert abs(total - best) <= slack
+        assert abs(result.bound.upper - total) <= slack
+    else:
+        assert len(got) <= len(want)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.booleans(), st.sampled_from((0.0, 1e-4, 0.04)), st.booleans())
+def test_optimum_equals_dense_optimum_on_random_instances(
+    scenario: Scenario, positive: bool, margin: float, tiny_blocks: bool
+) -> None:
+    mentors, mentees, config, taxonomy, constraints = scenario
+    pairs = reference_pairs(mentees, mentors, config, taxonomy, constraints, positive)
+    with (
+        mock.patch.object(optimum, "START_K", 1),
+        mock.patch.object(optimum, "START_PER_MENTOR", 1),
+        mock.patch.object(dense, "BLOCK_CELLS", 4 if tiny_blocks else dense.BLOCK_CELLS),
+    ):
+        result = optimum.match(
+            mentees, mentors, config, taxonomy, constraints, positive=positive, margin=margin
+        )
+    check(result, pairs, mentors)
+
+
+@pytest.mark.parametrize(
+    ("size", "seed", "margin", "share"),
+    [
+        (160, 1, optimum.MARGIN, 0.05),
+        (240, 2, 0.0, 0.05),  # nothing kept beyond the pairs that must be: many rescans
+        (240, 3, 0.005, 1.0),  # rescans whatever the drift
+        (200, 4, 0.005, 0.0),  # price again on any drift
+    ],
+)
+def test_optimum_equals_dense_optimum_on_synthetic_organisations(
+    size: int, seed: int, margin: float, share: float
+) -> None:
+    org = organisation(size, seed)
+    config = MatchingConfig(criteria=org.config.criteria, min_score=0.3)
+    pairs = index_pairs(org.mentees, org.mentors, config, org.taxonomy, org.constraints)
+    with (
+        mock.patch.object(optimum, "START_K", 1),
+        mock.patch.object(optimum, "START_PER_MENTOR", 1),
+        mock.patch.object(optimum, "_RESCAN_SHARE", share),
+        mock.patch.object(dense, "BLOCK_CELLS", 600),
+    ):
+        result = optimum.match(
+            org.mentees, org.mentors, config, org.taxonomy, org.constraints, margin=margin
+        )
+    assert result.rounds >= 2
+    check(result, pairs, org.mentors)
+
+
+def test_forked_workers_give_the_same_optimum() -> None:
+    org = organisation(300, 11)
+    pairs = index_pairs(org.mentees, org.mentors, org.config, org.taxonomy, org.constraints)
+    with mock.patch.object(dense, "BLOCK_CELLS", 2000):
+        one = optimum.match(org.mentees, org.mentors, org.config, org.taxonomy, org.constraints)
+        two = optimum.match(
+            org.mentees, org.mentors, org.config, org.taxonomy, org.constraints, workers=2
+        )
+    check(one, pairs, org.mentors)
+    check(two, pairs, org.mentors)
+    assert two.bound.upper == one.bound.upper
+
+
+def test_stopped_early_the_result_is_feasible_and_the_bound_still_holds() -> None:
+    org = organisation(240, 5)
+    pairs = index_pairs(org.mentees, org.mentors, org.config, org.taxonomy, org.constraints)
+    with (
+        mock.patch.object(optimum, "START_K", 1),
+        mock.patch.object(optimum, "START_PER_MENTOR", 1),
+    ):
+        result = optimum.match(
+            org.mentees, org.mentors, org.config, org.taxonomy, org.constraints, max_rounds=1
+        )
+    assert result.rounds == 2  # the start, then the pool after pricing
+    check(result, pairs, org.mentors, proved=False)
+    want = solve_assignment(pairs, {m.participant_id: m.free_slots for m in org.mentors})
+    if len(want) == len(result.assignments):
+        assert result.bound.upper >= math.fsum(a.score for a in want) - 1e-6 * len(want)
+    assert result.bound.ratio <= 1.0 + 1e-9
+
+
+def test_more_matches_beat_higher_scores_and_zero_scores_are_optional() -> None:
+    # m1 (one slot) suits e0 fully and e1 for 2/3; m0 fits neither (allowed at score 0).
+    config = MatchingConfig(criteria=(CriterionSpec(Kind.SKILLS, weight=1.0),))
+    mentors = [mentor("m0", skills=("cooking",)), mentor("m1", skills=("python",))]
+    mentees = [mentee("e0", skills=("python",)), mentee("e1", skills=("python", "sql"))]
+    result = optimum.match(mentees, mentors, config)
+    assert {(a.mentee_id, a.mentor_id) for a in result.assignments} == {
+        ("e0", "m1"),
+        ("e1", "m0"),
+    }
+    assert result.bound.optimal and result.bound.max_matched
+    # Without zero-score pairs only one mentee can be matched: the better fit.
+    positive = optimum.match(mentees, mentors, config, positive=True)
+    assert positive.assignments == [Assignment("e0", "m1", 1.0)]
+    assert positive.bound.optimal
+
+
+def test_nothing_to_match() -> None:
+    config = MatchingConfig()
+    assert optimum.match([], [mentor("m0", skills=("x",))], config).assignments == []
+    assert optimum.match([mentee("e0", skills=("x",))], [], config).assignments == []
+    result = optimum.match([mentee("e0", skills=("x",))], [mentor("m0", skills=("y",))], config)
+    assert result.assignments == [Assignment("e0", "m0", 0.0)]  # allowed at score 0
+    assert result.bound.optimal
+
+
+# --- the dense blocks' promise: |approximate - exact| < EPS on every allowed cell -------------
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.booleans())
+def test_dense_blocks_are_within_eps_of_the_exact_scores(
+    scenario: Scenario, tiny_blocks: bool
+) -> None:
+    mentors, mentees, config, taxonomy, constraints = scenario
+    index = CandidateIndex(mentors, config, taxonomy, constraints)
+    people = list({m.participant_id: m for m in reversed(mentees)}.values())
+    specs = dense.plan_blocks(index, people, block_cells=2 if tiny_blocks else dense.BLOCK_CELLS)
+    covered: set[tuple[int, int]] = set()
+    rows = dense.SkillRows(index)
+    for spec in specs:
+        block = dense.Block(index, people, spec, rows)
+        approx = block.approx()
+        for r in range(spec.rows.size):
+            e = int(spec.rows[r])
+            for q in range(spec.cols.size):
+                j = int(block.cols[q])
+                covered.add((e, j))
+                ev = evaluate(index.mentors[j], people[e], config, taxonomy, constraints)
+                value = float(approx[r, q]) + float(
+                    block.avail_cells(np.array([r]), np.array([q]))[0]
+                )
+                if any("(hard) not met" in v for v in ev.violations):
+                    assert value == -np.inf
+                else:
+                    assert abs(value - ev.score) < dense.EPS
+    # A cell no block covers fails a hard criterion for its mentee.
+    for e, person in enumerate(people):
+        for j, m in enumerate(index.mentors):
+            if (e, j) not in covered:
+                ev = evaluate(m, person, config, taxonomy, constraints)
+                assert any("(hard) not met" in v for v in ev.violations)
