@@ -208,11 +208,9 @@ def _trend(weeks: dict[int, dict[str, int]]) -> float:
     rated = [weeks[w] for w in sorted(weeks) if weeks[w].get("feedback_responses")]
     if len(rated) < 2:
         return 0.0
-    recent = rated[-TREND_WEEKS:]
-    before = rated[-2 * TREND_WEEKS : -TREND_WEEKS] or rated[: len(rated) - len(recent)]
-    if not before:
-        half = len(rated) // 2
-        before, recent = rated[:half], rated[half:]
+    # The last four weeks against the four before; with fewer than eight, halves.
+    split = max(len(rated) - TREND_WEEKS, len(rated) // 2)
+    before, recent = rated[max(0, split - TREND_WEEKS) : split], rated[split:]
     return _mean_rating(_sum(recent)) - _mean_rating(_sum(before))
 
 
