@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from services.analytics.routing import destinations, partition_for
 from services.common.config import Settings
 from services.common.events import EVENT_TOPICS
-from services.common.kafka import EventConsumer, EventPublisher
+from services.common.kafka import EventConsumer
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
 INGEST_TOPIC = "analytics-ingest"
@@ -61,24 +61,20 @@ class IngestStage:
             acks="all",
             linger_ms=2,
         )
-        self._publisher = EventPublisher(settings)
         self._consumer = EventConsumer(
             settings,
             topics=EVENT_TOPICS,
             group=INGEST_GROUP,
             raw_handler=self._forward,
-            publisher=self._publisher,
             max_records=5000,
         )
 
     async def start(self) -> None:
         await self._producer.start()
-        await self._publisher.start()
         await self._consumer.start()
 
     async def stop(self) -> None:
         await self._consumer.stop()
-        await self._publisher.stop()
         await self._producer.stop()
 
     async def _forward(self, records: list[ConsumerRecord]) -> None:

@@ -159,11 +159,13 @@ class EventConsumer:
         group: str,
         handler: BatchHandler | None = None,
         raw_handler: RawBatchHandler | None = None,
-        publisher: EventPublisher,
+        publisher: EventPublisher | None = None,
         max_records: int = 500,
     ) -> None:
         if (handler is None) == (raw_handler is None):
             raise ValueError("give exactly one of handler and raw_handler")
+        if handler is not None and publisher is None:
+            raise ValueError("a decoding consumer needs a publisher for its dead letters")
         self.group = group
         self._topics = topics
         self._handler = handler
@@ -244,7 +246,7 @@ class EventConsumer:
             await self._raw_handler(records)
             self._count_consumed(records)
             return
-        assert self._handler is not None
+        assert self._handler is not None and self._publisher is not None
         delivered: list[Delivered] = []
         for record in records:
             try:
