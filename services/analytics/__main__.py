@@ -1,7 +1,7 @@
 """Run the analytics worker: `python -m services.analytics`.
 
-Faust's worker owns the event loop and the signals; the gRPC server runs as a service beside
-the app's agents and is stopped (drained) by the same shutdown.
+Faust's worker owns the event loop and the signals; the gRPC server and the ingest stage run
+beside the app's agents and are stopped (drained) by the same shutdown.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import faust
 from mode import Service
@@ -25,36 +26,37 @@ from services.common.kafka import ensure_topics
 from services.common.metrics import start_metrics_server
 
 
-class IngestService(Service):
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+class Component(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Beside(Service):
+    """A component run beside the Faust app and stopped by the same shutdown. It is built in
+    on_start, inside the worker's running loop, which grpc.aio and aiokafka bind to."""
+
+    def __init__(self, name: str, build: Callable[[], Component], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._settings = settings
-        self._stage: IngestStage | None = None
+        self._name = name
+        self._build = build
+        self._component: Component | None = None
+
+    @property
+    def label(self) -> str:
+        return self._name
+
+    @property
+    def shortlabel(self) -> str:
+        return self._name
 
     async def on_start(self) -> None:
-        self._stage = IngestStage(self._settings)
-        await self._stage.start()
+        self._component = self._build()
+        await self._component.start()
 
     async def on_stop(self) -> None:
-        if self._stage is not None:
-            await self._stage.stop()
-
-
-class GrpcService(Service):
-    def __init__(self, settings: Settings, bindings: list[ServiceBinding], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._settings = settings
-        self._bindings = bindings
-        self._server: GrpcServer | None = None
-
-    async def on_start(self) -> None:
-        # Built here, inside the worker's running loop, which grpc.aio binds to.
-        self._server = GrpcServer(self._settings, self._bindings)
-        await self._server.start()
-
-    async def on_stop(self) -> None:
-        if self._server is not None:
-            await self._server.stop()
+        if self._component is not None:
+            await self._component.stop()
 
 
 def advertised_url(settings: Settings) -> str:
@@ -84,8 +86,8 @@ def main() -> None:
     start_metrics_server(settings.bind_host, settings.metrics_port)
     worker = faust.Worker(
         analytics.app,
-        GrpcService(settings, [binding]),
-        IngestService(settings),
+        Beside("GrpcServer", lambda: GrpcServer(settings, [binding])),
+        Beside("IngestStage", lambda: IngestStage(settings)),
         loglevel=os.environ.get("LOG_LEVEL", "INFO"),
         # Logging set up like the other services: one line per record, service name first.
         console_port=0,

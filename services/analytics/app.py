@@ -19,7 +19,11 @@ from prometheus_client import Gauge
 
 from services.analytics import kpis, org_state, program_state
 from services.analytics.ingest import INGEST_TOPIC
-from services.analytics.routing import partition_for
+from services.analytics.routing import (
+    organisation_state_key,
+    partition_for,
+    program_state_key,
+)
 from services.analytics.transport import transport_with_fetch_wait
 from services.common import metrics
 from services.common.config import Settings
@@ -167,7 +171,11 @@ class AnalyticsApp:
                     continue
                 env = event.envelope
                 for_organisation = item.organisation_copy or not env.program_id
-                key = f"{env.organization_id}/{'' if for_organisation else env.program_id}"
+                key = (
+                    organisation_state_key(env.organization_id)
+                    if for_organisation
+                    else program_state_key(env.organization_id, env.program_id)
+                )
                 if self.partition_of(key) != partition:
                     await self._dead_letter(item, f"key {item.key!r} does not match {key!r}")
                     continue
