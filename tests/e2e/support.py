@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from mentoring.clients import TOKEN_ENV
+from mentoring.stack import Managed, Stack, free_port
 
 T = TypeVar("T")
 
@@ -94,3 +95,19 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def metric(port: int, name: str, **labels: str) -> float:
     return scrape(port).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def start_workers(
+    stack: Stack, service: str, names: Sequence[str]
+) -> list[tuple[Managed, int, int]]:
+    """Several processes of one service, each on ports of its own and serving: (process, gRPC
+    port, metrics port) for each name."""
+    started = []
+    for name in names:
+        grpc_port, metrics_port = free_port(), free_port()
+        process = stack.start_service(
+            service, name=name, grpc_port=grpc_port, metrics_port=metrics_port
+        )
+        stack.wait_serving(process, f"127.0.0.1:{grpc_port}")
+        started.append((process, grpc_port, metrics_port))
+    return started

@@ -17,7 +17,7 @@ import pytest
 from google.protobuf.message import Message
 
 from mentoring.clients import Clients
-from mentoring.stack import Managed, Ports, Stack, free_port
+from mentoring.stack import Managed, Ports, Stack
 from services.common.api import (
     analytics_pb2,
     analytics_pb2_grpc,
@@ -26,7 +26,7 @@ from services.common.api import (
     events_pb2,
 )
 from services.common.events import new_event, partition_key, topic_of
-from tests.e2e.support import eventually, metric, produce
+from tests.e2e.support import eventually, metric, produce, start_workers
 
 MENTOR, MENTEE = common_pb2.ROLE_MENTOR, common_pb2.ROLE_MENTEE
 NOW = datetime.now(UTC)
@@ -449,15 +449,8 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, l
     )
     try:
         stack.start_broker()
-        started = []
-        for name in ("analytics-a", "analytics-b"):
-            grpc_port, metrics_port = free_port(), free_port()
-            process = stack.start_service(
-                "analytics", name=name, grpc_port=grpc_port, metrics_port=metrics_port
-            )
-            stack.wait_serving(process, f"127.0.0.1:{grpc_port}")
-            started.append(Worker(process, grpc_port, metrics_port))
-        yield stack, started
+        started = start_workers(stack, "analytics", ("analytics-a", "analytics-b"))
+        yield stack, [Worker(*worker) for worker in started]
     finally:
         stack.stop()
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from mentoring.stack import Managed, Ports, Stack, free_port
+from mentoring.stack import Managed, Ports, Stack
 from services.common.api import common_pb2, events_pb2, matching_pb2, matching_pb2_grpc
 from services.common.events import new_event, partition_key
 from services.matching.worker import TOPICS
-from tests.e2e.support import eventually, metric, produce, read_topic
+from tests.e2e.support import eventually, metric, produce, read_topic, start_workers
 
 PARTITIONS = 6 * len(TOPICS)
 
@@ -53,15 +53,8 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, l
     )
     try:
         stack.start_broker()
-        started = []
-        for name in ("matching-a", "matching-b"):
-            grpc_port, metrics_port = free_port(), free_port()
-            process = stack.start_service(
-                "matching", name=name, grpc_port=grpc_port, metrics_port=metrics_port
-            )
-            stack.wait_serving(process, f"127.0.0.1:{grpc_port}")
-            started.append(Worker(process, grpc_port, metrics_port))
-        yield stack, started
+        started = start_workers(stack, "matching", ("matching-a", "matching-b"))
+        yield stack, [Worker(*worker) for worker in started]
     finally:
         stack.stop()
 
