@@ -129,16 +129,17 @@ def test_optimum_equals_dense_optimum_on_random_instances(
 
 
 @pytest.mark.parametrize(
-    ("size", "seed", "margin", "share"),
+    ("size", "seed", "margin", "share", "cache"),
     [
-        (160, 1, optimum.MARGIN, 0.05),
-        (240, 2, 0.0, 0.05),  # nothing kept beyond the pairs that must be: many rescans
-        (240, 3, 0.005, 1.0),  # rescans whatever the drift
-        (200, 4, 0.005, 0.0),  # price again on any drift
+        (160, 1, optimum.MARGIN, 0.05, optimum._CACHE_BYTES),
+        # nothing kept beyond the pairs that must be: many rescans; no block kept either
+        (240, 2, 0.0, 0.05, 0),
+        (240, 3, 0.005, 1.0, optimum._CACHE_BYTES),  # rescans whatever the drift
+        (200, 4, 0.005, 0.0, 200_000),  # price again on any drift; some blocks kept
     ],
 )
 def test_optimum_equals_dense_optimum_on_synthetic_organisations(
-    size: int, seed: int, margin: float, share: float
+    size: int, seed: int, margin: float, share: float, cache: int
 ) -> None:
     org = organisation(size, seed)
     config = MatchingConfig(criteria=org.config.criteria, min_score=0.3)
@@ -147,6 +148,7 @@ def test_optimum_equals_dense_optimum_on_synthetic_organisations(
         mock.patch.object(optimum, "START_K", 1),
         mock.patch.object(optimum, "START_PER_MENTOR", 1),
         mock.patch.object(optimum, "_RESCAN_SHARE", share),
+        mock.patch.object(optimum, "_CACHE_BYTES", cache),
         mock.patch.object(dense, "BLOCK_CELLS", 600),
     ):
         result = optimum.match(

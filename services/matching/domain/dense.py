@@ -46,7 +46,7 @@ import numpy.typing as npt
 from services.matching.domain.candidates import _TABLE_KINDS, CandidateIndex, _Chunk
 from services.matching.domain.model import Kind, Person
 
-__all__ = ["BLOCK_CELLS", "EPS", "Block", "BlockSpec", "plan_blocks"]
+__all__ = ["BLOCK_CELLS", "EPS", "Block", "BlockSpec", "ColumnSets", "plan_blocks"]
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -234,13 +234,76 @@ class SkillRows:
         return hit
 
 
-class Block:
-    """One block's rows encoded against its columns, for approximate and exact scoring.
+# One fused table: (criterion positions, each one's code per combination), and each
+# column's combination.
+_Fused = tuple[tuple[int, ...], tuple[I64, ...], I64]
 
-    Columns are kept sorted by the mentors' number of availability intervals (most first), so
-    that for any increasing selection of column positions the mentors with more than j
-    intervals are a prefix.
+
+class Columns:
+    """The column side of the blocks that share one set of mentors, worked out once: the
+    column order, each table criterion's code per column and how tables are fused.
+
+    Columns are sorted by the mentors' number of availability intervals (most first), so that
+    for any increasing selection of column positions the mentors with more than j intervals
+    are a prefix.
     """
+
+    def __init__(self, index: CandidateIndex, cols: I64) -> None:
+        self.index = index
+        if Kind.AVAILABILITY in index.kinds:
+            cols = cols[np.argsort(-index.avail_count[cols], kind="stable")]
+        self.cols = cols
+        self.order = np.argsort(cols, kind="stable")
+        self.sorted = cols[self.order]
+        self._fused: dict[tuple[int, ...], list[_Fused]] = {}
+
+    def fused(self, positions: tuple[int, ...]) -> list[_Fused]:
+        """How the table criteria at these positions are summed into few tables: tables whose
+        code combinations over the columns are few become one (one gather per fused table
+        instead of one per criterion; building one costs rows x combinations)."""
+        hit = self._fused.get(positions)
+        if hit is not None:
+            return hit
+        ix = self.index
+        limit = max(1, self.cols.size // _FUSE_RATIO)
+        kinds = {s.position: s.spec.kind for s in ix.specs}
+        codes = [(p, ix.codes[kinds[p]].code[self.cols], ix.codes[kinds[p]].k) for p in positions]
+        out: list[_Fused] = []
+        for position, code, k in sorted(codes, key=lambda t: t[2]):
+            if out:
+                members, picks, inverse = out[-1]
+                combo, joined = np.unique(inverse * k + code, return_inverse=True)
+                if combo.size <= limit:
+                    a, b = np.divmod(combo, k)
+                    out[-1] = (
+                        (*members, position),
+                        (*(pick[a] for pick in picks), b),
+                        joined.astype(np.int64).ravel(),
+                    )
+                    continue
+            used, inverse = np.unique(code, return_inverse=True)
+            out.append(((position,), (used.astype(np.int64),), inverse.astype(np.int64).ravel()))
+        self._fused[positions] = out
+        return out
+
+
+class ColumnSets:
+    """Columns objects by mentor set, for the blocks of one pass or worker."""
+
+    def __init__(self, index: CandidateIndex) -> None:
+        self.index = index
+        self._sets: dict[bytes, Columns] = {}
+
+    def get(self, cols: I64) -> Columns:
+        key = cols.tobytes()
+        hit = self._sets.get(key)
+        if hit is None:
+            hit = self._sets[key] = Columns(self.index, cols)
+        return hit
+
+
+class Block:
+    """One block's rows encoded against its columns, for approximate and exact scoring."""
 
     def __init__(
         self,
@@ -249,6 +312,7 @@ class Block:
         spec: BlockSpec,
         skill_rows: SkillRows,
         positive: bool = False,
+        columns: ColumnSets | None = None,
     ) -> None:
         ix = self.index = index
         self.rows = spec.rows
@@ -257,12 +321,10 @@ class Block:
         n = self.n = c.n
         self.positive = positive
         weight = ix.total_weight
-        cols = spec.cols
-        if Kind.AVAILABILITY in ix.kinds:
-            cols = cols[np.argsort(-ix.avail_count[cols], kind="stable")]
-        self.cols = cols
-        self._order = np.argsort(cols, kind="stable")
-        self._sorted = cols[self._order]
+        shared = (columns or ColumnSets(ix)).get(spec.cols)
+        cols = self.cols = shared.cols
+        self._order = shared.order
+        self._sorted = shared.sorted
         # Column positions whose mentors share a skill family with some row (see plan_blocks).
         self.related = np.flatnonzero(spec.related[cols]) if spec.related is not None else None
         self.reach = ix._reach(c, False)  # a row's best score from a mentor of no related skill
@@ -271,8 +333,9 @@ class Block:
         self.low = float(max(floor, 0.0) if positive else floor) - EPS
 
         # Table criteria: weighted float32 (rows x codes) tables, -inf where a hard one fails,
-        # fused over the block's columns (see _fuse), with each column's code.
-        tables: list[tuple[F32, I64, int]] = []
+        # summed into fused tables when scores are wanted (Columns.fused): kept unfused, they
+        # take rows x codes, fused up to rows x columns / _FUSE_RATIO.
+        self.weighted: dict[int, F32] = {}
         for s in ix.specs:
             table = c.tables.get(s.position)
             if table is None:
@@ -284,8 +347,9 @@ class Block:
             t = (score.reshape(n, k) * scale).astype(np.float32)
             if s.spec.hard and not spec.pure:
                 t[~passed.reshape(n, k)] = _NEG
-            tables.append((t, ix.codes[s.spec.kind].code[cols], k))
-        self.tables = _fuse(tables, cols.size)
+            self.weighted[s.position] = t
+        self.fused = shared.fused(tuple(self.weighted))
+        self._tables: list[F32] | None = None  # the fused tables, once keep_tables() is called
 
         # Skills: v = sum_i (n_i - i) * code[skill_i], then score = v * coef per row.
         self.skill_coef: F32 | None = None
@@ -334,6 +398,33 @@ class Block:
             hard = any(s.spec.hard for s in choice)
             self.choice = (base, chooser[keep], at[keep], values, hard)
 
+    def _fused_tables(self, rows: I64 | None) -> list[F32]:
+        """Each fused table (rows x combinations), for the given rows (all when None)."""
+        if self._tables is not None:
+            return self._tables if rows is None else [t[rows] for t in self._tables]
+        tables: list[F32] = []
+        for members, picks, _ in self.fused:
+            table: F32 | None = None
+            for position, pick in zip(members, picks, strict=True):
+                weighted = self.weighted[position]
+                piece = (weighted if rows is None else weighted[rows])[:, pick]
+                table = piece if table is None else table + piece
+            assert table is not None  # a fused table has at least one member
+            tables.append(table)
+        return tables
+
+    def keep_tables(self) -> None:
+        """Keep the fused tables (up to a byte per cell) rather than sum them for each pass."""
+        self._tables = self._fused_tables(None)
+
+    @property
+    def nbytes(self) -> int:
+        """About what keeping this block costs: its own and its chunk's arrays (the column
+        side is shared with other blocks)."""
+        shared = {"cols", "_order", "_sorted", "fused", "related"}
+        mine = {k: v for k, v in vars(self).items() if k not in shared}
+        return _nbytes(mine) + _nbytes(vars(self.chunk))
+
     def position(self, mentors: I64) -> I64:
         """Column positions of mentor indices (-1 for a mentor not in this block)."""
         at = np.minimum(np.searchsorted(self._sorted, mentors), max(self._sorted.size - 1, 0))
@@ -353,8 +444,8 @@ class Block:
         cols = self.cols if pos is None else self.cols[pos]
         width = cols.size
         out: F32 | None = None
-        for table, code in self.tables:
-            part = (table if rows is None else table[rows])[:, code if pos is None else code[pos]]
+        for table, (_, _, code) in zip(self._fused_tables(rows), self.fused, strict=True):
+            part = table[:, code if pos is None else code[pos]]
             if out is None:
                 out = part
             else:
@@ -545,23 +636,18 @@ class Block:
         return self.exact(r[keep].astype(np.int64), q[keep].astype(np.int64))
 
 
-def _fuse(tables: list[tuple[F32, I64, int]], width: int) -> list[tuple[F32, I64]]:
-    """Sum tables whose code combinations over the columns are few into one table (one gather
-    per fused table instead of one per criterion). Input: (rows x codes table, code per column,
-    number of codes); output: (rows x combinations table, combination per column)."""
-    limit = max(1, width // _FUSE_RATIO)
-    out: list[tuple[F32, I64]] = []
-    for table, code, k in sorted(tables, key=lambda t: t[2]):
-        if out:
-            t0, inv0 = out[-1]
-            combo, inverse = np.unique(inv0 * k + code, return_inverse=True)
-            if combo.size <= limit:
-                a, b = np.divmod(combo, k)
-                out[-1] = (t0[:, a] + table[:, b], inverse.astype(np.int64).ravel())
-                continue
-        used, inverse = np.unique(code, return_inverse=True)
-        out.append((np.ascontiguousarray(table[:, used]), inverse.astype(np.int64).ravel()))
-    return out
+def _nbytes(values: dict[str, Any]) -> int:
+    total = 0
+    stack: list[Any] = list(values.values())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            total += item.nbytes
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+    return total
 
 
 def _empty() -> tuple[I64, I64, F64]:

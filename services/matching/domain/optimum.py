@@ -37,7 +37,9 @@ outside the pool could still gain (exactly for rescanned rows and columns, by th
 above for the others), which keeps the duals feasible (weak duality).
 
 Memory: dense blocks of bounded size, the pool (pairs near the optimum), per-mentee and
-per-mentor arrays: nothing grows as mentees x mentors.
+per-mentor arrays: nothing grows as mentees x mentors. Each worker keeps the blocks it has
+encoded (their mentee side: rows x codes, not rows x mentors) up to _CACHE_BYTES, so that
+later passes skip most of the encoding.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ import numpy.typing as npt
 
 from services.matching.domain.assignment import SCORE_SCALE, Assignment, solve_flow
 from services.matching.domain.candidates import CandidateIndex, _unique
-from services.matching.domain.dense import Block, BlockSpec, SkillRows, plan_blocks
+from services.matching.domain.dense import Block, BlockSpec, ColumnSets, SkillRows, plan_blocks
 from services.matching.domain.model import Constraints, MatchingConfig, Person
 from services.matching.domain.taxonomy import EMPTY_TAXONOMY, Taxonomy
 
@@ -77,8 +79,11 @@ MARGIN = 0.04
 _RESCAN_SHARE = 0.05
 # Pricing keeps at most this many pairs per mentee (the margin shrinks to fit).
 _POOL_PER_MENTEE = 16
-# A worker keeps its encoded blocks between passes while they cover at most this many cells.
-_CACHE_CELLS = 48_000_000
+# A worker keeps its encoded blocks between passes while they take at most this many bytes;
+# past that the others are encoded again each time (memory stays bounded whatever the size).
+_CACHE_BYTES = 1 << 30
+# ... and their fused tables too (up to a byte per cell) while they cover at most this many.
+_TABLE_CELLS = 48_000_000
 _NO_CONSTRAINTS = Constraints()
 
 
@@ -138,17 +143,29 @@ class _Worker:
         self.specs = list(specs)
         self.positive = positive
         self.skill_rows = SkillRows(index)
+        self.columns = ColumnSets(index)
         self.blocks: list[Block | None] = [None] * len(self.specs)
-        # Encoded blocks are kept between passes while they are few; past that they are
-        # encoded again each time (memory stays bounded whatever the population).
-        self.keep = sum(spec.cells for spec in self.specs) <= _CACHE_CELLS
+        self.kept = 0  # bytes
+        self.tables = sum(spec.cells for spec in self.specs) <= _TABLE_CELLS
 
     def _block(self, i: int) -> Block:
         block = self.blocks[i]
         if block is None:
-            block = Block(self.index, self.mentees, self.specs[i], self.skill_rows, self.positive)
-            if self.keep:
+            block = Block(
+                self.index,
+                self.mentees,
+                self.specs[i],
+                self.skill_rows,
+                self.positive,
+                self.columns,
+            )
+            size = block.nbytes
+            if self.kept + size <= _CACHE_BYTES:
+                if self.tables:
+                    block.keep_tables()
+                    size = block.nbytes
                 self.blocks[i] = block
+                self.kept += size
         return block
 
     def best(self, k: int, per_mentor: int) -> Pairs:
