@@ -13,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mentoring.clients import TOKEN_ENV
 from mentoring.stack import Managed, Stack, free_port
+from services.common.api import events_pb2
+from services.common.events import DEAD_LETTER_TOPIC
 
 T = TypeVar("T")
 
@@ -35,18 +37,20 @@ def eventually(what: str, probe: Callable[[], T | None], timeout: float = 30.0) 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
-async def _read(bootstrap: str, topic: str, settle: float) -> list[ConsumerRecord]:
+async def _read(
+    bootstrap: str, topic: str, settle: float, since: Mapping[int, int] | None
+) -> list[ConsumerRecord]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        partitions = await _partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        for tp in partitions:
+            if since and tp.partition in since:
+                consumer.seek(tp, since[tp.partition])
         ends = await consumer.end_offsets(partitions)
         records: list[ConsumerRecord] = []
         deadline = time.monotonic() + settle
@@ -62,9 +66,50 @@ async def _read(bootstrap: str, topic: str, settle: float) -> list[ConsumerRecor
         await consumer.stop()
 
 
-def read_topic(bootstrap: str, topic: str, settle: float = 10.0) -> list[ConsumerRecord]:
-    """Every record on the topic right now, read from the beginning."""
-    return asyncio.run(_read(bootstrap, topic, settle))
+def read_topic(
+    bootstrap: str, topic: str, settle: float = 10.0, since: Mapping[int, int] | None = None
+) -> list[ConsumerRecord]:
+    """Every record on the topic right now, read from the beginning, or from the offsets
+    `since` (partition -> offset, see topic_ends) so that a probe repeated while the topic
+    grows reads only what is new since then."""
+    return asyncio.run(_read(bootstrap, topic, settle, since))
+
+
+class DeadLetters:
+    """The dead-letter topic from where it ended when this was made: a probe repeated while
+    other tests keep adding letters reads only the new ones."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.since = topic_ends(bootstrap, DEAD_LETTER_TOPIC)
+
+    def __call__(self) -> list[events_pb2.DeadLetter]:
+        records = read_topic(self.bootstrap, DEAD_LETTER_TOPIC, settle=2, since=self.since)
+        return [events_pb2.DeadLetter.FromString(record.value) for record in records]
+
+
+def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """The topic's end offset per partition right now."""
+    return asyncio.run(_ends(bootstrap, topic))
+
+
+async def _ends(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic)
+        ends = await consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    return partitions
 
 
 async def _produce(bootstrap: str, messages: list[tuple[str, bytes, bytes]]) -> None:

@@ -10,8 +10,8 @@ import pytest
 from mentoring.clients import Clients
 from mentoring.stack import Stack
 from services.common.api import analytics_pb2, common_pb2, enrollment_pb2, events_pb2, matching_pb2
-from services.common.events import DEAD_LETTER_TOPIC, EVENT_TOPICS, new_event, partition_key
-from tests.e2e.support import eventually, metric, produce, read_topic
+from services.common.events import EVENT_TOPICS, new_event, partition_key
+from tests.e2e.support import DeadLetters, eventually, metric, produce, read_topic
 
 VALID = {
     "role": common_pb2.ROLE_MENTOR,
@@ -128,6 +128,7 @@ def test_undecodable_events_are_dead_lettered_and_consumers_go_on(
 ) -> None:
     assert set(READERS) == set(EVENT_TOPICS)
     key = f"poison/{uuid.uuid4().hex}".encode()
+    dead_letters = DeadLetters(stack.ports.bootstrap)
     produce(
         stack.ports.bootstrap,
         [(topic, key, b"\xff\xfe not protobuf " + topic.encode()) for topic in EVENT_TOPICS],
@@ -136,8 +137,7 @@ def test_undecodable_events_are_dead_lettered_and_consumers_go_on(
 
     def letters() -> dict[tuple[str, str], events_pb2.DeadLetter] | None:
         found = {}
-        for record in read_topic(stack.ports.bootstrap, DEAD_LETTER_TOPIC, settle=2):
-            letter = events_pb2.DeadLetter.FromString(record.value)
+        for letter in dead_letters():
             if letter.key == key:
                 found[(letter.source_topic, letter.consumer_group)] = letter
         return found if set(found) == expected else None
@@ -186,14 +186,14 @@ def test_event_that_cannot_be_applied_is_dead_lettered(stack: Stack, clients: Cl
         program_id=pid,
         payload=events_pb2.ParticipantRegistered(participant_id="p1", display_name="No role"),
     )
+    dead_letters = DeadLetters(stack.ports.bootstrap)
     produce(
         stack.ports.bootstrap,
         [("participant-registered", partition_key(org, pid), event.SerializeToString())],
     )
 
     def letter() -> events_pb2.DeadLetter | None:
-        for record in read_topic(stack.ports.bootstrap, DEAD_LETTER_TOPIC, settle=2):
-            found = events_pb2.DeadLetter.FromString(record.value)
+        for found in dead_letters():
             if found.consumer_group == "matching" and found.value == event.SerializeToString():
                 return found
         return None

@@ -29,8 +29,8 @@ from services.common.api import (
     events_pb2,
     matching_pb2,
 )
-from services.common.events import DEAD_LETTER_TOPIC, new_event, partition_key
-from tests.e2e.support import eventually, metric, produce, read_topic
+from services.common.events import new_event, partition_key
+from tests.e2e.support import DeadLetters, eventually, metric, produce, read_topic
 
 MENTOR, MENTEE = common_pb2.ROLE_MENTOR, common_pb2.ROLE_MENTEE
 CLOSED_EARLY = engagement_pb2.RELATIONSHIP_STATUS_CLOSED_EARLY
@@ -591,12 +591,12 @@ def test_a_malformed_erasure_is_dead_lettered(stack: Stack, clients: Clients) ->
         payload=events_pb2.ParticipantErased(role=MENTEE, erasure_id="e-1"),
     )
     value = event.SerializeToString()
+    dead_letters = DeadLetters(stack.ports.bootstrap)
     produce(stack.ports.bootstrap, [("participant-erased", key.encode(), value)])
 
     def letters() -> dict[str, str] | None:
         found = {}
-        for record in read_topic(stack.ports.bootstrap, DEAD_LETTER_TOPIC, settle=2):
-            letter = events_pb2.DeadLetter.FromString(record.value)
+        for letter in dead_letters():
             if letter.value == value:
                 found[letter.consumer_group] = letter.reason
         return found if {"matching", "engagement"} <= set(found) else None

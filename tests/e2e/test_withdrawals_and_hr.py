@@ -16,9 +16,9 @@ from services.common.api import (
     events_pb2,
     matching_pb2,
 )
-from services.common.events import DEAD_LETTER_TOPIC, new_event, partition_key
+from services.common.events import new_event, partition_key
 from tests.e2e.engine import MENTEE, MENTOR, Program
-from tests.e2e.support import eventually, metric, produce, read_topic
+from tests.e2e.support import DeadLetters, eventually, metric, produce, read_topic
 
 K = matching_pb2
 SKILLS = K.Criterion(kind=K.CRITERION_KIND_SKILLS, weight=5)
@@ -84,10 +84,11 @@ def publish_hr(stack: Stack, org: str, hr_event: events_pb2.HrEvent) -> events_p
     return event
 
 
-def dead_letter_for(stack: Stack, event: events_pb2.Event) -> events_pb2.DeadLetter | None:
+def dead_letter_for(
+    dead_letters: DeadLetters, event: events_pb2.Event
+) -> events_pb2.DeadLetter | None:
     value = event.SerializeToString()
-    for record in read_topic(stack.ports.bootstrap, DEAD_LETTER_TOPIC, settle=2):
-        letter = events_pb2.DeadLetter.FromString(record.value)
+    for letter in dead_letters():
         if letter.consumer_group == "enrollment" and letter.value == value:
             return letter
     return None
@@ -300,6 +301,7 @@ def test_hr_events_for_unknown_people_or_malformed_are_dead_lettered(
 ) -> None:
     program = Program(clients, stack)
     program.register("Kai", MENTEE, ["ux"], hr_person_id="h-kai")
+    dead_letters = DeadLetters(stack.ports.bootstrap)
     unknown = publish_hr(
         stack,
         program.org,
@@ -312,14 +314,18 @@ def test_hr_events_for_unknown_people_or_malformed_are_dead_lettered(
     )
     no_change = publish_hr(stack, program.org, events_pb2.HrEvent(hr_person_id="h-kai"))
 
-    letter = eventually("the unknown person's dead letter", lambda: dead_letter_for(stack, unknown))
+    letter = eventually(
+        "the unknown person's dead letter", lambda: dead_letter_for(dead_letters, unknown)
+    )
     assert "no participant with hr_person_id 'h-nobody'" in letter.reason
     assert letter.source_topic == "hr-events"
     letter = eventually(
-        "the malformed event's dead letter", lambda: dead_letter_for(stack, malformed)
+        "the malformed event's dead letter", lambda: dead_letter_for(dead_letters, malformed)
     )
     assert "hr_person_id is missing" in letter.reason
-    letter = eventually("the empty change's dead letter", lambda: dead_letter_for(stack, no_change))
+    letter = eventually(
+        "the empty change's dead letter", lambda: dead_letter_for(dead_letters, no_change)
+    )
     assert "no change set" in letter.reason
 
 
