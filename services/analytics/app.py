@@ -9,6 +9,7 @@ arrive on.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections import Counter, defaultdict, deque
 from typing import Any
@@ -55,10 +56,14 @@ class AnalyticsApp:
 
     def __init__(self, settings: Settings, canonical_url: str) -> None:
         self.settings = settings
+        # Faust makes a data directory even with in-memory tables: a private temporary one
+        # instead of "analytics-data" in whatever directory the worker was started from.
+        self._datadir = tempfile.TemporaryDirectory(prefix="mentoring-analytics-")
         app = faust.App(
             GROUP,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
             store="memory://",
+            datadir=self._datadir.name,
             topic_partitions=settings.topic_partitions,
             web_enabled=False,
             # Shared with the other workers through the group's assignment: where to forward a

@@ -36,11 +36,15 @@ def test_reflection_and_health_on_every_service(stack: Stack) -> None:
 
 def test_every_process_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     stack = Stack(Ports.free(), log_dir=tmp_path, env=dict(os.environ))
+    # Faust's default data directory, made in the working directory even for in-memory tables
+    stray = Path.cwd() / "analytics-data"
+    was_there = stray.exists()
     try:
         stack.start_all()
     except Exception:
         stack.stop()
         raise
+    assert was_there or not stray.exists()
     codes = {}
     for managed in reversed(list(stack.processes)):
         codes[managed.name] = stack.stop_process(managed)
