@@ -43,7 +43,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.matching.domain.candidates import _TABLE_KINDS, CandidateIndex, _Chunk
+from services.matching.domain.candidates import (
+    _TABLE_KINDS,
+    CandidateIndex,
+    _Chunk,
+    _mentor_value,
+)
 from services.matching.domain.model import Kind, Person
 
 __all__ = ["BLOCK_CELLS", "EPS", "Block", "BlockSpec", "ColumnSets", "plan_blocks"]
@@ -71,20 +76,10 @@ _NEG = np.float32(-np.inf)
 
 
 def _hard_value(kind: Kind, p: Person) -> Any:
-    """The mentee-side value a table criterion depends on (as _Chunk._mentee_values reads it)."""
-    if kind is Kind.GOALS:
-        return p.goals
-    if kind is Kind.LANGUAGE:
-        return p.languages
-    if kind is Kind.SENIORITY:
-        return p.job_level
-    if kind is Kind.DEPARTMENT:
-        return p.department
-    if kind is Kind.LOCATION:
-        return p.location.casefold()
-    if kind is Kind.TIMEZONE:
-        return p.utc_offset_minutes
-    return (p.demographic_opt_in, p.gender, p.cultural_background)  # DEMOGRAPHICS
+    """The mentee-side value a table criterion depends on (as _Chunk._mentee_values reads it):
+    the mentor-side one, and for demographics whether the mentee opted in."""
+    value = _mentor_value(kind, p)
+    return (p.demographic_opt_in, *value) if kind is Kind.DEMOGRAPHICS else value
 
 
 @dataclass(frozen=True, slots=True)
