@@ -84,7 +84,7 @@ class DeadLetters:
         self.since = topic_ends(bootstrap, DEAD_LETTER_TOPIC)
 
     def __call__(self) -> list[events_pb2.DeadLetter]:
-        records = read_topic(self.bootstrap, DEAD_LETTER_TOPIC, settle=2, since=self.since)
+        records = read_topic(self.bootstrap, DEAD_LETTER_TOPIC, since=self.since)
         return [events_pb2.DeadLetter.FromString(record.value) for record in records]
 
 

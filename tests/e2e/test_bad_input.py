@@ -135,14 +135,19 @@ def test_undecodable_events_are_dead_lettered_and_consumers_go_on(
     )
     expected = {(topic, group) for topic, groups in READERS.items() for group in groups}
 
+    found: dict[tuple[str, str], events_pb2.DeadLetter] = {}
+
     def letters() -> dict[tuple[str, str], events_pb2.DeadLetter] | None:
-        found = {}
         for letter in dead_letters():
             if letter.key == key:
                 found[(letter.source_topic, letter.consumer_group)] = letter
         return found if set(found) == expected else None
 
-    found = eventually("a dead letter per topic and consumer group", letters, timeout=40)
+    try:
+        eventually("a dead letter per topic and consumer group", letters, timeout=60)
+    except AssertionError as error:
+        missing, extra = sorted(expected - set(found)), sorted(set(found) - expected)
+        raise AssertionError(f"{error}; missing {missing}; unexpected {extra}") from None
     for (topic, _), letter in found.items():
         assert letter.value == b"\xff\xfe not protobuf " + topic.encode()
         assert letter.reason
