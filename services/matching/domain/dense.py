@@ -347,7 +347,7 @@ class Block:
         self._tables: list[F32] | None = None  # the fused tables, once keep_tables() is called
 
         # Skills: v = sum_i (n_i - i) * code[skill_i], then score = v * coef per row.
-        self.skill_coef: F32 | None = None
+        self.skill_mix: F32 | None = None
         self.skills_hard = False
         skill_weight = sum(s.weight for s in ix.skill_specs)
         if ix.skill_specs:
@@ -363,12 +363,21 @@ class Block:
             # 4 * sum of weights bounds v; uint8 while it fits.
             top = 4 * int(self.skill_wt.sum(axis=1).max(initial=0))
             dtype = np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.int64
-            # Row r: every column's 4 x relatedness to the block's r-th sought skill (0: none).
-            self.skill_table = np.zeros((len(names) + 1, cols.size), dtype)
+            # Column q, entry r: 4 x relatedness of the q-th mentor to the block's r-th sought
+            # skill (0: none). Column-major like every dense array here (see approx).
+            related = np.zeros((len(names) + 1, cols.size), dtype)
             for r, name in enumerate(names, start=1):
-                self.skill_table[r] = skill_rows.row(name)[cols]
+                related[r] = skill_rows.row(name)[cols]
+            self.skill_table = np.ascontiguousarray(related.T)
             scale = skill_weight / weight if weight > 0 else 0.0
-            self.skill_coef = (scale * 0.25 / c.skill_total).astype(np.float32)
+            # A row's score is one product with this (sought skills x rows) mix: (n - i) * coef
+            # at row rid_i. Unscaled when skills weigh nothing (then only hard: v == 0 fails).
+            self.skill_scaled = scale > 0
+            coef = scale * 0.25 / c.skill_total if self.skill_scaled else np.ones(n)
+            mix = np.zeros((len(names) + 1, n), np.float64)
+            row = np.repeat(np.arange(n), self.skill_rid.shape[1])
+            np.add.at(mix, (self.skill_rid.ravel(), row), (self.skill_wt * coef[:, None]).ravel())
+            self.skill_mix = mix.astype(np.float32)
 
         # Availability: (weight share, minimum overlap, hard) per criterion.
         self.avail = [
@@ -433,7 +442,11 @@ class Block:
     def approx(self, rows: I64 | None = None, pos: I64 | None = None) -> F32:
         """Approximate scores of rows x column positions (all when None; pos increasing),
         except that availability counts as 0.5 for every cell: it is within AVAIL_SLACK of
-        the exact score's (0 <= availability score <= 1), see avail_cells."""
+        the exact score's (0 <= availability score <= 1), see avail_cells.
+
+        Column-major (Fortran order): a table gather `table[:, code]` comes out that way, and
+        every other part is built the same way, since mixing layouts makes numpy transpose
+        on the fly (at 100k, a third of a pass went into that). Callers walk `a.T`."""
         ix, c = self.index, self.chunk
         n = self.n if rows is None else rows.size
         cols = self.cols if pos is None else self.cols[pos]
@@ -446,16 +459,20 @@ class Block:
             else:
                 out += part
         if out is None:
-            out = np.zeros((n, width), np.float32)
+            out = np.zeros((n, width), np.float32, order="F")
         if ix.total_weight <= 0:
             out += np.float32(1.0)  # no weighted criterion: every allowed pair scores 1
 
-        if self.skill_coef is not None:
-            v = self._skill_v(rows, pos)
-            coef = self.skill_coef if rows is None else self.skill_coef[rows]
-            out += v.astype(np.float32) * coef[:, None]
+        if self.skill_mix is not None:
+            # A matrix product (columns x sought skills) @ (sought skills x rows), transposed
+            # into this layout: all terms are >= 0, so it is 0 exactly where v is.
+            table = self.skill_table if pos is None else self.skill_table[pos]
+            mix = self.skill_mix if rows is None else self.skill_mix[:, rows]
+            skill = (table.astype(np.float32) @ mix).T
+            if self.skill_scaled:
+                out += skill
             if self.skills_hard:
-                out[v == 0] = _NEG
+                out[skill == 0] = _NEG
 
         if self.avail:
             out += np.float32(self.avail_slack)
@@ -472,7 +489,7 @@ class Block:
             r, q = row_at[ce], col_at[cpos]
             ok = (r >= 0) & (q >= 0)
             if hard:
-                chosen = np.zeros((n, width), np.bool_)
+                chosen = np.zeros((n, width), np.bool_, order="F")
                 chosen[r[ok], q[ok]] = True
                 chooser = c.choice_known[rsel]
                 out[chooser[:, None] & ~chosen] = _NEG
@@ -493,10 +510,16 @@ class Block:
         ix = self.index
         m = self.cols[pos]
         overlap = np.zeros(r.size)
+        # Mentors with fewer intervals are padded with (0, 0): they add nothing. Cells listed
+        # by column position (as tops and above list them) have their mentors' interval
+        # counts decreasing (Columns): level j then only concerns a prefix of them.
+        counts = ix.avail_count[m]
+        ordered = bool((np.diff(pos) >= 0).all())
         for level in range(ix.avail_start.shape[0]):
-            # mentors with fewer intervals are padded with (0, 0): they add nothing
-            overlap += self.cover[r, ix.avail_end[level][m]]
-            overlap -= self.cover[r, ix.avail_start[level][m]]
+            k = int(np.searchsorted(-counts, -level)) if ordered else r.size
+            rk, mk = r[:k], m[:k]
+            overlap[:k] += self.cover[rk, ix.avail_end[level][mk]]
+            overlap[:k] -= self.cover[rk, ix.avail_start[level][mk]]
         known = self.chunk.avail_known[r] & ix.avail_known[m]
         for scale, need, hard in self.avail:
             # criteria.py: a non-positive minimum is always met (score 1)
@@ -505,16 +528,6 @@ class Block:
             if hard:
                 total[known & (overlap < need)] = -np.inf
         return total
-
-    def _skill_v(self, rows: I64 | None, pos: I64 | None) -> npt.NDArray[Any]:
-        """Skill numerators v = sum_i (n - i) * 4 * relatedness_i of rows x column positions."""
-        table = self.skill_table if pos is None else self.skill_table[:, pos]
-        rid = self.skill_rid if rows is None else self.skill_rid[rows]
-        wt = (self.skill_wt if rows is None else self.skill_wt[rows]).astype(table.dtype)
-        v: npt.NDArray[Any] = table[rid[:, 0]] * wt[:, 0, None]
-        for i in range(1, rid.shape[1]):
-            v += table[rid[:, i]] * wt[:, i, None]
-        return v
 
     # --- selections, scored exactly ----------------------------------------------------------
 
@@ -527,7 +540,7 @@ class Block:
         if ix.skill_specs:
             v = np.zeros(r.size, np.int64)
             for i in range(self.skill_rid.shape[1]):
-                v += self.skill_wt[r, i] * self.skill_table[self.skill_rid[r, i], pos]
+                v += self.skill_wt[r, i] * self.skill_table[pos, self.skill_rid[r, i]]
         found = ix._scan(c, r, pm, v, np.full(c.n, -1e300), None)
         pe, pm, score = found.pe, found.pm, found.score
         if self.positive:
@@ -543,7 +556,7 @@ class Block:
         minimum score by EPS."""
         pos = self.related
         if pos is not None and pos.size < 4 * k:
-            pos = None  # few mentors relate to these rows' skills: look at every one
+            pos = None  # few mentors relate to these rows' skills: look cut every one
         a = self.approx(None, pos)
         n, width = a.shape
         if n == 0 or width == 0:
@@ -553,17 +566,18 @@ class Block:
         low = np.float32(self.low - slack)
         rowmax = a.max(axis=1)
         near = np.float32(_NEAR + 2 * slack)
-        at = np.where(rowmax >= low, np.maximum(rowmax - near, low), np.inf).astype(np.float32)
+        cut = np.where(rowmax >= low, np.maximum(rowmax - near, low), np.inf).astype(np.float32)
         for _ in range(3):  # raise the threshold of rows with far more than k cells above it
-            crowded = np.count_nonzero(a >= at[:, None], axis=1) > 4 * k
+            crowded = np.count_nonzero(a >= cut[:, None], axis=1) > 4 * k
             if not crowded.any():
                 break
-            at = np.where(crowded, (at + rowmax) / 2, at).astype(np.float32)
-        cells = np.flatnonzero(a >= at[:, None])
-        r, q = np.divmod(cells, width)
+            cut = np.where(crowded, (cut + rowmax) / 2, cut).astype(np.float32)
+        by_column = a.T  # row-major, see approx
+        cells = np.flatnonzero(by_column >= cut[None, :])
+        q, r = np.divmod(cells, n)
         if pos is not None:
             q = pos[q]
-        value = a.ravel()[cells] + self.avail_cells(r, q)
+        value = by_column.ravel()[cells] + self.avail_cells(r, q)
         value[~self._unblocked(r, q)] = -np.inf
         order = np.lexsort((q, -value, r))
         r, q, value = r[order], q[order], value[order]
@@ -611,17 +625,18 @@ class Block:
         # EPS and the rounding of the operands and of the difference.
         finite = floor_r[np.isfinite(floor_r)]
         size = float(np.abs(price_c).max()) + float(np.abs(finite).max(initial=0.0)) + 2.0
+        by_column = a.T  # row-major, see approx
         if size < 64:
             tol = EPS + 8 * size * 2.0**-24
-            diff = a - price_c.astype(np.float32)[None, :]
-            hit = diff >= (floor_r - slack - tol).astype(np.float32)[:, None]
+            diff = by_column - price_c.astype(np.float32)[:, None]
+            hit = diff >= (floor_r - slack - tol).astype(np.float32)[None, :]
         else:
             tol = EPS + 8 * size * 2.0**-53
-            hit = a.astype(np.float64) - price_c[None, :] >= (floor_r - slack - tol)[:, None]
+            diff = by_column.astype(np.float64) - price_c[:, None]
+            hit = diff >= (floor_r - slack - tol)[None, :]
         cells = np.flatnonzero(hit)
-        width = a.shape[1]
-        value = a.ravel()[cells].astype(np.float64)
-        r, q = np.divmod(cells, width)
+        value = by_column.ravel()[cells].astype(np.float64)
+        q, r = np.divmod(cells, a.shape[0])
         r = r if rows is None else rows[r]
         q = q if pos is None else pos[q]
         if slack:

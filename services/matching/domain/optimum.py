@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from services.matching.domain.assignment import SCORE_SCALE, Assignment, solve_flow
 from services.matching.domain.candidates import CandidateIndex, _unique
@@ -195,10 +196,14 @@ class _Worker:
         """Pairs with exact score - price[mentor] >= floor[mentee] (a superset), in the given
         mentees' rows (all if None) and the given mentors' columns (all if None)."""
         parts: list[Pairs] = []
+        wanted = None
+        if rows is not None:
+            wanted = np.zeros(len(self.mentees), np.bool_)
+            wanted[rows] = True
         for i, spec in enumerate(self.specs):
             local = None
-            if rows is not None:
-                local = np.flatnonzero(np.isin(spec.rows, rows))
+            if wanted is not None:
+                local = np.flatnonzero(wanted[spec.rows])
                 if local.size == 0:
                     continue
             pos = None
@@ -471,7 +476,12 @@ def match(
         r: I64 = big + w - s.p[pm] - s.u[pe]
         return r
 
-    with _Team(index, people, specs, workers, positive) as team:
+    # The passes already run one process per core (workers): BLAS threads (dense.py's
+    # matrix products) on top of them would only fight over the cores.
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        _Team(index, people, specs, workers, positive) as team,
+    ):
         # The start pool has approximate scores (within EPS, a few pairs not even allowed):
         # its solve only provides the first prices. Every later pool is scored exactly.
         pe, pm, score = team("best", start_k, START_PER_MENTOR)
