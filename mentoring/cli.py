@@ -248,7 +248,7 @@ def match_run(
                 program_id=program,
                 cohort_id=cohort,
                 algorithm=algorithm,
-                requested_by="cli",
+                requested_by=clients.actor(),
             )
         )
         request = matching_pb2.GetMatchingRunRequest(

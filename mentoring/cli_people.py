@@ -10,7 +10,6 @@ Also runnable alone: `python -m mentoring.cli_people --help`.
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -149,7 +148,8 @@ def erase(
         str, typer.Option(help="Why, e.g. the request's reference; kept: no personal data.")
     ],
     requested_by: Annotated[
-        str, typer.Option(help="Who asks for it; default: your user name.")
+        str,
+        typer.Option(help="Who asks for it; default: your user name (with a token: its subject)."),
     ] = "",
     by: ByOption = By.auto,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -169,7 +169,7 @@ def erase(
                 organization_id=organization,
                 person=ref,
                 reason=reason,
-                requested_by=requested_by or getpass.getuser(),
+                requested_by=clients.actor(requested_by),
             )
         )
     table = Table(title=f"Erasure {erasure.erasure_id}")

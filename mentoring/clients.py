@@ -6,6 +6,7 @@ With a token (`mentoring --token`, or `MENTORING_TOKEN`) every call carries the 
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,12 @@ class Clients:
         self.matching = matching_pb2_grpc.MatchingServiceStub(self._channels["matching"])
         self.engagement = engagement_pb2_grpc.EngagementServiceStub(self._channels["engagement"])
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self._channels["analytics"])
+
+    def actor(self, named: str = "") -> str:
+        """`requested_by` for audited calls. With a token the services record its subject
+        (and refuse any other name), so only what the user named goes; without one, the name
+        given or the local user name."""
+        return named if self.token else named or getpass.getuser()
 
     def close(self) -> None:
         for opened in self._channels.values():

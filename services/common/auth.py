@@ -37,7 +37,8 @@ from grpc import aio
 from services.common import access
 from services.common.access import Principal
 from services.common.config import AuthSettings
-from services.common.errors import Unauthenticated
+from services.common.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from services.common.validation import require_text
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,23 @@ def current() -> Principal | None:
 def require_pair_member(mentor_id: str, mentee_id: str, field_name: str) -> None:
     """For RPCs that name a pair without an actor: a participant caller must be one of them."""
     access.require_pair_member(current(), mentor_id, mentee_id, field_name)
+
+
+def actor(field_name: str, claimed: str, *, required: bool, max_len: int = 200) -> str:
+    """Who performs an audited action (an erasure, an override, a matching run). With
+    authentication, the verified caller, so that a record never names someone else (a request
+    naming another is refused); without it, the request's own value."""
+    principal = current()
+    value = claimed.strip()
+    if principal is not None:
+        if value and value != principal.subject:
+            raise PermissionDenied(f"{field_name}: must be the caller ({principal.subject})")
+        return principal.subject
+    if required:
+        return require_text(field_name, value, max_len)
+    if len(value) > max_len:
+        raise InvalidArgument(field_name, f"must be at most {max_len} characters")
+    return value
 
 
 def sees_private(participant_id: str) -> bool:

@@ -36,7 +36,7 @@ from mongoengine import (
 )
 from mongoengine.errors import NotUniqueError
 
-from services.common import clock, pagination
+from services.common import auth, clock, pagination
 from services.common.api import common_pb2, enrollment_pb2, events_pb2
 from services.common.errors import InvalidArgument, NotFound
 from services.common.events import new_event, stable_event_id
@@ -358,7 +358,9 @@ class PersonalDataServicer(EnrollmentServicer):
         org = require_id("organization_id", request.organization_id)
         key = person_key(request.person)
         reason = require_text("reason", request.reason, MAX_REASON)
-        requested_by = require_text("requested_by", request.requested_by, MAX_REQUESTED_BY)
+        requested_by = auth.actor(
+            "requested_by", request.requested_by, required=True, max_len=MAX_REQUESTED_BY
+        )
         plan = await run_sync(plan_erasure, org, key)
         # Published first: see the module's docstring.
         await self._publisher.publish(plan.events)

@@ -73,6 +73,7 @@ class Proposal(Document):
     origin = StringField(required=True, default="engine")
     run_id = StringField(default="")
     override_reason = StringField(default="")
+    proposed_by = StringField(default="")  # the coordinator, for a pair proposed by hand
     # Mentee requests: when silence counts as a decline, and the choices still to try.
     expires_at = DateTimeField()
     next_choices = ListField(StringField())

@@ -62,6 +62,8 @@ def proposal_message(p: Proposal) -> matching_pb2.Proposal:
         status=STATUS[p.status],
         origin=ORIGINS[p.origin],
         run_id=p.run_id,
+        proposed_by=p.proposed_by or "",
+        override_reason=p.override_reason or "",
     )
     if p.expires_at:
         msg.expires_at.FromDatetime(p.expires_at)
@@ -84,6 +86,7 @@ def proposed_event(p: Proposal) -> events_pb2.Event:
             origin=ORIGINS[p.origin],
             run_id=p.run_id,
             override_reason=p.override_reason,
+            proposed_by=p.proposed_by or "",
         ),
     )
 

@@ -299,6 +299,7 @@ def store_proposal(
     origin: str = "engine",
     run_id: str = "",
     override_reason: str = "",
+    proposed_by: str = "",
     expires_at: datetime | None = None,
     next_choices: tuple[str, ...] = (),
 ) -> Proposal:
@@ -319,6 +320,7 @@ def store_proposal(
         origin=origin,
         run_id=run_id,
         override_reason=override_reason,
+        proposed_by=proposed_by,
         expires_at=expires_at,
         next_choices=list(next_choices),
         created_at=clock.now(),

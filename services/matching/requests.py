@@ -100,7 +100,12 @@ def request_mentor(
 
 
 def propose_by_hand(
-    organization_id: str, program_id: str, mentor_id: str, mentee_id: str, override_reason: str
+    organization_id: str,
+    program_id: str,
+    mentor_id: str,
+    mentee_id: str,
+    override_reason: str,
+    proposed_by: str = "",
 ) -> tuple[Proposal, list[str]]:
     """A coordinator's pair: refused on hard violations unless overridden with a reason."""
     settings = configuration.load_config(organization_id, program_id)
@@ -139,6 +144,7 @@ def propose_by_hand(
         explained,
         origin="coordinator",
         override_reason=override_reason,
+        proposed_by=proposed_by,
     )
     return proposal, warnings
 

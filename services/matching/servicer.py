@@ -6,7 +6,7 @@ import uuid
 
 from grpc import aio
 
-from services.common import pagination
+from services.common import auth, pagination
 from services.common.api import events_pb2, matching_pb2, matching_pb2_grpc
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.events import new_event
@@ -112,6 +112,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
             events_pb2.MATCHING_ALGORITHM_STABLE,
         ):
             raise InvalidArgument("algorithm", "must be OPTIMAL or STABLE")
+        requested_by = auth.actor("requested_by", request.requested_by, required=False)
         run_id = str(uuid.uuid4())
         queued = await run_sync(runs.record_queued, org, program_id, run_id)
         # The worker that owns the program runs it: the request travels keyed by program.
@@ -125,7 +126,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
                         run_id=run_id,
                         cohort_id=request.cohort_id,
                         algorithm=request.algorithm or events_pb2.MATCHING_ALGORITHM_OPTIMAL,
-                        requested_by=request.requested_by,
+                        requested_by=requested_by,
                     ),
                 )
             ]
@@ -201,6 +202,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
         reason = request.override_reason.strip()
         if request.override and not reason:
             raise InvalidArgument("override_reason", "is required to override hard rules")
+        proposed_by = auth.actor("requested_by", request.requested_by, required=False)
         proposal, warnings = await run_sync(
             requests.propose_by_hand,
             org,
@@ -208,6 +210,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
             mentor_id,
             mentee_id,
             reason if request.override else "",
+            proposed_by,
         )
         await self._worker.publish_pending(org, program_id)
         return matching_pb2.ProposeMatchResponse(

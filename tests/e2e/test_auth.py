@@ -245,6 +245,39 @@ def test_participants_cannot_run_the_program(world: World) -> None:
     assert [m.relationship_id for m in mine.matches] == [world.first.relationship_id]
 
 
+def test_audited_actions_record_the_caller_and_refuse_another_name(world: World) -> None:
+    """requested_by (who overrode a hard rule, who asked for an erasure) is the token's
+    subject: a request cannot put someone else's name on the record."""
+    program = Program(world.coordinator, world.stack, org=world.org)
+    program.configure(mode=matching_pb2.MATCHING_MODE_BULK)
+    mentor = program.register("Ada", MENTOR, ["cobol"], capacity=1)
+    mentee = program.register("Bo", MENTEE, ["welding"])
+    program.wait_pool()
+    propose = matching_pb2.ProposeMatchRequest(
+        organization_id=world.org,
+        program_id=program.pid,
+        mentor_id=mentor,
+        mentee_id=mentee,
+        requested_by="someone-else",
+    )
+    denied(world.coordinator.matching.ProposeMatch, propose, "requested_by: must be the caller")
+    assert program.proposals(mentee) == []
+    propose.requested_by = ""
+    proposal = world.coordinator.matching.ProposeMatch(propose).proposal
+    assert proposal.proposed_by == "coord"
+    assert [p.proposed_by for p in program.proposals(mentee)] == ["coord"]
+
+    erase = enrollment_pb2.ErasePersonRequest(
+        organization_id=world.org,
+        person=enrollment_pb2.PersonRef(participant_id=mentee),
+        reason="GDPR art. 17 request 7",
+        requested_by="the-dpo",
+    )
+    denied(world.coordinator.enrollment.ErasePerson, erase, "requested_by: must be the caller")
+    erase.requested_by = "coord"
+    assert world.coordinator.enrollment.ErasePerson(erase).requested_by == "coord"
+
+
 def test_the_pair_acts_on_their_relationship_and_nobody_else(world: World) -> None:
     first, org = world.first, world.org
     mentee, mentor = world.participant(first.mentee), world.participant(first.mentor)

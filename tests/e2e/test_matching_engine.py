@@ -300,6 +300,9 @@ def test_coordinator_pairs_by_hand_with_warnings_and_recorded_overrides(
     request.override_reason = "Cross-team pairing approved by HR"
     overridden = clients.matching.ProposeMatch(request)
     assert overridden.proposal.origin == common_pb2.MATCH_ORIGIN_COORDINATOR
+    # Without authentication the request names who proposed it (with it, the token does).
+    assert overridden.proposal.proposed_by == "coordinator-1"
+    assert overridden.proposal.override_reason == "Cross-team pairing approved by HR"
     assert any(w.startswith("overridden:") for w in overridden.warnings)
 
     weak = clients.matching.ProposeMatch(
@@ -320,6 +323,7 @@ def test_coordinator_pairs_by_hand_with_warnings_and_recorded_overrides(
 
     event = eventually("the overridden proposal's event", override_event)
     assert event.override_reason == "Cross-team pairing approved by HR"
+    assert event.proposed_by == "coordinator-1"
 
 
 def test_not_a_good_fit_excludes_the_pair_and_rematches(stack: Stack, clients: Clients) -> None:

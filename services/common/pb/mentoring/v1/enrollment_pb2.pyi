@@ -877,7 +877,9 @@ class ErasePersonRequest(_message.Message):
     write no personal data in it.
     """
     requested_by: _builtins.str
-    """Who asked for it (the coordinator or DPO, by id); required, at most 200 characters."""
+    """Who asked for it (the coordinator or DPO, by id); required, at most 200 characters.
+    With authentication, the caller (token subject); a different value is refused.
+    """
     @_builtins.property
     def person(self) -> Global___PersonRef: ...
     def __init__(

@@ -635,6 +635,7 @@ class MatchProposed(_message.Message):
     ORIGIN_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    PROPOSED_BY_FIELD_NUMBER: _builtins.int
     match_id: _builtins.str
     mentor_id: _builtins.str
     mentee_id: _builtins.str
@@ -644,6 +645,8 @@ class MatchProposed(_message.Message):
     """Set by the matching run that proposed it, if any."""
     override_reason: _builtins.str
     """A coordinator's reason when they overrode a hard rule."""
+    proposed_by: _builtins.str
+    """The coordinator who proposed it by hand."""
     @_builtins.property
     def breakdown(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CriterionScore]: ...
     def __init__(
@@ -657,10 +660,11 @@ class MatchProposed(_message.Message):
         origin: _common_pb2.MatchOrigin.ValueType = ...,
         run_id: _builtins.str = ...,
         override_reason: _builtins.str = ...,
+        proposed_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "origin", b"origin", "override_reason", b"override_reason", "run_id", b"run_id", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "origin", b"origin", "override_reason", b"override_reason", "proposed_by", b"proposed_by", "run_id", b"run_id", "score", b"score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

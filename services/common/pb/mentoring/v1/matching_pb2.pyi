@@ -145,6 +145,8 @@ class Proposal(_message.Message):
     ORIGIN_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PROPOSED_BY_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     match_id: _builtins.str
@@ -154,6 +156,9 @@ class Proposal(_message.Message):
     status: _common_pb2.MatchStatus.ValueType
     origin: _common_pb2.MatchOrigin.ValueType
     run_id: _builtins.str
+    proposed_by: _builtins.str
+    """A coordinator's pair: who proposed it, and their reason when they overrode a hard rule."""
+    override_reason: _builtins.str
     @_builtins.property
     def breakdown(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CriterionScore]: ...
     @_builtins.property
@@ -174,10 +179,12 @@ class Proposal(_message.Message):
         origin: _common_pb2.MatchOrigin.ValueType = ...,
         run_id: _builtins.str = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        proposed_by: _builtins.str = ...,
+        override_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "expires_at", b"expires_at", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "organization_id", b"organization_id", "origin", b"origin", "program_id", b"program_id", "run_id", b"run_id", "score", b"score", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "expires_at", b"expires_at", "match_id", b"match_id", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "organization_id", b"organization_id", "origin", b"origin", "override_reason", b"override_reason", "program_id", b"program_id", "proposed_by", b"proposed_by", "run_id", b"run_id", "score", b"score", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -515,6 +522,7 @@ class StartMatchingRunRequest(_message.Message):
     cohort_id: _builtins.str
     algorithm: _events_pb2.MatchingAlgorithm.ValueType
     requested_by: _builtins.str
+    """With authentication, the caller (token subject); a different value is refused."""
     def __init__(
         self,
         *,
@@ -685,6 +693,9 @@ class ProposeMatchRequest(_message.Message):
     """Proposes despite hard violations; requires override_reason."""
     override_reason: _builtins.str
     requested_by: _builtins.str
+    """Who proposes it: required without authentication; with it, the caller (token subject),
+    and a different value is refused.
+    """
     def __init__(
         self,
         *,
