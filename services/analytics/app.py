@@ -209,19 +209,26 @@ class AnalyticsApp:
                     consumed[item.topic] += 1
         last = messages[-1].message.offset
         # Table writes go to the changelog partition of the current event: this partition.
+        # Then the stream's own current event comes back: take_events' buffer reads it for the
+        # message it is adding, which may be waiting for this step to end; left pointing at
+        # an old message, it would put that one in the next step instead (a step lost).
+        previous = stream.current_event
         stream._set_current_event(messages[-1])
-        for key, state in programs.items():
-            state["applied"][slot] = last
-            self.programs[key] = state
-            self.versions[key] += 1
-        for key, state in organisations.items():
-            state["applied"][slot] = last
-            self.organisations[key] = state
-        if folded:
-            seen_key = f"{partition}:{messages[0].message.offset}"
-            self.seen[seen_key] = [newest, folded]
-            self._expiry[partition].append((newest, seen_key))
-        self._expire(partition)
+        try:
+            for key, state in programs.items():
+                state["applied"][slot] = last
+                self.programs[key] = state
+                self.versions[key] += 1
+            for key, state in organisations.items():
+                state["applied"][slot] = last
+                self.organisations[key] = state
+            if folded:
+                seen_key = f"{partition}:{messages[0].message.offset}"
+                self.seen[seen_key] = [newest, folded]
+                self._expiry[partition].append((newest, seen_key))
+            self._expire(partition)
+        finally:
+            stream._set_current_event(previous)
         self._dirty.update(programs)
         for topic, count in consumed.items():
             metrics.EVENTS_CONSUMED.labels(topic, GROUP).inc(count)
