@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from _pytest.reports import TestReport
 
 from mentoring.clients import Clients
 from mentoring.stack import Ports, Stack
@@ -38,7 +37,7 @@ def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
     """A failed test's report carries the tail of every service log: on CI, where the log
     directory is gone with the runner, that is the only record of what the services saw."""
     outcome = yield
-    report: TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     platform = getattr(item, "funcargs", {}).get("stack")
     if report.failed and isinstance(platform, Stack):
         for managed in platform.processes:

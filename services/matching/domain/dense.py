@@ -556,7 +556,7 @@ class Block:
         minimum score by EPS."""
         pos = self.related
         if pos is not None and pos.size < 4 * k:
-            pos = None  # few mentors relate to these rows' skills: look cut every one
+            pos = None  # few mentors relate to these rows' skills: look at every one
         a = self.approx(None, pos)
         n, width = a.shape
         if n == 0 or width == 0:
