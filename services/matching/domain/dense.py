@@ -360,12 +360,9 @@ class Block:
                 for i, skill in enumerate(sought):
                     self.skill_rid[e, i] = names.setdefault(skill, len(names) + 1)
                     self.skill_wt[e, i] = len(sought) - i
-            # 4 * sum of weights bounds v; uint8 while it fits.
-            top = 4 * int(self.skill_wt.sum(axis=1).max(initial=0))
-            dtype = np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.int64
             # Column q, entry r: 4 x relatedness of the q-th mentor to the block's r-th sought
             # skill (0: none). Column-major like every dense array here (see approx).
-            related = np.zeros((len(names) + 1, cols.size), dtype)
+            related = np.zeros((len(names) + 1, cols.size), np.uint8)
             for r, name in enumerate(names, start=1):
                 related[r] = skill_rows.row(name)[cols]
             self.skill_table = np.ascontiguousarray(related.T)
@@ -425,7 +422,7 @@ class Block:
     def nbytes(self) -> int:
         """About what keeping this block costs: its own and its chunk's arrays (the column
         side is shared with other blocks)."""
-        shared = {"cols", "_order", "_sorted", "fused", "related"}
+        shared = {"cols", "_order", "_sorted", "fused"}
         mine = {k: v for k, v in vars(self).items() if k not in shared}
         return _nbytes(mine) + _nbytes(vars(self.chunk))
 
@@ -466,9 +463,9 @@ class Block:
         if self.skill_mix is not None:
             # A matrix product (columns x sought skills) @ (sought skills x rows), transposed
             # into this layout: all terms are >= 0, so it is 0 exactly where v is.
-            table = self.skill_table if pos is None else self.skill_table[pos]
+            related = self.skill_table if pos is None else self.skill_table[pos]
             mix = self.skill_mix if rows is None else self.skill_mix[:, rows]
-            skill = (table.astype(np.float32) @ mix).T
+            skill = (related.astype(np.float32) @ mix).T
             if self.skill_scaled:
                 out += skill
             if self.skills_hard:
