@@ -693,7 +693,7 @@ class ProposeMatchRequest(_message.Message):
     """Proposes despite hard violations; requires override_reason."""
     override_reason: _builtins.str
     requested_by: _builtins.str
-    """Who proposes it: required without authentication; with it, the caller (token subject),
+    """Who proposes it: optional without authentication; with it, the caller (token subject),
     and a different value is refused.
     """
     def __init__(
