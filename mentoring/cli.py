@@ -233,6 +233,11 @@ def match_run(
     program: str = typer.Option(..., "--program", "-p"),
     cohort: str = typer.Option("", help="Limit the run to one cohort."),
     stable: bool = typer.Option(False, help="Stable matching on both sides' rankings."),
+    max_gap: float = typer.Option(
+        0.0,
+        help="Stop once proved within this share of the best total score (e.g. 0.001 for "
+        "99.9 %; 0 proves the optimum). For very large programs.",
+    ),
     timeout: float = typer.Option(300, help="Seconds to wait for the result."),
 ) -> None:
     """Bulk-match a program (or cohort) and print the run report with its fairness table."""
@@ -249,6 +254,7 @@ def match_run(
                 cohort_id=cohort,
                 algorithm=algorithm,
                 requested_by=clients.actor(),
+                max_gap=max_gap,
             )
         )
         request = matching_pb2.GetMatchingRunRequest(
@@ -266,6 +272,13 @@ def match_run(
         raise typer.Exit(1)
 
 
+def _shortfall(result: events_pb2.MatchingRunCompleted) -> float:
+    """How far the total is below the bound, as a share of it (a planned pair that a
+    concurrent request took meanwhile counts in the shortfall)."""
+    bound = result.score_bound
+    return max(0.0, (bound - result.total_score) / bound) if bound > 0 else 0.0
+
+
 def print_run(run: matching_pb2.MatchingRun) -> None:
     result = run.result
     if result.error:
@@ -277,6 +290,14 @@ def print_run(run: matching_pb2.MatchingRun) -> None:
         f"total score {result.total_score:.3f}; scores median {result.scores.median:.3f}, "
         f"p10 {result.scores.p10:.3f}, p90 {result.scores.p90:.3f}"
     )
+    if result.algorithm == events_pb2.MATCHING_ALGORITHM_OPTIMAL:
+        if result.proved_optimal:
+            console.print(f"  proved optimal: no plan scores more than {result.score_bound:.3f}")
+        else:
+            console.print(
+                f"  the best achievable total is at most {result.score_bound:.3f} "
+                f"(the plan is within {_shortfall(result):.3%} of it)"
+            )
     reasons: dict[str, int] = {}
     for unmatched in result.unmatched:
         reasons[unmatched.reason] = reasons.get(unmatched.reason, 0) + 1

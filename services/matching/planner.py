@@ -14,9 +14,12 @@ from services.matching.domain.candidates import CandidateIndex, generate_pairs
 from services.matching.domain.criteria import evaluate
 from services.matching.domain.fairness import fairness_report, nearest_rank
 from services.matching.domain.model import MatchingConfig, Person
-from services.matching.domain.optimum import match
+from services.matching.domain.optimum import Bound, match
 from services.matching.domain.stable import stable_match
 from services.matching.domain.taxonomy import Taxonomy
+
+# A bulk run may stop once proved within this share of the best total (max_gap), at most.
+MAX_GAP = 0.05
 
 NO_CANDIDATE = "no mentor with free capacity passes the hard criteria and the minimum score"
 ALL_TAKEN = "every suitable mentor's capacity went to other mentees"
@@ -52,10 +55,12 @@ def _optimal(
     config: MatchingConfig,
     p: pool.Pool,
     taxonomy: Taxonomy,
-) -> tuple[list[Assignment], frozenset[str]]:
+    gap: float = 0.0,
+) -> tuple[list[Assignment], frozenset[str], Bound]:
     """The optimum over every allowed pair scoring above 0 (optimum.match, proved by LP
-    duality), and the mentees that have at least one such pair."""
-    result = match(mentees, mentors, config, taxonomy, p.constraints, positive=True)
+    duality; or proved within `gap` of it), the mentees that have at least one such pair, and
+    what is proved."""
+    result = match(mentees, mentors, config, taxonomy, p.constraints, positive=True, gap=gap)
     matched = {a.mentee_id for a in result.assignments}
     unsure = [
         m
@@ -66,7 +71,7 @@ def _optimal(
     if unsure:
         index = CandidateIndex(mentors, config, taxonomy, p.constraints)
         with_candidates.update(m.participant_id for m in unsure if ranked(index, m, 1))
-    return result.assignments, frozenset(with_candidates)
+    return result.assignments, frozenset(with_candidates), result.bound
 
 
 def _stable(
@@ -130,7 +135,7 @@ def propose_continuously(organization_id: str, program_id: str) -> int:
     free = [m for m in p.mentors if m.free_slots > 0]
     if not p.waiting_mentees or not free:
         return 0
-    planned, _ = _optimal(p.waiting_mentees, free, config, p, taxonomy)
+    planned, _, _ = _optimal(p.waiting_mentees, free, config, p, taxonomy)
     return len(_propose(organization_id, program_id, planned, p, config, taxonomy))
 
 
@@ -144,12 +149,15 @@ def run(
     p = pool.load_pool(organization_id, program_id, taxonomy, request.cohort_id)
     free = [m for m in p.mentors if m.free_slots > 0]
     algorithm = request.algorithm or events_pb2.MATCHING_ALGORITHM_OPTIMAL
+    bound = None
     if algorithm == events_pb2.MATCHING_ALGORITHM_STABLE:
         candidates = _candidates(p.waiting_mentees, free, config, p, taxonomy)
         planned = _stable(candidates, p.waiting_mentees, free)
         with_candidates = frozenset(m for m, ranked_mentors in candidates.items() if ranked_mentors)
     else:
-        planned, with_candidates = _optimal(p.waiting_mentees, free, config, p, taxonomy)
+        planned, with_candidates, bound = _optimal(
+            p.waiting_mentees, free, config, p, taxonomy, request.max_gap
+        )
     proposed = _propose(organization_id, program_id, planned, p, config, taxonomy, request.run_id)
     scores = {a.mentee_id: a.score for a in proposed}
     result = events_pb2.MatchingRunCompleted(
@@ -185,6 +193,9 @@ def run(
             for g in fairness_report(p.waiting_mentees, scores)
         ],
     )
+    if bound is not None:
+        result.score_bound = bound.upper
+        result.proved_optimal = bound.optimal
     result.seconds = time.perf_counter() - started
     return result
 

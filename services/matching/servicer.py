@@ -14,7 +14,7 @@ from services.common.kafka import EventPublisher
 from services.common.privacy import require_participant_ids
 from services.common.storage import run_sync
 from services.common.validation import require_id
-from services.matching import configuration, pool, privacy, requests, runs
+from services.matching import configuration, planner, pool, privacy, requests, runs
 from services.matching.documents import MatchingRun, Proposal
 from services.matching.messages import breakdown, proposal_message
 from services.matching.worker import MatchingWorker
@@ -112,6 +112,10 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
             events_pb2.MATCHING_ALGORITHM_STABLE,
         ):
             raise InvalidArgument("algorithm", "must be OPTIMAL or STABLE")
+        if not 0 <= request.max_gap <= planner.MAX_GAP:  # NaN fails too
+            raise InvalidArgument("max_gap", f"must be between 0 and {planner.MAX_GAP}")
+        if request.max_gap and request.algorithm == events_pb2.MATCHING_ALGORITHM_STABLE:
+            raise InvalidArgument("max_gap", "applies to the OPTIMAL algorithm only")
         requested_by = auth.actor("requested_by", request.requested_by, required=False)
         run_id = str(uuid.uuid4())
         queued = await run_sync(runs.record_queued, org, program_id, run_id)
@@ -127,6 +131,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
                         cohort_id=request.cohort_id,
                         algorithm=request.algorithm or events_pb2.MATCHING_ALGORITHM_OPTIMAL,
                         requested_by=requested_by,
+                        max_gap=request.max_gap,
                     ),
                 )
             ]

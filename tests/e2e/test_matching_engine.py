@@ -47,6 +47,17 @@ def test_config_is_validated_named_and_stored(stack: Stack, clients: Clients) ->
     assert (fetched.candidates_per_mentee, fetched.request_expiry_seconds) == (20, 72 * 3600)
     assert fetched.reporting_line == K.REPORTING_LINE_RULE_MANAGER_CHAIN
 
+    for fields in (
+        {"max_gap": 0.5},
+        {"max_gap": -0.01},
+        {"max_gap": float("nan")},
+        {"max_gap": 0.01, "algorithm": events_pb2.MATCHING_ALGORITHM_STABLE},
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            program.run(**fields)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details().startswith("max_gap:")
+
 
 def test_bulk_run_keeps_hard_rules_and_reports_why_and_how_fair(
     stack: Stack, clients: Clients
@@ -136,10 +147,13 @@ def test_bulk_run_keeps_hard_rules_and_reports_why_and_how_fair(
     program.wait_pool()
     assert program.proposals() == []  # bulk mode: nothing until a coordinator runs it
 
-    run = program.run()
+    run = program.run(max_gap=0.01)
     assert run.status == K.RUN_STATUS_COMPLETED, run.result.error
     result = run.result
     assert (result.mentees_considered, result.mentors_considered, result.matched) == (3, 3, 2)
+    # what is proved: here the optimum itself (the gap allowed stopping earlier)
+    assert result.proved_optimal
+    assert result.score_bound == pytest.approx(result.total_score, abs=1e-5)
     assert [(u.mentee_id, u.reason) for u in result.unmatched] == [
         (kai, "no mentor with free capacity passes the hard criteria and the minimum score")
     ]
@@ -160,6 +174,12 @@ def test_bulk_run_keeps_hard_rules_and_reports_why_and_how_fair(
         if r.key == partition_key(program.org, program.pid)
     ]
     assert [e.matching_run_completed.run_id for e in completed] == [run.run_id]
+    requested = [
+        events_pb2.Event.FromString(r.value).matching_run_requested
+        for r in read_topic(stack.ports.bootstrap, "matching-run-requested")
+        if r.key == partition_key(program.org, program.pid)
+    ]
+    assert [(r.run_id, r.max_gap) for r in requested] == [(run.run_id, 0.01)]
 
 
 def test_stable_run_honours_both_sides_rankings(stack: Stack, clients: Clients) -> None:

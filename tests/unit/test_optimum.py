@@ -189,6 +189,44 @@ def test_stopped_early_the_result_is_feasible_and_the_bound_still_holds() -> Non
     assert result.bound.ratio <= 1.0 + 1e-9
 
 
+@pytest.mark.parametrize(
+    ("gap", "share"),
+    [
+        (0.05, 0.05),  # rescans as usual; stops once within 5 %
+        (0.05, 0.0),  # every round's rescans would cost a pricing pass: bounded, not priced
+        (1e-12, 0.0),  # bounded, not close enough: prices again until proved
+    ],
+)
+def test_stops_once_proved_within_the_gap(gap: float, share: float) -> None:
+    org = organisation(240, 5)
+    pairs = index_pairs(org.mentees, org.mentors, org.config, org.taxonomy, org.constraints)
+    capacities = {m.participant_id: m.free_slots for m in org.mentors}
+    best = math.fsum(a.score for a in solve_assignment(pairs, capacities))
+    run = lambda gap: optimum.match(  # noqa: E731
+        org.mentees, org.mentors, org.config, org.taxonomy, org.constraints, gap=gap
+    )
+    with (
+        mock.patch.object(optimum, "START_K", 1),
+        mock.patch.object(optimum, "START_PER_MENTOR", 1),
+        mock.patch.object(optimum, "_RESCAN_SHARE", share),
+        mock.patch.object(optimum, "_BOUND_SHARE", 1.0),
+    ):
+        exact, result = run(0.0), run(gap)
+    check(exact, pairs, org.mentors)
+    check(result, pairs, org.mentors, proved=False)
+    bound = result.bound
+    assert bound.within(gap)
+    assert bound.max_matched and len(result.assignments) == len(exact.assignments)
+    # what is proved holds: the optimum is at most the bound, the result within the gap of it
+    assert best <= bound.upper + 1e-6 * len(result.assignments)
+    assert bound.achieved == pytest.approx(math.fsum(a.score for a in result.assignments))
+    assert bound.achieved >= (1 - gap) * best - 1e-6 * len(result.assignments)
+    if gap >= 0.05:
+        assert result.rounds < exact.rounds  # it saved solves
+    else:
+        assert bound.optimal and result.rounds == exact.rounds
+
+
 def test_more_matches_beat_higher_scores_and_zero_scores_are_optional() -> None:
     # m1 (one slot) suits e0 fully and e1 for 2/3; m0 fits neither (allowed at score 0).
     config = MatchingConfig(criteria=(CriterionSpec(Kind.SKILLS, weight=1.0),))

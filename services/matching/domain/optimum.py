@@ -31,10 +31,12 @@ Finding x and (p, u) without scoring every pair exactly (column generation):
    assignment, which is then optimal over all eligible pairs (up to the 1e-6 quantisation of
    scores). This is checked, not assumed: the returned Bound says what was proved.
 
-Stopped early (max_rounds, time_limit), the result is still feasible and the Bound is still an
-upper bound on the best achievable total: the utilities are raised by the most any pair
-outside the pool could still gain (exactly for rescanned rows and columns, by the drift bound
-above for the others), which keeps the duals feasible (weak duality).
+Stopped early (max_rounds, time_limit, or once within the given gap), the result is still
+feasible and the Bound is still an upper bound on the best achievable total: the utilities are
+raised by the most any pair outside the pool could still gain (exactly for rescanned rows and
+columns, by the drift bound above for the others), which keeps the duals feasible (weak
+duality). With a gap, a round whose rescans would cost more than a pricing pass still rescans
+once to bound the assignment, and prices again only if that bound is not close enough.
 
 Memory: dense blocks of bounded size, the pool (pairs near the optimum), per-mentee and
 per-mentor arrays: nothing grows as mentees x mentors. Each worker keeps the blocks it has
@@ -78,6 +80,9 @@ START_PER_MENTOR = 10
 MARGIN = 0.04
 # Rescans are worth it while they cover at most this share of all cells; else price again.
 _RESCAN_SHARE = 0.05
+# With a gap to stop at, bounding a round is worth rescanning up to this share of all cells
+# (pricing again scans them all).
+_BOUND_SHARE = 0.25
 # Pricing keeps at most this many pairs per mentee (the margin shrinks to fit).
 _POOL_PER_MENTEE = 16
 # A worker keeps its encoded blocks between passes while they take at most this many bytes;
@@ -112,6 +117,13 @@ class Bound:
     @property
     def ratio(self) -> float:
         return self.achieved / self.upper if self.upper > 0 else 1.0
+
+    def within(self, gap: float) -> bool:
+        """Proved to match the most mentees, with a total at most `gap` (a share of the
+        bound) below the best achievable. Proved optimal is within any gap (the bound is in
+        scores rounded to 1e-6, the total is not)."""
+        close = self.optimal or self.upper - self.achieved <= gap * abs(self.upper)
+        return self.max_matched and close
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +439,21 @@ def _split(a: I64, b: I64, margin: int, n_e: int, n_m: int) -> tuple[I64, I64]:
     return np.flatnonzero(b > margin - t), np.flatnonzero(a > t)
 
 
+def _bound(sol: _Solution, slack: I64, caps: I64, pool: _Pool) -> Bound:
+    """What the duals, with each mentee's utility raised by its slack, prove about sol."""
+    dual = int((sol.u + slack).sum()) + int((caps * sol.p).sum())
+    improving = int((slack > 0).sum())
+    if improving == 0 and dual != sol.primal:  # pragma: no cover - _duals checks tightness
+        raise RuntimeError("certificate failed: duals feasible but not tight")
+    over = dual - pool.big * int(sol.chosen.sum())  # the bound on the total, scaled
+    return Bound(
+        upper=over / SCORE_SCALE,
+        achieved=float(pool.score[sol.chosen].sum()),
+        max_matched=over < pool.big,
+        improving=improving,
+    )
+
+
 def match(
     mentees: Sequence[Person],
     mentors: Sequence[Person],
@@ -440,6 +467,7 @@ def match(
     margin: float = MARGIN,
     max_rounds: int = 50,
     time_limit: float | None = None,
+    gap: float = 0.0,
 ) -> MatchResult:
     """The optimal assignment over all eligible pairs, and what is proved about it.
 
@@ -447,6 +475,9 @@ def match(
     workers: > 1 forks that many processes for the dense passes.
     max_rounds, time_limit (seconds): stop solving after that many solves or that long; the
         result is then feasible and bounded (Bound.improving > 0 when not proved optimal).
+    gap: stop as soon as the assignment is proved to match the most mentees with a total
+        within this share of the best achievable (Bound.within); 0 proves the optimum. It
+        saves the rounds that only close the last fraction of a percent on large programs.
     A mentee listed more than once is considered once (its first occurrence).
     """
     started = time.perf_counter()
@@ -510,6 +541,29 @@ def match(
             pool.add(pe[near], pm[near], score[near])
             return used
 
+        def certify(s: _Solution, rows: I64, cols: I64, a: I64, b: I64) -> tuple[Pairs, I64, I64]:
+            """The rescanned rows' and columns' pairs with their reduced profit at s, and each
+            mentee's slack: the most any pair could still gain it (exact for rescanned rows
+            and columns, by the drift bound for the others; see the module docstring)."""
+            floor = s.u / SCORE_SCALE - margin_w / SCORE_SCALE - 1e-6
+            found = _concat(
+                [
+                    team("above", price(s.p), floor, rows, None) if rows.size else _concat([]),
+                    team("above", price(s.p), floor, None, cols) if cols.size else _concat([]),
+                ]
+            )
+            gain = reduced(*found, s)
+            slack = np.zeros(n_e, np.int64)
+            np.maximum.at(slack, found[0], gain)
+            # pairs outside the pool and the rescans: reduced < a_m + b_e - margin
+            others = np.ones(n_m, np.bool_)
+            others[cols] = False
+            drift = int(a[others].max(initial=np.iinfo(np.int64).min // 4))
+            scanned = np.zeros(n_e, np.bool_)
+            scanned[rows] = True
+            outside = np.where(scanned, 0, drift + b - margin_w)
+            return found, gain, np.maximum(np.maximum(slack, outside), 0)
+
         ref = sol
         margin_w = pricing(ref)
         t = lap("price", t)
@@ -520,44 +574,32 @@ def match(
             a, b = ref.p - sol.p, ref.u - sol.u
             rows, cols = _split(a, b, margin_w, n_e, n_m)
             out_of_time = time_limit is not None and time.perf_counter() - started > time_limit
-            if rows.size * n_m + cols.size * n_e > _RESCAN_SHARE * n_e * n_m and not (
-                out_of_time or rounds >= max_rounds
-            ):
+            stop = out_of_time or rounds >= max_rounds
+            cells = rows.size * n_m + cols.size * n_e
+            costly = cells > _RESCAN_SHARE * n_e * n_m
+            bounding = gap > 0 and cells <= _BOUND_SHARE * n_e * n_m
+            if costly and not stop and not bounding:
+                ref = sol
+                margin_w = pricing(ref)
+                t = lap("price", t)
+                continue
+            found, gain, slack = certify(sol, rows, cols, a, b)
+            t = lap("certify", t)
+            close = gap > 0 and _bound(sol, slack, caps, pool).within(gap)
+            if not (gain > 0).any() or stop or close:
+                break
+            if costly:  # not yet within the gap: price again rather than rescan that much
                 ref = sol
                 margin_w = pricing(ref)
                 t = lap("price", t)
                 continue
             # Rescanned rows and columns also bring their near pairs into the pool, so that
             # the next round's duals rarely find anything new there.
-            floor = sol.u / SCORE_SCALE - margin_w / SCORE_SCALE - 1e-6
-            found = _concat(
-                [
-                    team("above", price(sol.p), floor, rows, None) if rows.size else _concat([]),
-                    team("above", price(sol.p), floor, None, cols) if cols.size else _concat([]),
-                ]
-            )
-            t = lap("certify", t)
-            gain = reduced(*found, sol)
-            slack = np.zeros(n_e, np.int64)
-            np.maximum.at(slack, found[0], gain)
-            # pairs outside the pool and the rescans: reduced < a_m + b_e - margin
-            others = np.ones(n_m, np.bool_)
-            others[cols] = False
-            drift = int(a[others].max(initial=np.iinfo(np.int64).min // 4))
-            outside = np.where(np.isin(np.arange(n_e), rows), 0, drift + b - margin_w)
-            slack = np.maximum(slack, outside)
-            slack = np.maximum(slack, 0)
-            if not (gain > 0).any() or out_of_time or rounds >= max_rounds:
-                break
             near = gain >= -margin_w
             pool.add(found[0][near], found[1][near], found[2][near])
             seen[found[0]] = True
 
-    dual = int((sol.u + slack).sum()) + int((caps * sol.p).sum())
-    matched = int(sol.chosen.sum())
-    improving = int((slack > 0).sum())
-    if improving == 0 and dual != sol.primal:  # pragma: no cover - _duals checks tightness
-        raise RuntimeError("certificate failed: duals feasible but not tight")
+    bound = _bound(sol, slack, caps, pool)
     ids = [p.participant_id for p in people]
     mentor_ids = index.mentor_ids
     chosen = np.flatnonzero(sol.chosen)
@@ -571,12 +613,6 @@ def match(
         )
     ]
     assignments.sort(key=lambda x: x.mentee_id)
-    bound = Bound(
-        upper=(dual - big * matched) / SCORE_SCALE,
-        achieved=float(pool.score[chosen].sum()),
-        max_matched=dual - big * matched < big,
-        improving=improving,
-    )
     lap("finish", t)
     seconds["total"] = time.perf_counter() - started
     return MatchResult(

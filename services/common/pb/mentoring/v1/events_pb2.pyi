@@ -845,11 +845,14 @@ class MatchingRunRequested(_message.Message):
     COHORT_ID_FIELD_NUMBER: _builtins.int
     ALGORITHM_FIELD_NUMBER: _builtins.int
     REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    MAX_GAP_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     cohort_id: _builtins.str
     """Limit the run to one cohort; empty = the whole program."""
     algorithm: Global___MatchingAlgorithm.ValueType
     requested_by: _builtins.str
+    max_gap: _builtins.float
+    """See StartMatchingRunRequest.max_gap."""
     def __init__(
         self,
         *,
@@ -857,10 +860,11 @@ class MatchingRunRequested(_message.Message):
         cohort_id: _builtins.str = ...,
         algorithm: Global___MatchingAlgorithm.ValueType = ...,
         requested_by: _builtins.str = ...,
+        max_gap: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "requested_by", b"requested_by", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "max_gap", b"max_gap", "requested_by", b"requested_by", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -882,6 +886,8 @@ class MatchingRunCompleted(_message.Message):
     FAIRNESS_FIELD_NUMBER: _builtins.int
     SECONDS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    SCORE_BOUND_FIELD_NUMBER: _builtins.int
+    PROVED_OPTIMAL_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     cohort_id: _builtins.str
     algorithm: Global___MatchingAlgorithm.ValueType
@@ -892,6 +898,12 @@ class MatchingRunCompleted(_message.Message):
     seconds: _builtins.float
     error: _builtins.str
     """Empty on success."""
+    score_bound: _builtins.float
+    """OPTIMAL only, for the planned pairs: no assignment matching as many mentees scores more
+    in total than score_bound (LP duality), and proved_optimal means the plan reaches it.
+    A pair a concurrent request took meanwhile is not proposed (matched counts those that were).
+    """
+    proved_optimal: _builtins.bool
     @_builtins.property
     def unmatched(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnmatchedMentee]:
         """Unmatched mentees and why, e.g. "no mentor with free capacity passes the hard criteria"."""
@@ -915,10 +927,12 @@ class MatchingRunCompleted(_message.Message):
         fairness: _abc.Iterable[Global___FairnessGroup] | None = ...,
         seconds: _builtins.float = ...,
         error: _builtins.str = ...,
+        score_bound: _builtins.float = ...,
+        proved_optimal: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scores", b"scores"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "error", b"error", "fairness", b"fairness", "matched", b"matched", "mentees_considered", b"mentees_considered", "mentors_considered", b"mentors_considered", "run_id", b"run_id", "scores", b"scores", "seconds", b"seconds", "total_score", b"total_score", "unmatched", b"unmatched"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "error", b"error", "fairness", b"fairness", "matched", b"matched", "mentees_considered", b"mentees_considered", "mentors_considered", b"mentors_considered", "proved_optimal", b"proved_optimal", "run_id", b"run_id", "score_bound", b"score_bound", "scores", b"scores", "seconds", b"seconds", "total_score", b"total_score", "unmatched", b"unmatched"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -517,12 +517,18 @@ class StartMatchingRunRequest(_message.Message):
     COHORT_ID_FIELD_NUMBER: _builtins.int
     ALGORITHM_FIELD_NUMBER: _builtins.int
     REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    MAX_GAP_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     program_id: _builtins.str
     cohort_id: _builtins.str
     algorithm: _events_pb2.MatchingAlgorithm.ValueType
     requested_by: _builtins.str
     """With authentication, the caller (token subject); a different value is refused."""
+    max_gap: _builtins.float
+    """OPTIMAL only: stop once the plan is proved to match the most mentees with a total score
+    within this share of the best achievable, e.g. 0.001 for 99.9 % (0 to 0.05; 0 = proved
+    optimal). Saves the last rounds of very large runs; the result reports the bound.
+    """
     def __init__(
         self,
         *,
@@ -531,10 +537,11 @@ class StartMatchingRunRequest(_message.Message):
         cohort_id: _builtins.str = ...,
         algorithm: _events_pb2.MatchingAlgorithm.ValueType = ...,
         requested_by: _builtins.str = ...,
+        max_gap: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "organization_id", b"organization_id", "program_id", b"program_id", "requested_by", b"requested_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "cohort_id", b"cohort_id", "max_gap", b"max_gap", "organization_id", b"organization_id", "program_id", b"program_id", "requested_by", b"requested_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
