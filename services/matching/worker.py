@@ -73,8 +73,12 @@ def _check(event: events_pb2.Event) -> str | None:
         return "match_responded.match_id is missing"
     elif kind == "relationship_ended" and not event.relationship_ended.match_id:
         return "relationship_ended.match_id is missing"
-    elif kind == "matching_run_requested" and not event.matching_run_requested.run_id:
-        return "matching_run_requested.run_id is missing"
+    elif kind == "matching_run_requested":
+        request = event.matching_run_requested
+        if not request.run_id:
+            return "matching_run_requested.run_id is missing"
+        if not 0 <= request.max_gap <= planner.MAX_GAP:  # NaN fails too
+            return f"matching_run_requested.max_gap must be between 0 and {planner.MAX_GAP}"
     return None
 
 
