@@ -71,6 +71,7 @@ def run_size(n: int, seed: int, workers: int, gap: float) -> dict[str, Any]:
     org = organisation(n, seed)
     caps = {m.participant_id: m.free_slots for m in org.mentors}
     out: dict[str, Any] = {"n": n, "mentors": len(org.mentors), "slots": sum(caps.values())}
+    gap = gap if n > EXACT_UP_TO else 0.0
 
     t0 = time.perf_counter()
     best = optimum.match(
@@ -80,7 +81,7 @@ def run_size(n: int, seed: int, workers: int, gap: float) -> dict[str, Any]:
         org.taxonomy,
         org.constraints,
         workers=workers,
-        gap=gap if n > EXACT_UP_TO else 0.0,
+        gap=gap,
     )
     total = time.perf_counter() - t0
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
@@ -97,7 +98,7 @@ def run_size(n: int, seed: int, workers: int, gap: float) -> dict[str, Any]:
         "score": sum(a.score for a in best.assignments),
         "bound": best.bound.upper,
         "optimal": best.bound.optimal,
-        "gap": gap if n > EXACT_UP_TO else 0.0,
+        "gap": gap,
     }
 
     if n <= 20_000:
