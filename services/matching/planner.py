@@ -21,6 +21,12 @@ from services.matching.domain.taxonomy import Taxonomy
 # A bulk run may stop once proved within this share of the best total (max_gap), at most.
 MAX_GAP = 0.05
 
+
+def max_gap_error(max_gap: float) -> str | None:
+    """Why a run's max_gap is refused (NaN too), or None."""
+    return None if 0 <= max_gap <= MAX_GAP else f"must be between 0 and {MAX_GAP}"
+
+
 NO_CANDIDATE = "no mentor with free capacity passes the hard criteria and the minimum score"
 ALL_TAKEN = "every suitable mentor's capacity went to other mentees"
 

@@ -112,8 +112,8 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
             events_pb2.MATCHING_ALGORITHM_STABLE,
         ):
             raise InvalidArgument("algorithm", "must be OPTIMAL or STABLE")
-        if not 0 <= request.max_gap <= planner.MAX_GAP:  # NaN fails too
-            raise InvalidArgument("max_gap", f"must be between 0 and {planner.MAX_GAP}")
+        if why := planner.max_gap_error(request.max_gap):
+            raise InvalidArgument("max_gap", why)
         if request.max_gap and request.algorithm == events_pb2.MATCHING_ALGORITHM_STABLE:
             raise InvalidArgument("max_gap", "applies to the OPTIMAL algorithm only")
         requested_by = auth.actor("requested_by", request.requested_by, required=False)

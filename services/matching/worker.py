@@ -77,8 +77,8 @@ def _check(event: events_pb2.Event) -> str | None:
         request = event.matching_run_requested
         if not request.run_id:
             return "matching_run_requested.run_id is missing"
-        if not 0 <= request.max_gap <= planner.MAX_GAP:  # NaN fails too
-            return f"matching_run_requested.max_gap must be between 0 and {planner.MAX_GAP}"
+        if why := planner.max_gap_error(request.max_gap):
+            return f"matching_run_requested.max_gap {why}"
     return None
 
 
