@@ -585,8 +585,8 @@ def match(
                 continue
             found, gain, slack = certify(sol, rows, cols, a, b)
             t = lap("certify", t)
-            close = gap > 0 and _bound(sol, slack, caps, pool).within(gap)
-            if not (gain > 0).any() or stop or close:
+            bound = _bound(sol, slack, caps, pool)
+            if not (gain > 0).any() or stop or (gap > 0 and bound.within(gap)):
                 break
             if costly:  # not yet within the gap: price again rather than rescan that much
                 ref = sol
@@ -599,7 +599,6 @@ def match(
             pool.add(found[0][near], found[1][near], found[2][near])
             seen[found[0]] = True
 
-    bound = _bound(sol, slack, caps, pool)
     ids = [p.participant_id for p in people]
     mentor_ids = index.mentor_ids
     chosen = np.flatnonzero(sol.chosen)
