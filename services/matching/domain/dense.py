@@ -252,6 +252,14 @@ class Columns:
         self.sorted = cols[self.order]
         self._fused: dict[tuple[int, ...], list[_Fused]] = {}
 
+    def position(self, mentors: I64) -> I64:
+        """Column positions of mentor indices (-1 for a mentor not among these columns)."""
+        if self.sorted.size == 0:
+            return np.full(mentors.size, -1, np.int64)
+        at = np.minimum(np.searchsorted(self.sorted, mentors), self.sorted.size - 1)
+        found = self.sorted[at] == mentors
+        return np.where(found, self.order[at], -1).astype(np.int64)
+
     def fused(self, positions: tuple[int, ...]) -> list[_Fused]:
         """How the table criteria at these positions are summed into few tables: tables whose
         code combinations over the columns are few become one (one gather per fused table
@@ -316,10 +324,8 @@ class Block:
         n = self.n = c.n
         self.positive = positive
         weight = ix.total_weight
-        shared = (columns or ColumnSets(ix)).get(spec.cols)
+        shared = self.columns = (columns or ColumnSets(ix)).get(spec.cols)
         cols = self.cols = shared.cols
-        self._order = shared.order
-        self._sorted = shared.sorted
         # Column positions whose mentors share a skill family with some row (see plan_blocks).
         self.related = np.flatnonzero(spec.related[cols]) if spec.related is not None else None
         self.reach = ix._reach(c, False)  # a row's best score from a mentor of no related skill
@@ -422,17 +428,13 @@ class Block:
     def nbytes(self) -> int:
         """About what keeping this block costs: its own and its chunk's arrays (the column
         side is shared with other blocks)."""
-        shared = {"cols", "_order", "_sorted", "fused"}
+        shared = {"cols", "columns", "fused"}
         mine = {k: v for k, v in vars(self).items() if k not in shared}
         return _nbytes(mine) + _nbytes(vars(self.chunk))
 
     def position(self, mentors: I64) -> I64:
         """Column positions of mentor indices (-1 for a mentor not in this block)."""
-        at = np.minimum(np.searchsorted(self._sorted, mentors), max(self._sorted.size - 1, 0))
-        if self._sorted.size == 0:
-            return np.full(mentors.size, -1, np.int64)
-        found = self._sorted[at] == mentors
-        return np.where(found, self._order[at], -1).astype(np.int64)
+        return self.columns.position(mentors)
 
     # --- approximate scores ------------------------------------------------------------------
 
