@@ -54,6 +54,18 @@ class Program:
             )
         ).participant_id
 
+    def proposal_request(
+        self, mentor_id: str, mentee_id: str, **fields: object
+    ) -> matching_pb2.ProposeMatchRequest:
+        """A coordinator's ProposeMatch request for a pair in this program."""
+        return matching_pb2.ProposeMatchRequest(
+            organization_id=self.org,
+            program_id=self.pid,
+            mentor_id=mentor_id,
+            mentee_id=mentee_id,
+            **fields,
+        )
+
     def proposals(self, mentee_id: str = "") -> list[matching_pb2.Proposal]:
         return list(
             self.clients.matching.ListProposals(

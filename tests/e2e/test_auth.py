@@ -253,13 +253,7 @@ def test_audited_actions_record_the_caller_and_refuse_another_name(world: World)
     mentor = program.register("Ada", MENTOR, ["cobol"], capacity=1)
     mentee = program.register("Bo", MENTEE, ["welding"])
     program.wait_pool()
-    propose = matching_pb2.ProposeMatchRequest(
-        organization_id=world.org,
-        program_id=program.pid,
-        mentor_id=mentor,
-        mentee_id=mentee,
-        requested_by="someone-else",
-    )
+    propose = program.proposal_request(mentor, mentee, requested_by="someone-else")
     denied(world.coordinator.matching.ProposeMatch, propose, "requested_by: must be the caller")
     assert program.proposals(mentee) == []
     propose.requested_by = ""

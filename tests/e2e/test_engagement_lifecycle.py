@@ -51,13 +51,7 @@ def policy(program: Program) -> E.NudgePolicy:
 def pair_up(program: Program, mentor: str, mentee: str) -> str:
     """A coordinator's proposal, accepted by both; returns the relationship id."""
     proposal = program.clients.matching.ProposeMatch(
-        K.ProposeMatchRequest(
-            organization_id=program.org,
-            program_id=program.pid,
-            mentor_id=mentor,
-            mentee_id=mentee,
-            requested_by="coordinator",
-        )
+        program.proposal_request(mentor, mentee, requested_by="coordinator")
     ).proposal
     eventually("engagement to see the proposal", lambda: program.known(proposal.match_id))
     program.respond(proposal.match_id, mentor, accept=True)

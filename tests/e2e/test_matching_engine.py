@@ -302,13 +302,7 @@ def test_coordinator_pairs_by_hand_with_warnings_and_recorded_overrides(
     )
     stranger = program.register("Stranger", MENTEE, ["welding"])
     program.wait_pool()
-    request = K.ProposeMatchRequest(
-        organization_id=program.org,
-        program_id=program.pid,
-        mentor_id=boss,
-        mentee_id=report,
-        requested_by="coordinator-1",
-    )
+    request = program.proposal_request(boss, report, requested_by="coordinator-1")
     with pytest.raises(grpc.RpcError) as refused:
         clients.matching.ProposeMatch(request)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -325,11 +319,7 @@ def test_coordinator_pairs_by_hand_with_warnings_and_recorded_overrides(
     assert overridden.proposal.override_reason == "Cross-team pairing approved by HR"
     assert any(w.startswith("overridden:") for w in overridden.warnings)
 
-    weak = clients.matching.ProposeMatch(
-        K.ProposeMatchRequest(
-            organization_id=program.org, program_id=program.pid, mentor_id=boss, mentee_id=stranger
-        )
-    )
+    weak = clients.matching.ProposeMatch(program.proposal_request(boss, stranger))
     assert any(w.startswith("weak skills") for w in weak.warnings)
 
     def override_event() -> events_pb2.MatchProposed | None:
