@@ -13,10 +13,11 @@ u_e + p_m >= B + w_em for every eligible pair and sum(u) + sum(cap * p) = sum((B
 Finding x and (p, u) without scoring every pair exactly (column generation):
 
 1. Start: each mentee's few best mentors and each mentor's few best mentees, found on
-   approximate dense blocks (dense.py), with their approximate scores. Solve (min-cost flow);
-   the LP duals of that problem (longest paths over the chosen pairs, exact integers) are
-   the reference prices. Any prices would do (step 2 makes no assumption about them); good
-   ones keep the pool small.
+   approximate dense blocks (dense.py), with their approximate scores. Solve; the LP duals
+   of that problem are the reference prices. Any prices would do (step 2 makes no
+   assumption about them); good ones keep the pool small. Every solve (augment.py) returns
+   exact integer duals with the assignment, and each round's solve starts from the last
+   one's: a repair, not a solve from scratch.
 2. Pricing: every pair whose reduced profit B + w - p - u at the reference duals is above
    -MARGIN (in score units; less if that would keep more than _POOL_PER_MENTEE pairs per
    mentee) is found on the dense blocks and scored exactly: the pool. Any eligible pair
@@ -59,7 +60,8 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from services.matching.domain.assignment import SCORE_SCALE, Assignment, solve_flow
+from services.matching.domain.assignment import SCORE_SCALE, Assignment
+from services.matching.domain.augment import opening_prices, repair
 from services.matching.domain.candidates import CandidateIndex, _unique
 from services.matching.domain.dense import Block, BlockSpec, ColumnSets, SkillRows, plan_blocks
 from services.matching.domain.model import Constraints, MatchingConfig, Person
@@ -360,58 +362,25 @@ class _Pool:
 @dataclass(slots=True)
 class _Solution:
     chosen: Bool  # over the pool's pairs
+    mate: I64  # each mentee's mentor, or -1
     p: I64  # mentor prices
     u: I64  # mentee utilities
     primal: int  # sum (B + w) over the chosen pairs
 
 
-def _solve(pool: _Pool, caps: I64) -> _Solution:
-    chosen = solve_flow(pool.pe, pool.pm, pool.w, caps, pool.n_e)
-    p, u = _duals(pool, chosen)
-    primal = int((pool.big + pool.w[chosen]).sum())
-    return _Solution(chosen, p, u, primal)
-
-
-def _duals(pool: _Pool, chosen: Bool) -> tuple[I64, I64]:
-    """Optimal LP duals of the pool's problem from an optimal assignment on it.
-
-    The smallest prices with u_e + p_m >= B + w_em on every pair and equality on the chosen
-    ones are longest-path distances: p_m >= B + w_em for an unmatched mentee's pairs (u = 0),
-    p_m >= p_mate + w_em - w_e,mate for a matched one's. Bellman-Ford on exact integers. With
-    an optimal assignment there is no positive cycle, mentors with spare capacity stay at 0 and
-    every chosen pair is tight; this is checked.
-    """
-    n_e, n_m = pool.n_e, pool.n_m
+def _solve(pool: _Pool, caps: I64, last: _Solution | None = None) -> _Solution:
+    """The pool's optimum and its exact LP duals (augment.py), from the last round's solution
+    or, in the first round, from opening prices."""
     profit = pool.big + pool.w
-    mate = np.full(n_e, -1, np.int64)
-    mate[pool.pe[chosen]] = pool.pm[chosen]
-    own = np.zeros(n_e, np.int64)
-    own[pool.pe[chosen]] = profit[chosen]
-    p = np.zeros(n_m, np.int64)
-    mate_of_pair = mate[pool.pe]
-    free = mate_of_pair < 0
-    np.maximum.at(p, pool.pm[free], profit[free])
-    arcs = (mate_of_pair >= 0) & ~chosen
-    src = mate_of_pair[arcs]
-    dst = pool.pm[arcs]
-    length = profit[arcs] - own[pool.pe[arcs]]
-    order = np.argsort(dst, kind="stable")
-    src, dst, length = src[order], dst[order], length[order]
-    heads, starts = np.unique(dst, return_index=True)
-    for _ in range(n_m + 2):
-        if heads.size == 0:
-            break
-        best = np.maximum.reduceat(p[src] + length, starts)
-        better = best > p[heads]
-        if not better.any():
-            break
-        p[heads[better]] = best[better]
-    else:  # pragma: no cover - an optimal assignment has no positive cycle
-        raise RuntimeError("LP duals did not converge: the assignment is not optimal")
-    u = np.where(mate >= 0, own - p[np.maximum(mate, 0)], 0) if n_m else np.zeros(n_e, np.int64)
-    if (u < 0).any():  # pragma: no cover - see the docstring
-        raise RuntimeError("LP duals not tight on the assignment")
-    return p, u
+    if last is None:
+        nobody = np.full(pool.n_e, -1, np.int64)
+        done = repair(pool.pe, pool.pm, profit, caps, opening_prices(pool.pm, profit, caps), nobody)
+    else:
+        done = repair(pool.pe, pool.pm, profit, caps, last.p, last.mate)
+    mate = np.full(pool.n_e, -1, np.int64)
+    mate[pool.pe[done.chosen]] = pool.pm[done.chosen]
+    primal = int(profit[done.chosen].sum())
+    return _Solution(done.chosen, mate, done.p, done.u, primal)
 
 
 def _top(group: I64, other: I64, score: F64, k: int) -> Bool:
@@ -443,7 +412,7 @@ def _bound(sol: _Solution, slack: I64, caps: I64, pool: _Pool) -> Bound:
     """What the duals, with each mentee's utility raised by its slack, prove about sol."""
     dual = int((sol.u + slack).sum()) + int((caps * sol.p).sum())
     improving = int((slack > 0).sum())
-    if improving == 0 and dual != sol.primal:  # pragma: no cover - _duals checks tightness
+    if improving == 0 and dual != sol.primal:  # pragma: no cover - repair() ends tight
         raise RuntimeError("certificate failed: duals feasible but not tight")
     over = dual - pool.big * int(sol.chosen.sum())  # the bound on the total, scaled
     return Bound(
@@ -568,7 +537,7 @@ def match(
         margin_w = pricing(ref)
         t = lap("price", t)
         while True:
-            sol = _solve(pool, caps)
+            sol = _solve(pool, caps, sol)
             rounds += 1
             t = lap("solve", t)
             a, b = ref.p - sol.p, ref.u - sol.u
