@@ -189,17 +189,18 @@ class _Worker:
         m = self.index.n_mentors
         value = np.full((m, per_mentor), -np.inf)
         mentee = np.zeros((m, per_mentor), np.int64)
+        worst = np.full(m, -np.inf)  # value.min(axis=1), kept so most blocks change nothing
         parts: list[Pairs] = []
         for i in range(len(self.specs)):
             block = self._block(i)
             r, q, v, best, best_row = block.tops(k)
             parts.append((block.rows[r], block.cols[q], v))
-            cols = block.cols
-            worst = value[cols].argmin(axis=1)
-            better = best > value[cols, worst]
-            j, slot = cols[better], worst[better]
+            better = np.flatnonzero(best > worst[block.cols])
+            j = block.cols[better]
+            slot = value[j].argmin(axis=1)
             value[j, slot] = best[better]
             mentee[j, slot] = block.rows[best_row[better]]
+            worst[j] = value[j].min(axis=1)
         j, slot = np.nonzero(np.isfinite(value))
         parts.append((mentee[j, slot], j.astype(np.int64), value[j, slot]))
         pe, pm, score = _concat(parts)
