@@ -18,7 +18,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bench.synthetic import organisation
@@ -256,8 +256,25 @@ def test_nothing_to_match() -> None:
 # --- the dense blocks' promise: |approximate - exact| < EPS on every allowed cell -------------
 
 
+# Found by this test: a hard skill criterion whose weight is a tiny share of the total had its
+# float32 skill coefficients underflow to 0, which the block read as "no related skill".
+NEGLIGIBLE_HARD_SKILLS = (
+    [mentor("p0", skills=("a",))],
+    [mentee("q0", skills=("a",))],
+    MatchingConfig(
+        criteria=(
+            CriterionSpec(Kind.SKILLS, weight=3.3e-166, hard=True),
+            CriterionSpec(Kind.GOALS, weight=0.5),
+        )
+    ),
+    Taxonomy(),
+    Constraints(),
+)
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.booleans())
+@example(NEGLIGIBLE_HARD_SKILLS, False)
 def test_dense_blocks_are_within_eps_of_the_exact_scores(
     scenario: Scenario, tiny_blocks: bool
 ) -> None:

@@ -73,6 +73,8 @@ _FUSE_RATIO = 4
 # Block.best takes a row's cells within this much of the row's best score.
 _NEAR = 0.1
 _NEG = np.float32(-np.inf)
+# A share of the total weight this small changes no score by EPS: left out of float32 sums.
+_NEGLIGIBLE = 1e-20
 
 
 def _hard_value(kind: Kind, p: Person) -> Any:
@@ -374,8 +376,11 @@ class Block:
             self.skill_table = np.ascontiguousarray(related.T)
             scale = skill_weight / weight if weight > 0 else 0.0
             # A row's score is one product with this (sought skills x rows) mix: (n - i) * coef
-            # at row rid_i. Unscaled when skills weigh nothing (then only hard: v == 0 fails).
-            self.skill_scaled = scale > 0
+            # at row rid_i. Unscaled when skills weigh nothing (then only hard: v == 0 fails),
+            # or next to nothing: under _NEGLIGIBLE they add less than EPS to any score, and
+            # their coefficients could underflow float32 to 0, which a hard skill criterion
+            # would read as "no related skill".
+            self.skill_scaled = scale > _NEGLIGIBLE
             coef = scale * 0.25 / c.skill_total if self.skill_scaled else np.ones(n)
             mix = np.zeros((len(names) + 1, n), np.float64)
             row = np.repeat(np.arange(n), self.skill_rid.shape[1])
