@@ -220,14 +220,8 @@ def _forward(root, e_ptr, e_m, e_prof, m_ptr, m_e, caps, p, u, mate, count, stat
                 n_te, n_tm, size, best, best_e = _settle_mentee(
                     e, d, e_ptr, e_m, e_prof, p, u, state, n_te, n_tm, size, best, best_e
                 )
-    for i in range(n_te):
-        x = touched_e[i]
-        if de[x] < best:
-            u[x] -= best - de[x]
-    for i in range(n_tm):
-        x = touched_m[i]
-        if done_m[x] and dm[x] < best:
-            p[x] += best - dm[x]
+    _shift(touched_e, n_te, done_e, de, u, best, -1)
+    _shift(touched_m, n_tm, done_m, dm, p, best, 1)
     # move along the path: each mentee takes the place the next one frees
     if end_m >= 0:
         m = end_m
@@ -250,24 +244,10 @@ def _forward(root, e_ptr, e_m, e_prof, m_ptr, m_e, caps, p, u, mate, count, stat
 @njit(cache=True)
 def _settle_mentee(e, d, e_ptr, e_m, e_prof, p, u, state, n_te, n_tm, size, best, best_e):  # type: ignore[no-untyped-def]
     de, dm, _, pred_m, done_e, done_m, touched_e, touched_m, keys, nodes = state
-    done_e[e] = True
-    de[e] = d
-    touched_e[n_te] = e
-    n_te += 1
-    if d + u[e] < best:
-        best, best_e = d + u[e], e
-    for k in range(e_ptr[e], e_ptr[e + 1]):
-        m = e_m[k]
-        if done_m[m]:
-            continue
-        nd = d + u[e] + p[m] - e_prof[k]
-        if nd < dm[m]:
-            if dm[m] == _INF:
-                touched_m[n_tm] = m
-                n_tm += 1
-            dm[m] = nd
-            pred_m[m] = e
-            size = _push(keys, nodes, size, nd, m)
+    n_te, best, best_e = _settle(e, d, done_e, de, touched_e, n_te, u[e], best, best_e)
+    n_tm, size = _relax(
+        e, d, e_ptr, e_m, e_prof, u[e], p, done_m, dm, pred_m, touched_m, n_tm, keys, nodes, size
+    )
     return n_te, n_tm, size, best, best_e
 
 
@@ -277,7 +257,7 @@ def _reverse(root, m_ptr, m_e, m_prof, p, u, mate, count, state):  # type: ignor
     mentee at the end of an alternating path (each mentee on it moves to the mentor before
     it) and (b) letting a mentor of the tree keep a free place (root itself included), which
     costs its price. Settling a mentor settles the mentees it holds, to keep them tight."""
-    de, dm, pred_e, pred_m, done_e, _, touched_e, touched_m, keys, nodes = state
+    de, dm, pred_e, pred_m, done_e, done_m, touched_e, touched_m, keys, nodes = state
     n_te, n_tm, size = 0, 0, 0
     best, best_m, end_e = p[root], root, -1
     n_te, n_tm, size, best, best_m = _settle_mentor(
@@ -297,14 +277,8 @@ def _reverse(root, m_ptr, m_e, m_prof, p, u, mate, count, state):  # type: ignor
         n_te, n_tm, size, best, best_m = _settle_mentor(
             m, d, m_ptr, m_e, m_prof, p, u, mate, state, n_te, n_tm, size, best, best_m
         )
-    for i in range(n_tm):
-        x = touched_m[i]
-        if dm[x] < best:
-            p[x] -= best - dm[x]
-    for i in range(n_te):
-        x = touched_e[i]
-        if done_e[x] and de[x] < best:
-            u[x] += best - de[x]
+    _shift(touched_m, n_tm, done_m, dm, p, best, -1)
+    _shift(touched_e, n_te, done_e, de, u, best, 1)
     # move along the path: each mentee moves into the mentor it was reached from
     if end_e >= 0:
         e = end_e
@@ -328,12 +302,7 @@ def _reverse(root, m_ptr, m_e, m_prof, p, u, mate, count, state):  # type: ignor
 @njit(cache=True)
 def _settle_mentor(m, d, m_ptr, m_e, m_prof, p, u, mate, state, n_te, n_tm, size, best, best_m):  # type: ignore[no-untyped-def]
     de, dm, pred_e, _, done_e, done_m, touched_e, touched_m, keys, nodes = state
-    done_m[m] = True
-    dm[m] = d
-    touched_m[n_tm] = m
-    n_tm += 1
-    if d + p[m] < best:
-        best, best_m = d + p[m], m
+    n_tm, best, best_m = _settle(m, d, done_m, dm, touched_m, n_tm, p[m], best, best_m)
     for k in range(m_ptr[m], m_ptr[m + 1]):
         e = m_e[k]
         if mate[e] == m and not done_e[e]:
@@ -342,19 +311,50 @@ def _settle_mentor(m, d, m_ptr, m_e, m_prof, p, u, mate, state, n_te, n_tm, size
                 n_te += 1
             done_e[e] = True
             de[e] = d
-    for k in range(m_ptr[m], m_ptr[m + 1]):
-        e = m_e[k]
-        if done_e[e]:
-            continue
-        nd = d + p[m] + u[e] - m_prof[k]
-        if nd < de[e]:
-            if de[e] == _INF:
-                touched_e[n_te] = e
-                n_te += 1
-            de[e] = nd
-            pred_e[e] = m
-            size = _push(keys, nodes, size, nd, e)
+    n_te, size = _relax(
+        m, d, m_ptr, m_e, m_prof, p[m], u, done_e, de, pred_e, touched_e, n_te, keys, nodes, size
+    )
     return n_te, n_tm, size, best, best_m
+
+
+@njit(cache=True)
+def _settle(x, d, done, dist, touched, n_t, dual_x, best, best_x):  # type: ignore[no-untyped-def]
+    """Node x settled at d; ending the search at x (x's dual falls to 0) costs d + dual_x."""
+    done[x] = True
+    dist[x] = d
+    touched[n_t] = x
+    if d + dual_x < best:
+        best, best_x = d + dual_x, x
+    return n_t + 1, best, best_x
+
+
+@njit(cache=True)
+def _relax(x, d, ptr, other, prof, dual_x, dual, done, dist, pred, touched, n_t, keys, nodes, size):  # type: ignore[no-untyped-def]
+    """Node x (either side) settled at d: its pairs to the other side's nodes not yet settled,
+    at reduced cost dual_x + dual[y] - profit, in the heap."""
+    for k in range(ptr[x], ptr[x + 1]):
+        y = other[k]
+        if done[y]:
+            continue
+        nd = d + dual_x + dual[y] - prof[k]
+        if nd < dist[y]:
+            if dist[y] == _INF:
+                touched[n_t] = y
+                n_t += 1
+            dist[y] = nd
+            pred[y] = x
+            size = _push(keys, nodes, size, nd, y)
+    return n_t, size
+
+
+@njit(cache=True)
+def _shift(touched, n_t, done, dist, dual, best, sign):  # type: ignore[no-untyped-def]
+    """The Hungarian dual step: each node settled nearer than the search's end moves its dual
+    by the difference, which keeps every pair feasible and the tree's pairs tight."""
+    for i in range(n_t):
+        x = touched[i]
+        if done[x] and dist[x] < best:
+            dual[x] += sign * (best - dist[x])
 
 
 @njit(cache=True)
