@@ -106,3 +106,5 @@ def test_opening_prices_are_what_the_first_mentee_turned_away_would_pay() -> Non
     mentor = np.array([0, 1, 0, 2, 1, 0], np.int64)
     profit = np.array([5, 8, 9, 4, 6, 7], np.int64)
     assert opening_prices(mentor, profit, np.array([1, 2, 0], np.int64)).tolist() == [7, 0, 4]
+    # A negative capacity counts as none.
+    assert opening_prices(mentor, profit, np.array([1, 2, -1], np.int64)).tolist() == [7, 0, 4]

@@ -54,9 +54,10 @@ def opening_prices(mentor: I64, profit: I64, capacities: I64) -> I64:
     order = np.lexsort((-profit, mentor))
     first = np.searchsorted(mentor[order], np.arange(n_m))
     count = np.bincount(mentor, minlength=n_m)
-    turned_away = capacities < count
+    places = np.maximum(capacities, 0)
+    turned_away = places < count
     p = np.zeros(n_m, np.int64)
-    p[turned_away] = profit[order[first[turned_away] + capacities[turned_away]]]
+    p[turned_away] = profit[order[first[turned_away] + places[turned_away]]]
     return p
 
 
@@ -91,7 +92,7 @@ def repair(mentee: I64, mentor: I64, profit: I64, capacities: I64, p: I64, mate:
     mates = mate.astype(np.int64)  # copies: the kernel updates them in place
     by_m = (m_ptr, mentee[by_mentor], profit[by_mentor])
     u = _solve(e_ptr, mentor, profit, *by_m, caps, prices, mates)
-    chosen = (mates[mentee] == mentor) if mentee.size else np.zeros(0, np.bool_)
+    chosen = mates[mentee] == mentor
     return Repaired(chosen, prices, u)
 
 
