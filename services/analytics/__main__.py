@@ -71,13 +71,22 @@ def advertised_url(settings: Settings) -> str:
     return f"grpc://{address}"
 
 
+async def declare_topics(settings: Settings, analytics: AnalyticsApp) -> None:
+    """The topic the ingest stage writes and the agent reads, and the tables' changelogs, with
+    the platform's partitioning, before any worker joins the group: Faust would declare the
+    changelogs itself, but two workers starting together can then fold into a changelog that
+    the other's metadata does not show yet (PartitionsMismatch)."""
+    bootstrap, partitions = settings.kafka_bootstrap_servers, settings.topic_partitions
+    await ensure_topics(bootstrap, partitions, [INGEST_TOPIC])
+    await ensure_topics(
+        bootstrap, partitions, analytics.changelog_topics(), {"cleanup.policy": "compact"}
+    )
+
+
 def main() -> None:
     settings = Settings.from_env("analytics")
-    # The topic the ingest stage writes and the agent reads, with the platform's partitioning.
-    asyncio.run(
-        ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions, [INGEST_TOPIC])
-    )
     analytics = AnalyticsApp(settings, canonical_url=advertised_url(settings))
+    asyncio.run(declare_topics(settings, analytics))
     binding = ServiceBinding.of(
         analytics_pb2.DESCRIPTOR,
         AnalyticsServicer(analytics),

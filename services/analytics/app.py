@@ -25,7 +25,6 @@ from services.analytics.routing import (
     partition_for,
     program_state_key,
 )
-from services.analytics.transport import transport_with_fetch_wait
 from services.common import metrics
 from services.common.config import Settings
 from services.common.events import DEAD_LETTER_TOPIC, EventDecodeError, dead_letter, decode_event
@@ -71,8 +70,13 @@ class AnalyticsApp:
             canonical_url=canonical_url,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
-            # Tansu holds a join for about half the rebalance timeout; Faust's 60 s default
-            # would keep a fresh worker idle for half a minute.
+            # No standby copies: on Apache Kafka, faust-streaming 0.15 never finishes promoting
+            # a standby partition to active after its owner dies ("No event received for active
+            # tp … since recovery start"), so the survivor stalled. Without standbys it
+            # restores the partition from its compacted changelog, from the start.
+            table_standby_replicas=0,
+            # A worker that dies is noticed, and its partitions handed on, after the session
+            # timeout; Faust's 60 s defaults would leave its programs unanswered for a minute.
             broker_session_timeout=10.0,
             broker_rebalance_timeout=10.0,
             broker_heartbeat_interval=3.0,
@@ -83,9 +87,6 @@ class AnalyticsApp:
             producer_max_request_size=1_000_000,
             producer_compression_type="gzip",
             producer_linger=0.005,
-        )
-        app.transport = transport_with_fetch_wait(settings.fetch_max_wait_ms)(
-            app.conf.broker_consumer, app
         )
         self.app = app
         self.programs = app.Table("programs", key_type=str, help="State per org/program.")
@@ -109,10 +110,16 @@ class AnalyticsApp:
         self._gauged: set[str] = set()
         self._dirty: set[str] = set()
         self._full_refresh_at = 0.0
+        # The group generation of the last full refresh: a rebalance may have moved programs.
+        self._gauged_generation: int | None = None
         # Bumped on every write of a program's state: readers cache figures against it.
         self.versions: Counter[str] = Counter()
 
     # --- reading, for the servicer ------------------------------------------------------
+
+    def changelog_topics(self) -> list[str]:
+        tables = (self.programs, self.organisations, self.seen)
+        return [str(table.changelog_topic.get_topic_name()) for table in tables]
 
     @cached_property
     def state_topic(self) -> str:
@@ -284,12 +291,16 @@ class AnalyticsApp:
         self._gauged.add(key)
 
     async def _refresh_gauges(self) -> None:
-        # Changed programs at most once a second, whatever the event rate. Every program now
-        # and then: at-risk figures move with the clock, and a program whose partition moved
-        # to another worker must stop being exported here.
-        due = self._dirty
+        # Changed programs at most once a second, whatever the event rate, and programs not
+        # exported yet: a partition taken over in a rebalance brings its programs' state from
+        # the changelog, with no event to mark them changed. Every program now and then:
+        # at-risk figures move with the clock, and a program whose partition moved to another
+        # worker must stop being exported here.
+        due = self._dirty | {key for key in self.programs if key not in self._gauged}
         self._dirty = set()
-        if time.monotonic() >= self._full_refresh_at:
+        generation = self.app.consumer_generation_id
+        if time.monotonic() >= self._full_refresh_at or generation != self._gauged_generation:
+            self._gauged_generation = generation
             self._full_refresh_at = time.monotonic() + FULL_REFRESH_SECONDS
             due = due | self._gauged
         for key in due:

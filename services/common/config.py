@@ -14,6 +14,7 @@ DEFAULT_PORTS: dict[str, tuple[int, int]] = {
     "analytics": (50054, 9104),
 }
 DEFAULT_BROKER_PORT = 9092
+DEFAULT_MONGODB_PORT = 27017
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -88,7 +89,7 @@ class Settings:
     kafka_bootstrap_servers: str
     topic_partitions: int
     fetch_max_wait_ms: int
-    mongodb_uri: str | None
+    mongodb_uri: str
     mongodb_database: str
     shutdown_grace_seconds: float
     # How often timers (request expiry, reminders) look for due work.
@@ -108,9 +109,10 @@ class Settings:
                 "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{DEFAULT_BROKER_PORT}"
             ),
             topic_partitions=_int(env, "KAFKA_TOPIC_PARTITIONS", 6),
-            # Tansu answers a fetch only when this wait runs out: it sets consumer latency.
-            fetch_max_wait_ms=_int(env, "KAFKA_FETCH_MAX_WAIT_MS", 20),
-            mongodb_uri=env.get("MONGODB_URI") or None,
+            # Kafka answers a fetch as soon as a record arrives: this only bounds idle polls.
+            fetch_max_wait_ms=_int(env, "KAFKA_FETCH_MAX_WAIT_MS", 500),
+            mongodb_uri=env.get("MONGODB_URI", "").strip()
+            or f"mongodb://127.0.0.1:{DEFAULT_MONGODB_PORT}/",
             mongodb_database=env.get(f"{prefix}_MONGODB_DATABASE", f"mentoring_{service}"),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
             scheduler_interval_seconds=_float(env, "SCHEDULER_INTERVAL_SECONDS", 30.0),

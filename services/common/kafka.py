@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -36,14 +36,22 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    bootstrap_servers: str, partitions: int, topics: Iterable[str] = ALL_TOPICS
+    bootstrap_servers: str,
+    partitions: int,
+    topics: Iterable[str] = ALL_TOPICS,
+    config: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the platform's topics; existing ones are left as they are."""
+    """Create the platform's topics (with this topic config); existing ones are left as they
+    are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        missing = [
+            NewTopic(t, partitions, 1, topic_configs=dict(config or {}))
+            for t in topics
+            if t not in existing
+        ]
         if missing:
             response = await admin.create_topics(missing)
             for topic, code, message in response.topic_errors:

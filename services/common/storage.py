@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import mongoengine
 
@@ -18,35 +18,26 @@ T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
 
 
-def connect(settings: Settings) -> None:
-    """Connect the default mongoengine alias to this service's database.
+def connect(settings: Settings, *, client_class: type[Any] | None = None) -> None:
+    """Connect the default mongoengine alias to this service's database on MONGODB_URI.
 
-    Without MONGODB_URI the database is mongomock, in this process's memory. mongomock does not
-    make a conditional update atomic across threads, so then every call runs on one thread; a
-    real server does that itself, so it gets a pool.
+    Unit tests pass mongomock's client class. mongomock does not make a conditional update
+    atomic across threads, so then every call runs on one thread; a real server does that
+    itself, so it gets a pool.
     """
     global _executor
     mongoengine.disconnect()
     if _executor is not None:
         _executor.shutdown(wait=True)
-    if settings.mongodb_uri:
-        mongoengine.connect(
-            db=settings.mongodb_database,
-            host=settings.mongodb_uri,
-            tz_aware=True,
-            uuidRepresentation="standard",
-        )
-        workers = 8
-    else:
-        import mongomock
-
-        mongoengine.connect(
-            db=settings.mongodb_database,
-            host="mongodb://localhost",
-            mongo_client_class=mongomock.MongoClient,
-            tz_aware=True,
-        )
-        workers = 1
+    options: dict[str, Any] = {"mongo_client_class": client_class} if client_class else {}
+    mongoengine.connect(
+        db=settings.mongodb_database,
+        host=settings.mongodb_uri,
+        tz_aware=True,
+        uuidRepresentation="standard",
+        **options,
+    )
+    workers = 1 if client_class else 8
     _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mongo")
 
 

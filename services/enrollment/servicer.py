@@ -222,21 +222,47 @@ def _create_program(
 
 
 def _save_change(doc: Program, change: str, **changes: Any) -> Program:
-    """Apply a change unless someone changed the program since it was read."""
-    updated = Program.objects(
-        organization_id=doc.organization_id, program_id=doc.program_id, version=doc.version
-    ).modify(
-        new=True,
-        set__version=doc.version + 1,
-        set__updated_at=clock.now(),
-        set__previous_status=doc.status,
-        set__change=change,
-        set__event_id=str(uuid.uuid4()),
-        **{f"set__{name}": value for name, value in changes.items()},
+    """Apply a change unless someone changed the program since it was read.
+
+    A conditional update on the version read, not findAndModify: the update wins only on
+    exactly `doc`, so `doc` plus the changes is what is stored now.
+    """
+    changes = {
+        "version": doc.version + 1,
+        "updated_at": clock.now(),
+        "previous_status": doc.status,
+        "change": change,
+        "event_id": str(uuid.uuid4()),
+        **changes,
+    }
+    _apply_if_unchanged(
+        Program.objects(
+            organization_id=doc.organization_id, program_id=doc.program_id, version=doc.version
+        ),
+        doc,
+        changes,
+        "program_id: the program changed at the same time; try again",
     )
-    if updated is None:
-        raise FailedPrecondition("program_id: the program changed at the same time; try again")
-    return updated
+    return doc
+
+
+def _apply_if_unchanged(query: Any, doc: Any, changes: dict[str, Any], conflict: str) -> None:
+    """Set `changes` on the one document `query` selects, and on `doc`; none selected (someone
+    changed it since it was read) is a FailedPrecondition with the `conflict` message.
+
+    Times are cut to the millisecond BSON stores, so `doc` equals the stored document and can
+    condition the next change.
+    """
+    changes = {
+        name: value.replace(microsecond=value.microsecond // 1000 * 1000)
+        if isinstance(value, datetime)
+        else value
+        for name, value in changes.items()
+    }
+    if not query.update_one(**{f"set__{name}": value for name, value in changes.items()}):
+        raise FailedPrecondition(conflict)
+    for name, value in changes.items():
+        setattr(doc, name, value)
 
 
 def _update_program(
@@ -590,15 +616,18 @@ def _list_participants(
 
 def _set_participant(doc: Participant, **changes: Any) -> Participant:
     """Apply a change unless the participant's status moved since it was read."""
-    updated = Participant.objects(
-        organization_id=doc.organization_id,
-        participant_id=doc.participant_id,
-        status=doc.status,
-        updated_at=doc.updated_at,
-    ).modify(new=True, **{f"set__{name}": value for name, value in changes.items()})
-    if updated is None:
-        raise FailedPrecondition("participant_id: the participant changed at the same time; retry")
-    return updated
+    _apply_if_unchanged(
+        Participant.objects(
+            organization_id=doc.organization_id,
+            participant_id=doc.participant_id,
+            status=doc.status,
+            updated_at=doc.updated_at,
+        ),
+        doc,
+        changes,
+        "participant_id: the participant changed at the same time; retry",
+    )
+    return doc
 
 
 def _screen(organization_id: str, participant_id: str, action: str, reason: str) -> Participant:

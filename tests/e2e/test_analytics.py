@@ -454,7 +454,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, l
         Ports.free(), log_dir=Path(tmp_path_factory.mktemp("analytics")), env=dict(os.environ)
     )
     try:
-        stack.start_broker()
+        stack.start_engines()
         started = start_workers(stack, "analytics", ("analytics-a", "analytics-b"))
         yield stack, [Worker(*worker) for worker in started]
     finally:

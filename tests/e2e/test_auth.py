@@ -50,7 +50,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {**without_auth(os.environ), **AUTH_ENV, "SCHEDULER_INTERVAL_SECONDS": "0.5"}
     platform = Stack(Ports.free(), log_dir=tmp_path_factory.mktemp("secure-logs"), env=env)
     try:
-        platform.start_broker()
+        platform.start_engines()
         started = [platform.start_service(service) for service in SERVED]
         for managed, service in zip(started, SERVED, strict=True):
             platform.wait_serving(managed, platform.ports.address(service))

@@ -52,7 +52,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, l
         Ports.free(), log_dir=Path(tmp_path_factory.mktemp("workers")), env=dict(os.environ)
     )
     try:
-        stack.start_broker()
+        stack.start_engines()
         started = start_workers(stack, "matching", ("matching-a", "matching-b"))
         yield stack, [Worker(*worker) for worker in started]
     finally:

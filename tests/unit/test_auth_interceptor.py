@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from mentoring.clients import channel as client_channel
 from mentoring.tokens import mint
-from services.common import auth, storage
+from services.common import auth
 from services.common.api import (
     analytics_pb2,
     analytics_pb2_grpc,
@@ -28,6 +28,7 @@ from services.common.api import (
 from services.common.config import AuthSettings, Settings
 from services.common.grpc_server import GrpcServer, ServiceBinding
 from services.enrollment.servicer import EnrollmentServicer
+from tests.unit import memory_db
 from tests.unit.test_grpc_bootstrap import FakePublisher, free_port
 
 ENROLLMENT = "mentoring.v1.EnrollmentService"
@@ -55,7 +56,7 @@ async def server() -> AsyncIterator[GrpcServer]:
         shutdown_grace_seconds=0.2,
         auth=AUTH,
     )
-    storage.connect(settings)
+    memory_db.connect(settings)
     running = GrpcServer(
         settings,
         [

@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 
-from services.common import clock, storage
+from services.common import clock
 from services.common.api import (
     common_pb2,
     enrollment_pb2,
@@ -33,6 +33,7 @@ from services.common.config import Settings
 from services.common.events import decode_event
 from services.common.grpc_server import GrpcServer, ServiceBinding
 from services.enrollment.servicer import EnrollmentServicer
+from tests.unit import memory_db
 
 ENROLLMENT = "mentoring.v1.EnrollmentService"
 MATCHING = "mentoring.v1.MatchingService"
@@ -88,11 +89,10 @@ async def stack() -> AsyncIterator[Stack]:
         Settings.from_env("enrollment", {}),
         bind_host="127.0.0.1",
         grpc_port=free_port(),
-        mongodb_uri=None,
         mongodb_database=f"test_enrollment_{uuid.uuid4().hex}",
         shutdown_grace_seconds=0.2,
     )
-    storage.connect(settings)
+    memory_db.connect(settings)
     publisher = FakePublisher()
     server = GrpcServer(
         settings,

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 
 import mongoengine
 import pytest
 
-from services.common import storage
-from services.common.config import Settings
 from services.common.events import stable_event_id
 from services.matching import planner, pool
 from services.matching.documents import Exclusion, PoolMember, Proposal
+from tests.unit import memory_db
 
 ORG = "org-1"
 PROGRAM = "prog-1"
@@ -22,11 +19,7 @@ PROGRAM = "prog-1"
 
 @pytest.fixture(autouse=True)
 def database() -> Iterator[str]:
-    name = f"test_matching_{uuid.uuid4().hex}"
-    storage.connect(
-        replace(Settings.from_env("matching", {}), mongodb_uri=None, mongodb_database=name)
-    )
-    yield name
+    yield memory_db.connect_fresh("matching", "test_matching")
     mongoengine.disconnect()
 
 

@@ -4,7 +4,6 @@ one scheduler round on mongomock with an injected clock and a recording publishe
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,9 +11,7 @@ from datetime import UTC, datetime, timedelta
 import mongoengine
 import pytest
 
-from services.common import storage
 from services.common.api import common_pb2, events_pb2
-from services.common.config import Settings
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from services.engagement import announcements, notifications, nudges
 from services.engagement.documents import Feedback, Match, Relationship, Session
@@ -25,6 +22,7 @@ from services.engagement.nudges import (
     NudgePolicy,
     RelationshipFacts,
 )
+from tests.unit import memory_db
 
 ORG, PROGRAM = "org-1", "prog-1"
 START = datetime(2024, 1, 10, 9, 0, tzinfo=UTC)
@@ -317,11 +315,7 @@ def test_announcement_checks_name_the_field() -> None:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    name = f"test_nudges_{uuid.uuid4().hex}"
-    storage.connect(
-        replace(Settings.from_env("engagement", {}), mongodb_uri=None, mongodb_database=name)
-    )
-    yield name
+    yield memory_db.connect_fresh("engagement", "test_nudges")
     mongoengine.disconnect()
 
 

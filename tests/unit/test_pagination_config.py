@@ -100,10 +100,10 @@ def test_settings_defaults(service: str, grpc_port: int, metrics_port: int) -> N
     assert (s.grpc_port, s.metrics_port) == (grpc_port, metrics_port)
     assert s.bind_host == "127.0.0.1"
     assert s.kafka_bootstrap_servers == "127.0.0.1:9092"
-    assert s.mongodb_uri is None
+    assert s.mongodb_uri == "mongodb://127.0.0.1:27017/"
     assert s.mongodb_database == f"mentoring_{service}"
     assert s.topic_partitions == 6
-    assert s.fetch_max_wait_ms == 20
+    assert s.fetch_max_wait_ms == 500
     assert s.shutdown_grace_seconds == 5.0
 
 
@@ -144,8 +144,9 @@ def test_blank_port_falls_back_to_the_default() -> None:
     assert Settings.from_env("analytics", {"ANALYTICS_GRPC_PORT": "  "}).grpc_port == 50054
 
 
-def test_empty_mongodb_uri_means_in_memory() -> None:
-    assert Settings.from_env("matching", {"MONGODB_URI": ""}).mongodb_uri is None
+def test_empty_mongodb_uri_means_the_local_server() -> None:
+    settings = Settings.from_env("matching", {"MONGODB_URI": " "})
+    assert settings.mongodb_uri == "mongodb://127.0.0.1:27017/"
 
 
 @pytest.mark.parametrize(

@@ -3,17 +3,14 @@ then matching's and engagement's erasure of their own records, on mongomock."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 
 import mongoengine
 import pytest
 
-from services.common import clock, storage
+from services.common import clock
 from services.common.api import common_pb2, enrollment_pb2
-from services.common.config import Settings
 from services.common.errors import InvalidArgument
 from services.common.privacy import (
     ERASED,
@@ -33,6 +30,7 @@ from services.enrollment.privacy import (
     pseudonymised,
     withdrawal_event_id,
 )
+from tests.unit import memory_db
 
 ORG = "org-1"
 PROGRAM = "prog-1"
@@ -179,13 +177,7 @@ def test_erasure_ids_are_stable_for_retries_and_distinct_per_thing() -> None:
 @pytest.fixture
 def database(request: pytest.FixtureRequest) -> Iterator[None]:
     service = request.param
-    storage.connect(
-        replace(
-            Settings.from_env(service, {}),
-            mongodb_uri=None,
-            mongodb_database=f"test_{service}_{uuid.uuid4().hex}",
-        )
-    )
+    memory_db.connect_fresh(service, f"test_{service}")
     yield
     mongoengine.disconnect()
 

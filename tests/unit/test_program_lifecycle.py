@@ -15,9 +15,8 @@ import mongoengine
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common import idempotency, storage
+from services.common import idempotency
 from services.common.api import common_pb2, events_pb2
-from services.common.config import Settings
 from services.common.errors import AlreadyExists, FailedPrecondition
 from services.common.events import new_event
 from services.engagement import (
@@ -43,6 +42,7 @@ from services.engagement.documents import (
 from services.matching import planner, pool
 from services.matching.documents import Proposal
 from services.matching.messages import expired_event
+from tests.unit import memory_db
 
 ORG, PROGRAM = "org-1", "prog-1"
 DAY = nudges.DAY
@@ -51,13 +51,7 @@ NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def database() -> Iterator[None]:
-    storage.connect(
-        replace(
-            Settings.from_env("engagement", {}),
-            mongodb_uri=None,
-            mongodb_database=f"test_lifecycle_{uuid.uuid4().hex}",
-        )
-    )
+    memory_db.connect_fresh("engagement", "test_lifecycle")
     yield
     mongoengine.disconnect()
 

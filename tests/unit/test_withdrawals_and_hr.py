@@ -3,17 +3,13 @@ asks enrollment to do (on mongomock, a fresh database per test)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import mongoengine
 import pytest
 
-from services.common import storage
 from services.common.api import common_pb2, events_pb2
-from services.common.config import Settings
 from services.common.events import new_event, stable_event_id
 from services.engagement import withdrawals
 from services.engagement.documents import Match, Relationship
@@ -21,19 +17,14 @@ from services.enrollment import hr_consumer
 from services.matching import planner, pool
 from services.matching.configuration import load_taxonomy
 from services.matching.documents import PoolMember, Proposal
+from tests.unit import memory_db
 
 ORG, PROGRAM = "org-1", "prog-1"
 
 
 @pytest.fixture(autouse=True)
 def database() -> Iterator[None]:
-    storage.connect(
-        replace(
-            Settings.from_env("matching", {}),
-            mongodb_uri=None,
-            mongodb_database=f"test_withdrawals_{uuid.uuid4().hex}",
-        )
-    )
+    memory_db.connect_fresh("matching", "test_withdrawals")
     yield
     mongoengine.disconnect()
 

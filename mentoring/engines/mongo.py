@@ -1,0 +1,44 @@
+"""The MongoDB wire-protocol server the platform runs on outside containers: SecantusDB.
+
+SecantusDB (PyPI `secantusdb`) speaks MongoDB's wire protocol over TCP on WiredTiger, MongoDB's
+own storage engine: real indexes, documents on disk, concurrent clients. README.md ("Storage")
+says why it was chosen over FerretDB and what it measured. It is a separate process the
+launcher starts, never imported by the services, which only ever see a `mongodb://` URI.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class MongoNode:
+    """One server on loopback, its WiredTiger files under data_dir."""
+
+    data_dir: Path
+    port: int
+    cache_size: str = "512M"
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def start_argv(self) -> list[str]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.data_dir),
+            "--cache-size",
+            self.cache_size,
+            "--log-level",
+            "WARNING",
+        ]
