@@ -6,9 +6,12 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import yaml
 
+from mentoring.engines import kafka
+from mentoring.stack import Ports
 from services.common.config import DEFAULT_PORTS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,15 +57,31 @@ def test_every_container_has_a_health_check_or_runs_once() -> None:
 
 
 def test_prometheus_scrapes_every_metrics_port() -> None:
-    for path, host_of in (
-        ("deploy/prometheus/prometheus.yml", lambda s: s),
-        ("deploy/prometheus/prometheus-local.yml", lambda s: "127.0.0.1"),
-    ):
-        jobs = {
-            job["job_name"]: job["static_configs"][0]["targets"]
-            for job in load(path)["scrape_configs"]
-        }
-        assert jobs == {s: [f"{host_of(s)}:{m}"] for s, (_, m) in DEFAULT_PORTS.items()}, path
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"]
+        for job in load("deploy/prometheus/prometheus.yml")["scrape_configs"]
+    }
+    assert jobs == {s: [f"{s}:{m}"] for s, (_, m) in DEFAULT_PORTS.items()}
+
+
+def test_local_prometheus_scrapes_what_make_up_starts() -> None:
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"]
+        for job in load("deploy/prometheus/prometheus-local.yml")["scrape_configs"]
+    }
+    ports = Ports.from_env({})
+    expected = {s: [f"127.0.0.1:{m}"] for s, m in ports.metrics.items()}
+    # `make up` runs two matching workers (mentoring up --matching-workers).
+    expected["matching"].append(f"127.0.0.1:{ports.extra_worker('matching', 1)[1]}")
+    assert jobs == expected
+
+
+def test_compose_runs_the_kafka_the_tests_run() -> None:
+    image = load("docker-compose.yml")["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{kafka.VERSION}"
+    pom = ElementTree.parse(ROOT / "deploy/kafka/pom.xml").getroot()
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    assert pom.findtext("m:properties/m:kafka.version", namespaces=namespace) == kafka.VERSION
 
 
 def mounts(spec: dict[str, Any]) -> dict[str, tuple[str, str]]:
