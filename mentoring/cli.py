@@ -79,23 +79,23 @@ def up(
     try:
         with console.status("Starting Kafka, the database and the services…"):
             stack.start_all(matching_workers=matching_workers)
+        # Narrow enough for an 80-column terminal or a log file, so no address is cut short.
         table = Table(title=f"Mentoring platform is up (data in {data_dir})")
-        for column in ("process", "address", "metrics", "log"):
-            table.add_column(column)
-        titles = {
-            "kafka": f"Apache Kafka {KAFKA_VERSION}",
-            "mongodb": f"MongoDB-wire server (SecantusDB {mongodb_server_version()})",
-        }
-        notes = {"kafka": f" (controller :{stack.ports.controller})"}
+        for column in ("process", "address", "metrics"):
+            table.add_column(column, no_wrap=True)
         for managed in stack.processes:
             metrics = managed.metrics_port
             table.add_row(
-                titles.get(managed.name, managed.name),
-                managed.address + notes.get(managed.name, ""),
+                managed.name,
+                managed.address,
                 f"http://127.0.0.1:{metrics}/metrics" if metrics else "",
-                str(managed.log),
             )
         console.print(table)
+        console.print(
+            f"kafka is Apache Kafka {KAFKA_VERSION} (KRaft controller on "
+            f":{stack.ports.controller}); mongodb is SecantusDB {mongodb_server_version()}. "
+            f"Each process logs to {log_dir}/<process>.log."
+        )
         if AuthSettings.from_env(stack.env).enabled:
             console.print(
                 "Authentication is [bold]on[/]: every call needs a token, e.g. "

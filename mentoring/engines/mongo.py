@@ -22,8 +22,15 @@ class MongoNode:
     cache_size: str = "512M"
 
     @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/"
+        # Without retryable writes: the server keeps every retryable write's reply and walks
+        # them all on each write, which slowed a long import. They only matter to a replica
+        # set failing over, and this is one node on loopback.
+        return f"mongodb://{self.address}/?retryWrites=false"
 
     def start_argv(self) -> list[str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,21 @@ def connect(settings: Settings, *, client_class: type[Any] | None = None) -> Non
     _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mongo")
 
 
+def update_if(query: Any, condition: dict[str, Any], **update: Any) -> int:
+    """Apply `update` to the one document `query` selects by its key, only while `condition`
+    holds; returns how many documents changed (0 or 1), as `update_one` does.
+
+    The document is found by its key, then updated by `_id` with the condition. The local
+    MongoDB-wire server (SecantusDB) plans a filter from one index at a time: a condition beside
+    an `(organization_id, key)` index makes it scan the organization's documents, while `_id`
+    plus a condition is one lookup. MongoDB serves both shapes from an index.
+    """
+    found = query.only("id").first()
+    if found is None:
+        return 0
+    return int(type(found).objects(pk=found.pk, **condition).update_one(**update))
+
+
 async def run_sync(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run blocking mongoengine code on the storage executor, never on the event loop."""
     if _executor is None:

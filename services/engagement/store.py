@@ -16,6 +16,7 @@ from services.common.pb.mentoring.v1.common_pb2 import (
     MATCH_ORIGIN_MENTEE_REQUEST,
 )
 from services.common.pb.mentoring.v1.events_pb2 import Event
+from services.common.storage import update_if
 from services.engagement import domain, programs
 from services.engagement.documents import (
     Feedback,
@@ -41,7 +42,7 @@ def _expire(event: Event) -> None:
     and the proposal, when it comes, finds it there and changes nothing."""
     env, expired = event.envelope, event.match_expired
     found = Match.objects(organization_id=env.organization_id, match_id=expired.match_id)
-    if found.filter(status=domain.PROPOSED).update_one(set__status=domain.EXPIRED):
+    if update_if(found, {"status": domain.PROPOSED}, set__status=domain.EXPIRED):
         return
     found.update_one(
         upsert=True,

@@ -236,9 +236,7 @@ def _save_change(doc: Program, change: str, **changes: Any) -> Program:
         **changes,
     }
     _apply_if_unchanged(
-        Program.objects(
-            organization_id=doc.organization_id, program_id=doc.program_id, version=doc.version
-        ),
+        Program.objects(pk=doc.pk, version=doc.version),
         doc,
         changes,
         "program_id: the program changed at the same time; try again",
@@ -617,12 +615,7 @@ def _list_participants(
 def _set_participant(doc: Participant, **changes: Any) -> Participant:
     """Apply a change unless the participant's status moved since it was read."""
     _apply_if_unchanged(
-        Participant.objects(
-            organization_id=doc.organization_id,
-            participant_id=doc.participant_id,
-            status=doc.status,
-            updated_at=doc.updated_at,
-        ),
+        Participant.objects(pk=doc.pk, status=doc.status, updated_at=doc.updated_at),
         doc,
         changes,
         "participant_id: the participant changed at the same time; retry",

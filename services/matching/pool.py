@@ -10,6 +10,7 @@ from mongoengine.errors import NotUniqueError
 
 from services.common import clock
 from services.common.events import stable_event_id
+from services.common.storage import update_if
 from services.matching.documents import (
     CriterionScore,
     Exclusion,
@@ -231,9 +232,11 @@ def add_exclusion(
 
 
 def accept(organization_id: str, match_id: str) -> None:
-    Proposal.objects(
-        organization_id=organization_id, match_id=match_id, status="proposed"
-    ).update_one(set__status="accepted")
+    update_if(
+        Proposal.objects(organization_id=organization_id, match_id=match_id),
+        {"status": "proposed"},
+        set__status="accepted",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,14 +277,18 @@ def load_pool(
 
 def reserve(organization_id: str, mentor_id: str, mentee_id: str) -> bool:
     """Take a mentor slot and the mentee atomically, or neither."""
-    took_slot = PoolMember.objects(
-        organization_id=organization_id, participant_id=mentor_id, free_slots__gt=0
-    ).update_one(dec__free_slots=1)
+    took_slot = update_if(
+        PoolMember.objects(organization_id=organization_id, participant_id=mentor_id),
+        {"free_slots__gt": 0},
+        dec__free_slots=1,
+    )
     if not took_slot:
         return False
-    took_mentee = PoolMember.objects(
-        organization_id=organization_id, participant_id=mentee_id, matched=False
-    ).update_one(set__matched=True)
+    took_mentee = update_if(
+        PoolMember.objects(organization_id=organization_id, participant_id=mentee_id),
+        {"matched": False},
+        set__matched=True,
+    )
     if not took_mentee:
         PoolMember.objects(organization_id=organization_id, participant_id=mentor_id).update_one(
             inc__free_slots=1

@@ -66,7 +66,8 @@ class Up:
                 "--data-dir",
                 str(tmp / "data"),
             ],
-            env={**env, "COLUMNS": "200"},
+            # A standard terminal's width: every address must show whole in it.
+            env={**env, "COLUMNS": "80"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

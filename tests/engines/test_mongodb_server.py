@@ -15,11 +15,13 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import mongoengine
 import pymongo
 import pytest
 from pymongo.errors import DuplicateKeyError
 
 from mentoring.stack import Managed, Ports, Stack
+from services.common.storage import update_if
 
 PROCESSES = 4
 ATTEMPTS = 25  # per process: 100 in all
@@ -74,6 +76,25 @@ def decrement_with_update_one(uri: str, db: str, start_at: float) -> int:
         )
 
 
+class Slot(mongoengine.Document):
+    id = mongoengine.StringField(primary_key=True)
+    mentor_id = mongoengine.StringField()
+    capacity = mongoengine.IntField()
+    meta = {"collection": "slots"}
+
+
+def decrement_with_update_if(uri: str, db: str, start_at: float) -> int:
+    # The services' guarded change by key: the _id by mentor_id, then the update by _id.
+    with mongoengine.connect(db=db, host=uri, alias="default"):
+        _wait_until(start_at)
+        won = sum(
+            update_if(Slot.objects(mentor_id="m1"), {"capacity__gt": 0}, dec__capacity=1)
+            for _ in range(ATTEMPTS)
+        )
+    mongoengine.disconnect()
+    return won
+
+
 def insert_people(uri: str, db: str, start_at: float) -> int:
     with pymongo.MongoClient(uri) as client:
         people = client[db]["people"]
@@ -95,14 +116,20 @@ def in_processes(task: object, uri: str, db: str) -> list[int]:
         return [future.result(timeout=120) for future in futures]
 
 
-@pytest.mark.parametrize("task", [decrement_with_find_and_modify, decrement_with_update_one])
+@pytest.mark.parametrize(
+    "task", [decrement_with_find_and_modify, decrement_with_update_one, decrement_with_update_if]
+)
 def test_conditional_decrements_never_go_below_zero(
     stack: Stack, collection: pymongo.collection.Collection, task: object
 ) -> None:
-    collection.insert_one({"_id": "mentor-1", "capacity": CAPACITY})
+    collection.insert_one({"_id": "mentor-1", "mentor_id": "m1", "capacity": CAPACITY})
     wins = in_processes(task, stack.mongodb.uri, collection.database.name)
     assert sum(wins) == CAPACITY, wins
-    assert collection.find_one({"_id": "mentor-1"}) == {"_id": "mentor-1", "capacity": 0}
+    assert collection.find_one({"_id": "mentor-1"}) == {
+        "_id": "mentor-1",
+        "mentor_id": "m1",
+        "capacity": 0,
+    }
 
 
 def test_a_unique_index_refuses_duplicates_inserted_at_once(
