@@ -22,6 +22,9 @@ reported for it is its own. Rows:
   BIG + score, so it also maximises the matched count first).
 - matching (PyPI): hospital-resident stable matching from the `matching` library on the top-k
   candidate lists, if installed (up to 2k mentees).
+- bulk run on the real stack (bench/stack_run.py, --stack-mentees): Kafka, the MongoDB-wire
+  server and a matching worker as `make up` runs them; StartMatchingRun until completed and
+  until every proposal is published, beside the rate matching stored the registrations at.
 
 Targets (2 cores): 10k x 2.5k <= 2 s end to end and exactly optimal; 100k x 25k <= 30 s and
 <= 4 GB with total >= 99.9 % of the best achievable (the LP bound); top-k for one mentee
@@ -49,6 +52,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench.stack_run import report as report_stack_run  # noqa: E402
+from bench.stack_run import run_on_stack  # noqa: E402
 from bench.synthetic import organisation  # noqa: E402
 from services.matching.domain import candidates, optimum  # noqa: E402
 from services.matching.domain.assignment import Pair, solve_assignment  # noqa: E402
@@ -316,6 +321,12 @@ def main() -> int:
     )
     parser.add_argument("--latency-size", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument(
+        "--stack-mentees",
+        type=int,
+        default=2000,
+        help="mentees of the bulk run on the real stack (bench/stack_run.py); 0 skips it",
+    )
     parser.add_argument("--run-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run-latency", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -427,6 +438,8 @@ def main() -> int:
         + ("PASS" if latency["p99"] <= TARGET_P99_MS else "MISS")
         + f"  ({latency['p99']:.2f} ms)"
     )
+    if args.stack_mentees:
+        report_stack_run(run_on_stack(args.stack_mentees, args.seed), args.stack_mentees)
     print(f"load after: {_load()}")
     print()
     for v in verdicts:

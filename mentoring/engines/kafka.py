@@ -51,7 +51,7 @@ def install(env: Mapping[str, str] = os.environ) -> Path:
         return target
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise EngineMissing("Maven (mvn) is not installed: `make system-deps` installs it")
+        raise EngineMissing("Maven (mvn) is not installed: `make engine-deps` installs it")
     staging = target.with_name("libs.partial")
     shutil.rmtree(staging, ignore_errors=True)
     subprocess.run(
@@ -76,7 +76,7 @@ def java() -> str:
     home = os.environ.get("JAVA_HOME", "").strip()
     found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not found or not Path(found).exists():
-        raise EngineMissing("Java is not installed: `make system-deps` installs it")
+        raise EngineMissing("Java is not installed: `make engine-deps` installs it")
     return found
 
 

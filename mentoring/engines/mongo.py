@@ -1,9 +1,10 @@
 """The MongoDB wire-protocol server the platform runs on outside containers: SecantusDB.
 
 SecantusDB (PyPI `secantusdb`) speaks MongoDB's wire protocol over TCP on WiredTiger, MongoDB's
-own storage engine: real indexes, documents on disk, concurrent clients. README.md ("Storage")
-says why it was chosen over FerretDB and what it measured. It is a separate process the
-launcher starts, never imported by the services, which only ever see a `mongodb://` URI.
+own storage engine: real indexes, documents on disk, concurrent clients. README.md ("Storage
+and messaging") says why it was chosen over FerretDB, what it measured and where it differs
+from MongoDB. It is a separate process the launcher starts, never imported by the services,
+which only ever see a `mongodb://` URI.
 """
 
 from __future__ import annotations
