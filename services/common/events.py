@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common import clock
 from services.common.pb.mentoring.v1.common_pb2 import EventEnvelope
@@ -33,6 +34,12 @@ _PAYLOAD_BY_MESSAGE: dict[str, str] = {
     for field in Event.DESCRIPTOR.oneofs_by_name["payload"].fields
     if field.message_type is not None
 }
+
+
+# What datetime can hold: a Timestamp outside it decodes, then fails every handler that reads it.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_SECONDS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(seconds=1)
+_MAX_SECONDS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(seconds=1)
 
 
 class EventDecodeError(ValueError):
@@ -102,7 +109,29 @@ def decode_event(value: bytes | None, topic: str | None = None) -> Event:
         raise EventDecodeError(f"envelope.event_type {env.event_type!r} but payload is {payload!r}")
     if topic is not None and TOPIC_BY_PAYLOAD[payload] != topic:
         raise EventDecodeError(f"a {payload} event does not belong on topic {topic!r}")
+    _check_timestamps(event, "")
     return event
+
+
+def _check_timestamps(message: Message, path: str) -> None:
+    """Every Timestamp in the message, however deep, within what a datetime holds."""
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        name = f"{path}{field.name}"
+        if field.message_type.GetOptions().map_entry:
+            items = [(f"{name}[{k!r}]", v) for k, v in value.items() if isinstance(v, Message)]
+        elif field.is_repeated:
+            items = [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            items = [(name, value)]
+        for where, item in items:
+            if not isinstance(item, Timestamp):
+                _check_timestamps(item, f"{where}.")
+            elif not (_MIN_SECONDS <= item.seconds <= _MAX_SECONDS and 0 <= item.nanos < 10**9):
+                raise EventDecodeError(
+                    f"{where} is out of range (seconds={item.seconds}, nanos={item.nanos})"
+                )
 
 
 def dead_letter(

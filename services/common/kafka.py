@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -18,6 +19,7 @@ from aiokafka.errors import (
     KafkaError,
     TopicAlreadyExistsError,
 )
+from pymongo.errors import ConnectionFailure
 
 from services.common import metrics
 from services.common.config import Settings
@@ -33,6 +35,12 @@ from services.common.events import (
 from services.common.pb.mentoring.v1.events_pb2 import Event
 
 log = logging.getLogger(__name__)
+
+# The database or the broker is away: nothing is wrong with the messages, so they wait for it.
+OUTAGES: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError, asyncio.TimeoutError)
+# Any other failure is retried this many times, then the batch runs a message at a time and the
+# message that still fails goes to the dead-letter topic, so one bad event never stalls the rest.
+ERROR_ATTEMPTS = 3
 
 
 async def ensure_topics(
@@ -112,6 +120,10 @@ class EventPublisher:
         )
 
 
+class _Stopping(Exception):
+    """The consumer stopped in the middle of a batch."""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivered:
     """A decoded event and the record it came in."""
@@ -155,8 +167,10 @@ class EventConsumer:
     """A consumer-group member that hands decoded batches to a handler.
 
     Offsets are committed only after the handler and any dead-lettering succeeded, so a crash
-    redelivers rather than loses; handlers are therefore written to be idempotent. A handler that
-    raises (a database outage, say) makes the batch run again after a pause.
+    redelivers rather than loses; handlers are therefore written to be idempotent. A batch that
+    fails during an outage (OUTAGES) runs again after a pause until it passes; one that fails
+    otherwise runs again up to ERROR_ATTEMPTS times, then a message at a time, and a message
+    that still fails is dead-lettered with the error, so the partition goes on.
     """
 
     def __init__(
@@ -227,27 +241,51 @@ class EventConsumer:
     async def _handle_until_done(
         self, records: list[ConsumerRecord], batches: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
-        delay = 0.2
+        bounded = ERROR_ATTEMPTS if self._publisher is not None else None
+        try:
+            if await self._attempt(bounded, self._handle, records) is not None:
+                for record in records:
+                    failure = await self._attempt(bounded, self._handle, [record])
+                    if failure is not None:
+                        await self._attempt(None, self._give_up, record, failure)
+            offsets = {tp: part[-1].offset + 1 for tp, part in batches.items()}
+            await self._attempt(None, self._consumer.commit, offsets)
+        except (CommitFailedError, IllegalStateError):
+            # A rebalance gave these partitions to another member, which redelivers the
+            # batch; handlers are idempotent, so dropping it here loses nothing.
+            log.warning("partitions moved during the batch; the new owner redelivers it")
+        except _Stopping:
+            # Uncommitted: the next owner of these partitions handles them again.
+            log.warning("batch left unfinished while stopping; it will be redelivered")
+
+    async def _attempt(
+        self, errors_allowed: int | None, step: Callable[..., Awaitable[Any]], *args: Any
+    ) -> Exception | None:
+        """Run a step until it succeeds (None), waiting out outages; after `errors_allowed`
+        other errors (None: no limit), return the last one."""
+        delay, errors = 0.2, 0
         while True:
             try:
-                await self._handle(records)
-                await self._consumer.commit(
-                    {tp: part[-1].offset + 1 for tp, part in batches.items()}
-                )
-                return
+                await step(*args)
+                return None
             except (CommitFailedError, IllegalStateError):
-                # A rebalance gave these partitions to another member, which redelivers the
-                # batch; handlers are idempotent, so dropping it here loses nothing.
-                log.warning("partitions moved during the batch; the new owner redelivers it")
-                return
-            except Exception:
+                raise
+            except Exception as exc:
                 if self._stopping.is_set():
-                    # Uncommitted: the next owner of these partitions handles them again.
-                    log.exception("batch failed while stopping; it will be redelivered")
-                    return
-                log.exception("batch failed; retrying in %.1fs", delay)
+                    raise _Stopping from exc
+                outage = isinstance(exc, OUTAGES)
+                errors += not outage
+                metrics.EVENTS_RETRIED.labels(self.group, "outage" if outage else "error").inc()
+                if errors_allowed is not None and errors >= errors_allowed:
+                    return exc
+                log.exception("%s failed; retrying in %.1fs", step.__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    async def _give_up(self, record: ConsumerRecord, failure: Exception) -> None:
+        assert self._publisher is not None
+        reason = f"failed {ERROR_ATTEMPTS} times: {type(failure).__name__}: {failure}"
+        await self._publisher.dead_letter(record, reason, self.group)
 
     async def _handle(self, records: list[ConsumerRecord]) -> None:
         if self._raw_handler is not None:
@@ -331,12 +369,20 @@ class BroadcastReader:
             metrics.EVENTS_CONSUMED.labels(record.topic, self.name).inc()
 
     async def _handle_until_done(self, event: Event) -> None:
-        delay = 0.2
+        """Apply the event, waiting out outages; after ERROR_ATTEMPTS other errors it is
+        skipped (logged): the topic's consumer groups dead-letter what they cannot apply."""
+        delay, errors = 0.2, 0
         while True:
             try:
                 await self._handler(event)
                 return
-            except Exception:
+            except Exception as exc:
+                outage = isinstance(exc, OUTAGES)
+                errors += not outage
+                metrics.EVENTS_RETRIED.labels(self.name, "outage" if outage else "error").inc()
+                if errors >= ERROR_ATTEMPTS:
+                    log.exception("%s skips %s", self.name, event.envelope.event_id)
+                    return
                 log.exception(
                     "%s failed on %s; retrying in %.1fs", self.name, event.envelope.event_id, delay
                 )

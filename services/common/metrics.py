@@ -33,6 +33,13 @@ EVENTS_DEAD_LETTERED = Counter(
     "Messages sent to the dead-letter topic, by source topic and consumer group.",
     ["topic", "group"],
 )
+EVENTS_RETRIED = Counter(
+    "mentoring_events_retried_total",
+    "Batches handled again after a failure, by consumer group and cause: an outage (database "
+    "or broker away, retried until it passes) or an error (retried a few times, then the "
+    "failing message is dead-lettered).",
+    ["group", "cause"],
+)
 CONSUMER_LAG = Gauge(
     "mentoring_consumer_lag_messages",
     "Messages behind the end of the partition, per assigned partition.",

@@ -9,7 +9,14 @@ import pytest
 
 from mentoring.clients import Clients
 from mentoring.stack import Stack
-from services.common.api import analytics_pb2, common_pb2, enrollment_pb2, events_pb2, matching_pb2
+from services.common.api import (
+    analytics_pb2,
+    common_pb2,
+    engagement_pb2,
+    enrollment_pb2,
+    events_pb2,
+    matching_pb2,
+)
 from services.common.events import EVENT_TOPICS, new_event, partition_key
 from tests.e2e.support import DeadLetters, eventually, metric, produce, read_topic
 
@@ -258,3 +265,59 @@ def test_redelivered_event_changes_nothing(stack: Stack, clients: Clients) -> No
         matching_pb2.ListProposalsRequest(organization_id=org, program_id=pid)
     ).proposals
     assert len(proposals) == 1
+
+
+def test_an_event_with_a_timestamp_out_of_range_is_dead_lettered_and_the_partition_goes_on(
+    stack: Stack, clients: Clients
+) -> None:
+    # Reported: a match-proposed whose occurred_at.seconds was 10^15 decoded, then every
+    # ToDatetime raised, and engagement's consumer stopped on that partition for good.
+    org, pid = new_program(clients)
+
+    def proposal(match_id: str) -> events_pb2.Event:
+        return new_event(
+            producer="matching",
+            organization_id=org,
+            program_id=pid,
+            payload=events_pb2.MatchProposed(
+                match_id=match_id, mentor_id="mentor-1", mentee_id="mentee-1", score=0.5
+            ),
+        )
+
+    poison, after = proposal("poisoned"), proposal("after")
+    poison.envelope.occurred_at.seconds = 10**15
+    dead_letters = DeadLetters(stack.ports.bootstrap)
+    produce(
+        stack.ports.bootstrap,
+        [
+            ("match-proposed", partition_key(org, pid), e.SerializeToString())
+            for e in (poison, after)
+        ],
+    )
+
+    def letters() -> dict[str, events_pb2.DeadLetter] | None:
+        found = {
+            letter.consumer_group: letter
+            for letter in dead_letters()
+            if letter.value == poison.SerializeToString()
+        }
+        return found if {"engagement", "analytics"} <= set(found) else None
+
+    for letter in eventually("engagement and analytics to dead-letter it", letters).values():
+        assert "envelope.occurred_at is out of range" in letter.reason
+    match = eventually(
+        "the next proposal on the partition to reach engagement",
+        lambda: _get_match(clients, org, "after"),
+    )
+    assert match.mentee_id == "mentee-1"
+
+
+def _get_match(clients: Clients, org: str, match_id: str) -> engagement_pb2.Match | None:
+    try:
+        return clients.engagement.GetMatch(
+            engagement_pb2.GetMatchRequest(organization_id=org, match_id=match_id)
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -342,3 +343,56 @@ def test_hr_events_are_organisation_wide_and_need_no_program() -> None:
         session = make_event("session_logged")
         session.envelope.program_id = ""
         decode_event(session.SerializeToString())
+
+
+def _session_logged() -> events_pb2.Event:
+    return new_event(
+        producer="engagement",
+        organization_id=ORG,
+        program_id=PROGRAM,
+        payload=events_pb2.SessionLogged(session_id="s1", relationship_id="r1", minutes=30),
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "seconds", "nanos"),
+    [
+        ("envelope.occurred_at", 10**15, 0),  # decodes, then every ToDatetime raises
+        ("envelope.occurred_at", -(10**12), 0),
+        ("session_logged.held_at", 253402300800, 0),  # the first second of year 10000
+        ("session_logged.held_at", 0, 10**9),
+        ("session_logged.held_at", 0, -1),
+    ],
+)
+def test_decode_event_rejects_a_timestamp_out_of_range_naming_it(
+    where: str, seconds: int, nanos: int
+) -> None:
+    event = _session_logged()
+    stamp = (
+        event.envelope.occurred_at
+        if where.startswith("envelope")
+        else (event.session_logged.held_at)
+    )
+    stamp.seconds, stamp.nanos = seconds, nanos
+    with pytest.raises(EventDecodeError, match=rf"^{re.escape(where)} is out of range"):
+        decode_event(event.SerializeToString(), "session-logged")
+
+
+def test_decode_event_accepts_the_ends_of_the_datetime_range() -> None:
+    event = _session_logged()
+    event.envelope.occurred_at.FromDatetime(datetime(1, 1, 1, tzinfo=UTC))
+    event.session_logged.held_at.FromDatetime(datetime(9999, 12, 31, 23, 59, 59, 999999, UTC))
+    decoded = decode_event(event.SerializeToString(), "session-logged")
+    assert decoded.session_logged.held_at.ToDatetime().year == 9999
+
+
+def test_decode_event_checks_timestamps_nested_in_the_payload() -> None:
+    event = new_event(
+        producer="hris",
+        organization_id=ORG,
+        program_id="",
+        payload=events_pb2.HrEvent(hr_person_id="e1"),
+    )
+    event.hr_event.leave_of_absence.ends_on.seconds = 10**14
+    with pytest.raises(EventDecodeError, match=r"^hr_event\.leave_of_absence\.ends_on is out"):
+        decode_event(event.SerializeToString(), "hr-events")
