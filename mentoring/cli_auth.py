@@ -32,7 +32,13 @@ def token(
         list[str] | None,
         typer.Option("--participant", help="Another participant id the subject acts as."),
     ] = None,
-    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 8 * 3600,
+    ttl: Annotated[
+        int,
+        typer.Option(
+            help="Lifetime in seconds; services refuse more than "
+            "AUTH_MAX_TOKEN_LIFETIME_SECONDS (24 h by default)."
+        ),
+    ] = 8 * 3600,
 ) -> None:
     """Print a token signed with AUTH_JWT_SECRET, for local use:
     `export MENTORING_TOKEN=$(mentoring auth token --org acme --role coordinator --sub me)`."""

@@ -10,7 +10,8 @@ secret `AUTH_JWT_SECRET` (HS256) or by the company's identity provider, whose pu
     roles            coordinator, participant and/or service (AUTH_JWT_ROLES_CLAIM renames it;
                      a list, or one space-separated string)
     participant_ids  optional: more participant ids the subject acts as
-    exp              required; iss and aud too when AUTH_JWT_ISSUER / AUTH_JWT_AUDIENCE are set
+    exp              required, at most AUTH_MAX_TOKEN_LIFETIME_SECONDS (24 h) after iat and
+                     after now; iss and aud too when AUTH_JWT_ISSUER / AUTH_JWT_AUDIENCE are set
 
 A missing or invalid token is UNAUTHENTICATED; what the caller may do is decided by the policy
 table in services/common/access.py (PERMISSION_DENIED). Servicers never parse tokens: the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -132,7 +134,25 @@ class TokenVerifier:
             raise Unauthenticated("invalid token: it has expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from None
+        _check_lifetime(claims, s)
         return principal_from(claims, s)
+
+
+def _check_lifetime(claims: dict[str, Any], settings: AuthSettings) -> None:
+    """Refuse a token valid for longer than the configured maximum: from its `iat` when it
+    has one, and from now in any case (a token without `iat` cannot hide its lifetime)."""
+    limit = settings.max_token_lifetime_seconds
+    expires = float(claims["exp"])
+    starts = [time.time()]
+    if "iat" in claims:
+        if not isinstance(claims["iat"], int | float):
+            raise Unauthenticated("invalid token: the claim 'iat' must be a number")
+        starts.append(float(claims["iat"]))
+    if any(expires - start > limit + settings.leeway_seconds for start in starts):
+        raise Unauthenticated(
+            f"invalid token: it is valid for longer than {limit:g} seconds "
+            "(AUTH_MAX_TOKEN_LIFETIME_SECONDS)"
+        )
 
 
 def _load_public_key(path: str) -> Any:

@@ -59,6 +59,9 @@ class AuthSettings:
     audience: str = ""
     # Clock skew tolerated on exp/nbf/iat.
     leeway_seconds: float = 30.0
+    # Longest a token may be valid for (exp - iat, and exp - now): a leaked long-lived token
+    # would otherwise open the platform for as long as its issuer chose.
+    max_token_lifetime_seconds: float = 24 * 3600.0
     # Claim names, for identity providers that name them differently.
     org_claim: str = "org"
     roles_claim: str = "roles"
@@ -75,6 +78,7 @@ class AuthSettings:
             issuer=env.get("AUTH_JWT_ISSUER", "").strip(),
             audience=env.get("AUTH_JWT_AUDIENCE", "").strip(),
             leeway_seconds=_float(env, "AUTH_JWT_LEEWAY_SECONDS", 30.0),
+            max_token_lifetime_seconds=_float(env, "AUTH_MAX_TOKEN_LIFETIME_SECONDS", 24 * 3600.0),
             org_claim=env.get("AUTH_JWT_ORG_CLAIM", "").strip() or "org",
             roles_claim=env.get("AUTH_JWT_ROLES_CLAIM", "").strip() or "roles",
         )

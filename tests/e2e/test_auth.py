@@ -196,6 +196,23 @@ def test_no_token_is_unauthenticated_on_every_service_and_health_stays_open(
     )
 
 
+def test_a_token_valid_for_longer_than_the_maximum_is_unauthenticated(world: World) -> None:
+    week = mint(
+        SETTINGS,
+        organization=world.org,
+        subject="coord",
+        roles=["coordinator"],
+        ttl_seconds=7 * 24 * 3600,
+    )
+    with Clients(env=world.client_env(week)) as clients:
+        error = refused(
+            clients.enrollment.ListPrograms,
+            enrollment_pb2.ListProgramsRequest(organization_id=world.org),
+        )
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "valid for longer than 86400 seconds" in error.details()
+
+
 def test_another_organisations_token_is_permission_denied(world: World) -> None:
     outsider = world.as_("coord", "coordinator", org="globex")
     denied(

@@ -241,3 +241,31 @@ def test_minted_tokens_verify_and_carry_what_was_asked() -> None:
     assert "expired" in refused(TokenVerifier(SETTINGS), expired)
     with pytest.raises(ValueError, match="AUTH_JWT_SECRET"):
         mint(AuthSettings(), organization="a", subject="b", roles=[])
+
+
+def test_a_token_valid_for_longer_than_the_maximum_is_refused() -> None:
+    verifier = TokenVerifier(SETTINGS)
+    day = SETTINGS.max_token_lifetime_seconds
+    now = int(time.time())
+    assert verifier.verify(hs256(claims(iat=now, exp=now + int(day))))
+    reason = refused(verifier, hs256(claims(iat=now, exp=now + int(day) + 3600)))
+    assert "valid for longer than 86400 seconds" in reason
+    # Issued a week ago for a week and ten minutes: ten minutes left, but refused on exp - iat.
+    old = now - 7 * 24 * 3600
+    assert "longer than" in refused(verifier, hs256(claims(iat=old, exp=now + 600)))
+    # No iat does not hide it: measured from now.
+    assert "longer than" in refused(verifier, hs256(claims(iat=None, exp=now + 2 * int(day))))
+
+
+def test_the_maximum_lifetime_is_configurable() -> None:
+    short = AuthSettings.from_env(
+        {"AUTH_JWT_SECRET": SECRET, "AUTH_MAX_TOKEN_LIFETIME_SECONDS": "900"}
+    )
+    assert short.max_token_lifetime_seconds == 900
+    verifier = TokenVerifier(short)
+    now = int(time.time())
+    free = {"iss": None, "aud": None}
+    assert verifier.verify(hs256(claims(**free, iat=now, exp=now + 900)))
+    assert "longer than 900 seconds" in refused(
+        verifier, hs256(claims(**free, iat=now, exp=now + 3600))
+    )
