@@ -241,13 +241,19 @@ class EventConsumer:
     async def _handle_until_done(
         self, records: list[ConsumerRecord], batches: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
-        bounded = ERROR_ATTEMPTS if self._publisher is not None else None
         try:
-            if await self._attempt(bounded, self._handle, records) is not None:
-                for record in records:
-                    failure = await self._attempt(bounded, self._handle, [record])
-                    if failure is not None:
-                        await self._attempt(None, self._give_up, record, failure)
+            if self._raw_handler is not None:
+                await self._attempt(None, self._handle_raw, records)
+            else:
+                delivered = await self._decoded(records)
+                failed_whole = delivered and await self._attempt(
+                    ERROR_ATTEMPTS, self._handle, delivered
+                )
+                if failed_whole:
+                    for item in delivered:
+                        failure = await self._attempt(ERROR_ATTEMPTS, self._handle, [item])
+                        if failure is not None:
+                            await self._attempt(None, self._give_up, item.record, failure)
             offsets = {tp: part[-1].offset + 1 for tp, part in batches.items()}
             await self._attempt(None, self._consumer.commit, offsets)
         except (CommitFailedError, IllegalStateError):
@@ -287,24 +293,29 @@ class EventConsumer:
         reason = f"failed {ERROR_ATTEMPTS} times: {type(failure).__name__}: {failure}"
         await self._publisher.dead_letter(record, reason, self.group)
 
-    async def _handle(self, records: list[ConsumerRecord]) -> None:
-        if self._raw_handler is not None:
-            await self._raw_handler(records)
-            self._count_consumed(records)
-            return
-        assert self._handler is not None and self._publisher is not None
+    async def _decoded(self, records: list[ConsumerRecord]) -> list[Delivered]:
+        """The records as events; one that is not a valid event is dead-lettered, once."""
+        assert self._publisher is not None
         delivered: list[Delivered] = []
         for record in records:
             try:
                 delivered.append(Delivered(decode_event(record.value, record.topic), record))
             except EventDecodeError as exc:
-                await self._publisher.dead_letter(record, str(exc), self.group)
-        rejected = await self._handler(delivered) if delivered else []
-        for rejection in rejected:
+                await self._attempt(None, self._publisher.dead_letter, record, str(exc), self.group)
+        return delivered
+
+    async def _handle(self, delivered: list[Delivered]) -> None:
+        assert self._handler is not None and self._publisher is not None
+        for rejection in await self._handler(delivered):
             await self._publisher.dead_letter(
                 rejection.delivered.record, rejection.reason, self.group
             )
         self._count_consumed([item.record for item in delivered])
+
+    async def _handle_raw(self, records: list[ConsumerRecord]) -> None:
+        assert self._raw_handler is not None
+        await self._raw_handler(records)
+        self._count_consumed(records)
 
     def _count_consumed(self, records: list[ConsumerRecord]) -> None:
         # Once per topic and batch: a labelled counter costs microseconds per call.

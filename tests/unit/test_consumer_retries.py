@@ -143,3 +143,19 @@ async def test_an_outage_is_waited_out_and_dead_letters_nothing(broker: Broker) 
     assert letters.letters == []
     assert applied == ["m1", "bad", "m3"]
     assert broker.committed == [{TopicPartition(TOPIC, 0): 3}]
+
+
+async def test_an_undecodable_message_is_dead_lettered_once_however_often_the_batch_runs(
+    broker: Broker,
+) -> None:
+    garbage = ConsumerRecord(TOPIC, 0, 3, 0, 0, b"k", b"\xff not protobuf", None, 1, 15, [])
+    broker.pending = [{TopicPartition(TOPIC, 0): [*records(["m1", "bad", "m3"]), garbage]}]
+
+    async def handler(delivered: list[Delivered]) -> list[Rejected]:
+        if any(item.event.match_proposed.match_id == "bad" for item in delivered):
+            raise ValueError("cannot apply")
+        return []
+
+    letters = await consume(broker, handler)
+    assert sorted(offset for offset, _ in letters.letters) == [1, 3]
+    assert broker.committed == [{TopicPartition(TOPIC, 0): 4}]
