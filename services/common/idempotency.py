@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
 from google.protobuf.message import Message
 from mongoengine import DateTimeField, Document, StringField
@@ -16,25 +17,43 @@ from services.common.errors import AlreadyExists
 from services.common.events import topic_of
 from services.common.pb.mentoring.v1.events_pb2 import Event
 
+# How long a handled event is remembered: a redelivery comes within minutes (a rebalance, a
+# restart); a week covers a consumer group rewound by an operator as well.
+PROCESSED_EVENT_DAYS = 7
+
 
 class ProcessedEvent(Document):
-    # The event id is the primary key: two workers racing to record it cannot both succeed.
-    event_id = StringField(primary_key=True)
+    # Keyed by organisation and event id: an event id that one organisation's producer reuses
+    # (or guesses) can never mark another organisation's event as handled. The key is the
+    # primary key, so two workers racing to record it cannot both succeed.
+    key = StringField(primary_key=True)
+    organization_id = StringField(required=True)
+    event_id = StringField(required=True)
     consumer = StringField(required=True)
     processed_at = DateTimeField(required=True)
-    meta = {"collection": "processed_events"}
+    # Removed by the server once past (a TTL index), so the collection stays a week deep.
+    expires_at = DateTimeField(required=True)
+    meta = {
+        "collection": "processed_events",
+        "indexes": [{"fields": ["expires_at"], "expireAfterSeconds": 0}],
+    }
+
+
+def _key(event: Event) -> str:
+    return f"{event.envelope.organization_id}/{event.envelope.event_id}"
 
 
 def unprocessed(events: Sequence[Event], group: str) -> list[Event]:
     """The events not handled before, each once; duplicates are counted and dropped."""
-    ids = [e.envelope.event_id for e in events]
-    seen = set(ProcessedEvent.objects(event_id__in=ids).scalar("event_id")) if ids else set()
+    keys = [_key(e) for e in events]
+    seen = set(ProcessedEvent.objects(key__in=keys).scalar("key")) if keys else set()
     fresh: list[Event] = []
     for event in events:
-        if event.envelope.event_id in seen:
+        key = _key(event)
+        if key in seen:
             metrics.EVENTS_DUPLICATE.labels(topic_of(event), group).inc()
             continue
-        seen.add(event.envelope.event_id)
+        seen.add(key)
         fresh.append(event)
     return fresh
 
@@ -43,9 +62,15 @@ def mark_processed(events: Iterable[Event], group: str) -> None:
     """Record events as handled. Call after applying them: handlers must tolerate a replay
     of what they applied just before a crash, and they do by using conditional updates."""
     now = clock.now()
+    expires = now + timedelta(days=PROCESSED_EVENT_DAYS)
     for event in events:
-        ProcessedEvent.objects(event_id=event.envelope.event_id).update_one(
-            upsert=True, set_on_insert__consumer=group, set_on_insert__processed_at=now
+        ProcessedEvent.objects(key=_key(event)).update_one(
+            upsert=True,
+            set_on_insert__organization_id=event.envelope.organization_id,
+            set_on_insert__event_id=event.envelope.event_id,
+            set_on_insert__consumer=group,
+            set_on_insert__processed_at=now,
+            set_on_insert__expires_at=expires,
         )
 
 
