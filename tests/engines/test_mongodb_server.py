@@ -2,8 +2,9 @@
 
 Every service writes through conditional updates (a slot taken only while capacity is left, a
 proposal answered only while it is live) and unique indexes (one participant per person and
-program). These tests hold the server to that from several processes at once, and to keeping
-documents and indexes across a restart. Speed at 100,000 documents is bench/mongo_wire.py's.
+program). These tests hold the server to that from several processes at once, to keeping
+documents and indexes across a restart, and to removing what a TTL index says has expired
+(handled-event records). Speed at 100,000 documents is bench/mongo_wire.py's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -171,3 +173,19 @@ def test_documents_and_indexes_survive_a_restart(
 
 def test_the_data_lives_in_the_data_directory(stack: Stack) -> None:
     assert any(Path(stack.mongodb.data_dir).iterdir())
+
+
+def test_a_ttl_index_removes_expired_documents(collection: pymongo.collection.Collection) -> None:
+    collection.create_index("expires_at", expireAfterSeconds=0)
+    now = datetime.now(UTC)
+    collection.insert_many(
+        [
+            {"_id": "expired", "expires_at": now - timedelta(seconds=1)},
+            {"_id": "kept", "expires_at": now + timedelta(days=7)},
+        ]
+    )
+    # The server sweeps once a minute, as MongoDB does.
+    deadline = time.monotonic() + 150
+    while collection.count_documents({"_id": "expired"}) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert [d["_id"] for d in collection.find()] == ["kept"]
