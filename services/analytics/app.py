@@ -28,6 +28,7 @@ from services.analytics.routing import (
 from services.common import metrics
 from services.common.config import Settings
 from services.common.events import DEAD_LETTER_TOPIC, EventDecodeError, dead_letter, decode_event
+from services.common.idempotency import PROCESSED_EVENT_DAYS
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,9 @@ GROUP = "analytics"
 # its people and relationships); the step is well inside the freshness target.
 TAKE_MESSAGES = 10_000
 TAKE_WITHIN_SECONDS = 0.25
-# Event ids are remembered this long to drop an event published twice.
-DEDUPE_WINDOW_SECONDS = 7 * 86_400
+# Event ids are remembered this long to drop an event published twice: as long as every other
+# consumer remembers them.
+DEDUPE_WINDOW_SECONDS = PROCESSED_EVENT_DAYS * 86_400
 GAUGE_EVERY_SECONDS = 1.0
 FULL_REFRESH_SECONDS = 30.0
 

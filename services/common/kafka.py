@@ -43,6 +43,40 @@ OUTAGES: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError, async
 ERROR_ATTEMPTS = 3
 
 
+class _Stopping(Exception):
+    """The consumer stopped in the middle of a batch."""
+
+
+async def _retry(
+    name: str,
+    errors_allowed: int | None,
+    step: Callable[..., Awaitable[Any]],
+    *args: Any,
+    stopping: asyncio.Event | None = None,
+) -> Exception | None:
+    """Run a step until it succeeds (None), waiting out outages; after `errors_allowed` other
+    errors (None: no limit), return the last one. Retries count under `name` (a consumer group
+    or reader); a step that fails once `stopping` is set raises _Stopping."""
+    delay, errors = 0.2, 0
+    while True:
+        try:
+            await step(*args)
+            return None
+        except (CommitFailedError, IllegalStateError):
+            raise
+        except Exception as exc:
+            if stopping is not None and stopping.is_set():
+                raise _Stopping from exc
+            outage = isinstance(exc, OUTAGES)
+            errors += not outage
+            metrics.EVENTS_RETRIED.labels(name, "outage" if outage else "error").inc()
+            if errors_allowed is not None and errors >= errors_allowed:
+                return exc
+            log.exception("%s: %s failed; retrying in %.1fs", name, step.__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 async def ensure_topics(
     bootstrap_servers: str,
     partitions: int,
@@ -118,10 +152,6 @@ class EventPublisher:
         log.warning(
             "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
         )
-
-
-class _Stopping(Exception):
-    """The consumer stopped in the middle of a batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,26 +297,7 @@ class EventConsumer:
     async def _attempt(
         self, errors_allowed: int | None, step: Callable[..., Awaitable[Any]], *args: Any
     ) -> Exception | None:
-        """Run a step until it succeeds (None), waiting out outages; after `errors_allowed`
-        other errors (None: no limit), return the last one."""
-        delay, errors = 0.2, 0
-        while True:
-            try:
-                await step(*args)
-                return None
-            except (CommitFailedError, IllegalStateError):
-                raise
-            except Exception as exc:
-                if self._stopping.is_set():
-                    raise _Stopping from exc
-                outage = isinstance(exc, OUTAGES)
-                errors += not outage
-                metrics.EVENTS_RETRIED.labels(self.group, "outage" if outage else "error").inc()
-                if errors_allowed is not None and errors >= errors_allowed:
-                    return exc
-                log.exception("%s failed; retrying in %.1fs", step.__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        return await _retry(self.group, errors_allowed, step, *args, stopping=self._stopping)
 
     async def _give_up(self, record: ConsumerRecord, failure: Exception) -> None:
         assert self._publisher is not None
@@ -382,20 +393,6 @@ class BroadcastReader:
     async def _handle_until_done(self, event: Event) -> None:
         """Apply the event, waiting out outages; after ERROR_ATTEMPTS other errors it is
         skipped (logged): the topic's consumer groups dead-letter what they cannot apply."""
-        delay, errors = 0.2, 0
-        while True:
-            try:
-                await self._handler(event)
-                return
-            except Exception as exc:
-                outage = isinstance(exc, OUTAGES)
-                errors += not outage
-                metrics.EVENTS_RETRIED.labels(self.name, "outage" if outage else "error").inc()
-                if errors >= ERROR_ATTEMPTS:
-                    log.exception("%s skips %s", self.name, event.envelope.event_id)
-                    return
-                log.exception(
-                    "%s failed on %s; retrying in %.1fs", self.name, event.envelope.event_id, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        failure = await _retry(self.name, ERROR_ATTEMPTS, self._handler, event)
+        if failure is not None:
+            log.error("%s skips %s: %r", self.name, event.envelope.event_id, failure)

@@ -12,12 +12,12 @@ from mentoring.stack import Stack
 from services.common.api import (
     analytics_pb2,
     common_pb2,
-    engagement_pb2,
     enrollment_pb2,
     events_pb2,
     matching_pb2,
 )
 from services.common.events import EVENT_TOPICS, new_event, partition_key
+from tests.e2e.engine import Program
 from tests.e2e.support import DeadLetters, eventually, metric, produce, read_topic
 
 VALID = {
@@ -272,7 +272,8 @@ def test_an_event_with_a_timestamp_out_of_range_is_dead_lettered_and_the_partiti
 ) -> None:
     # Reported: a match-proposed whose occurred_at.seconds was 10^15 decoded, then every
     # ToDatetime raised, and engagement's consumer stopped on that partition for good.
-    org, pid = new_program(clients)
+    program = Program(clients, stack)
+    org, pid = program.org, program.pid
 
     def proposal(match_id: str) -> events_pb2.Event:
         return new_event(
@@ -307,17 +308,6 @@ def test_an_event_with_a_timestamp_out_of_range_is_dead_lettered_and_the_partiti
         assert "envelope.occurred_at is out of range" in letter.reason
     match = eventually(
         "the next proposal on the partition to reach engagement",
-        lambda: _get_match(clients, org, "after"),
+        lambda: program.known("after"),
     )
     assert match.mentee_id == "mentee-1"
-
-
-def _get_match(clients: Clients, org: str, match_id: str) -> engagement_pb2.Match | None:
-    try:
-        return clients.engagement.GetMatch(
-            engagement_pb2.GetMatchRequest(organization_id=org, match_id=match_id)
-        )
-    except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.NOT_FOUND:
-            return None
-        raise
