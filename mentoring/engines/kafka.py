@@ -140,14 +140,21 @@ class KafkaNode:
             main,
         ]
 
-    def prepare(self, env: Mapping[str, str] = os.environ) -> None:
-        """Write server.properties; format the storage the first time (it then persists)."""
+    def prepare(self, env: Mapping[str, str] = os.environ, cluster_id: str = "") -> None:
+        """Write server.properties; format the storage the first time (it then persists), for
+        `cluster_id` or a new random one."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.properties_file.write_text(self.properties())
         if (self.log_dirs / "meta.properties").exists():
             return
         argv = self._java_argv("kafka.tools.StorageTool", env)
-        argv += ["format", "-t", _cluster_id(), "-c", str(self.properties_file)]
+        # One argument with "=": a random id may start with "-", which argparse would
+        # otherwise read as an option (about one format in 64 failed that way).
+        argv += [
+            "format",
+            f"--cluster-id={cluster_id or _cluster_id()}",
+            f"--config={self.properties_file}",
+        ]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"formatting Kafka's storage failed:\n{done.stdout}{done.stderr}")
