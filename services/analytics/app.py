@@ -19,6 +19,7 @@ from mode.utils.objects import cached_property
 from prometheus_client import Gauge
 
 from services.analytics import kpis, org_state, program_state
+from services.analytics.fold_step import FoldStep
 from services.analytics.ingest import INGEST_TOPIC
 from services.analytics.routing import (
     organisation_state_key,
@@ -168,8 +169,7 @@ class AnalyticsApp:
                 await self._fold_partition(stream, partition, messages)
 
     async def _fold_partition(self, stream: Any, partition: int, messages: list[Any]) -> None:
-        programs: dict[str, dict[str, Any]] = {}
-        organisations: dict[str, dict[str, Any]] = {}
+        step = FoldStep(self.program, self.organisation)
         folded: list[str] = []
         consumed: Counter[str] = Counter()
         duplicates: Counter[str] = Counter()
@@ -198,19 +198,14 @@ class AnalyticsApp:
                     if not item.organisation_copy:
                         duplicates[item.topic] += 1
                     continue
-                if for_organisation:
-                    state = organisations.get(key) or self.organisation(key)
-                    organisations[key] = state
-                else:
-                    state = programs.get(key) or self.program(key)
-                    programs[key] = state
                 # A redelivered batch: its events are in this state already.
-                if state["applied"].get(slot, -1) >= offset:
+                if step.state(key, for_organisation)["applied"].get(slot, -1) >= offset:
                     continue
-                if for_organisation:
-                    org_state.apply(state, event)
-                else:
-                    program_state.apply(state, event)
+                try:
+                    step.apply(key, for_organisation, event)
+                except Exception as exc:
+                    await self._dead_letter(item, f"cannot be applied: {type(exc).__name__}: {exc}")
+                    continue
                 self._index.add(dedupe_id)
                 folded.append(dedupe_id)
                 newest = max(newest, env.occurred_at.seconds)
@@ -224,11 +219,11 @@ class AnalyticsApp:
         previous = stream.current_event
         stream._set_current_event(messages[-1])
         try:
-            for key, state in programs.items():
+            for key, state in step.programs.items():
                 state["applied"][slot] = last
                 self.programs[key] = state
                 self.versions[key] += 1
-            for key, state in organisations.items():
+            for key, state in step.organisations.items():
                 state["applied"][slot] = last
                 self.organisations[key] = state
             if folded:
@@ -238,7 +233,7 @@ class AnalyticsApp:
             self._expire(partition)
         finally:
             stream._set_current_event(previous)
-        self._dirty.update(programs)
+        self._dirty.update(step.programs)
         for topic, count in consumed.items():
             metrics.EVENTS_CONSUMED.labels(topic, GROUP).inc(count)
         for topic, count in duplicates.items():

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common import clock
+from services.common.pb.mentoring.v1 import bounds_pb2
 from services.common.pb.mentoring.v1.common_pb2 import EventEnvelope
 from services.common.pb.mentoring.v1.events_pb2 import DeadLetter, Event
+from services.common.validation import ID_PATTERN
 
 SCHEMA_VERSION = 1
 DEAD_LETTER_TOPIC = "dead-letter"
@@ -35,6 +38,11 @@ _PAYLOAD_BY_MESSAGE: dict[str, str] = {
     if field.message_type is not None
 }
 
+
+# Bounds of a field without its own in bounds.proto: the longest free text an API takes is a
+# 5,000-character note; lists are tens of items (skills, questions, choices).
+MAX_LENGTH = 10_000
+MAX_ITEMS = 1_000
 
 # What datetime can hold: a Timestamp outside it decodes, then fails every handler that reads it.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -109,29 +117,52 @@ def decode_event(value: bytes | None, topic: str | None = None) -> Event:
         raise EventDecodeError(f"envelope.event_type {env.event_type!r} but payload is {payload!r}")
     if topic is not None and TOPIC_BY_PAYLOAD[payload] != topic:
         raise EventDecodeError(f"a {payload} event does not belong on topic {topic!r}")
-    _check_timestamps(event, "")
+    for field in ("event_id", "organization_id", "program_id"):
+        given: str = getattr(env, field)
+        if given and not ID_PATTERN.match(given):
+            raise EventDecodeError(f"envelope.{field} is not an id (1-64 letters, digits, . _ : -)")
+    _check_fields(event, "")
     return event
 
 
-def _check_timestamps(message: Message, path: str) -> None:
-    """Every Timestamp in the message, however deep, within what a datetime holds."""
+def _check_fields(message: Message, path: str) -> None:
+    """Every field of the message, however deep, within its bounds (bounds.proto), and every
+    Timestamp within what a datetime holds; the first one past names itself."""
     for field, value in message.ListFields():
-        if field.message_type is None:
-            continue
         name = f"{path}{field.name}"
-        if field.message_type.GetOptions().map_entry:
-            items = [(f"{name}[{k!r}]", v) for k, v in value.items() if isinstance(v, Message)]
+        options = field.GetOptions()
+        max_length = _bound(options, bounds_pb2.max_length, MAX_LENGTH)
+        if field.is_repeated:
+            limit = _bound(options, bounds_pb2.max_items, MAX_ITEMS)
+            if len(value) > limit:
+                raise EventDecodeError(f"{name} has {len(value)} items, more than {limit}")
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            items = [(f"{name}[{str(k)[:40]!r}]", v) for k, v in value.items()]
+            _check_length(name, list(value), max_length)
         elif field.is_repeated:
             items = [(f"{name}[{i}]", v) for i, v in enumerate(value)]
         else:
             items = [(name, value)]
         for where, item in items:
-            if not isinstance(item, Timestamp):
-                _check_timestamps(item, f"{where}.")
-            elif not (_MIN_SECONDS <= item.seconds <= _MAX_SECONDS and 0 <= item.nanos < 10**9):
-                raise EventDecodeError(
-                    f"{where} is out of range (seconds={item.seconds}, nanos={item.nanos})"
-                )
+            if isinstance(item, Timestamp):
+                if not (_MIN_SECONDS <= item.seconds <= _MAX_SECONDS and 0 <= item.nanos < 10**9):
+                    raise EventDecodeError(
+                        f"{where} is out of range (seconds={item.seconds}, nanos={item.nanos})"
+                    )
+            elif isinstance(item, Message):
+                _check_fields(item, f"{where}.")
+            else:
+                _check_length(where, [item], max_length)
+
+
+def _check_length(where: str, values: list[Any], limit: int) -> None:
+    for value in values:
+        if isinstance(value, str | bytes) and len(value) > limit:
+            raise EventDecodeError(f"{where} is longer than {limit} characters")
+
+
+def _bound(options: Any, extension: Any, default: int) -> int:
+    return int(options.Extensions[extension]) if options.HasExtension(extension) else default
 
 
 def dead_letter(

@@ -6,13 +6,14 @@ import re
 
 from services.common.errors import InvalidArgument
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+# What every id looks like, in requests and in event envelopes.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 def require_id(field: str, value: str) -> str:
     if not value:
         raise InvalidArgument(field, "is required")
-    if not _ID.match(value):
+    if not ID_PATTERN.match(value):
         raise InvalidArgument(field, "must be 1-64 letters, digits or . _ : - characters")
     return value
 

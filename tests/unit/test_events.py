@@ -16,6 +16,8 @@ from services.common.api import common_pb2, events_pb2
 from services.common.events import (
     DEAD_LETTER_TOPIC,
     EVENT_TOPICS,
+    MAX_ITEMS,
+    MAX_LENGTH,
     PROGRAM_TOPICS,
     SCHEMA_VERSION,
     TOPIC_BY_PAYLOAD,
@@ -396,3 +398,59 @@ def test_decode_event_checks_timestamps_nested_in_the_payload() -> None:
     event.hr_event.leave_of_absence.ends_on.seconds = 10**14
     with pytest.raises(EventDecodeError, match=r"^hr_event\.leave_of_absence\.ends_on is out"):
         decode_event(event.SerializeToString(), "hr-events")
+
+
+# --- bounds ------------------------------------------------------------------------------
+
+
+def test_decode_event_rejects_a_string_past_its_bound_naming_it() -> None:
+    event = make_event("relationship_ended")
+    event.relationship_ended.reason = "x" * (MAX_LENGTH + 1)
+    with pytest.raises(EventDecodeError, match=r"^relationship_ended\.reason is longer than"):
+        decode_event(event.SerializeToString(), "relationship-ended")
+    event.relationship_ended.reason = "x" * MAX_LENGTH
+    assert decode_event(event.SerializeToString()).relationship_ended.reason == "x" * MAX_LENGTH
+
+
+def test_decode_event_rejects_a_list_past_its_bound_naming_it() -> None:
+    event = make_event("participant_registered")
+    event.participant_registered.skills[:] = [f"s{i}" for i in range(MAX_ITEMS + 1)]
+    with pytest.raises(
+        EventDecodeError, match=rf"^participant_registered\.skills has {MAX_ITEMS + 1} items"
+    ):
+        decode_event(event.SerializeToString(), "participant-registered")
+
+
+def test_decode_event_checks_each_item_of_a_list_and_a_map() -> None:
+    event = make_event("participant_registered")
+    event.participant_registered.skills[:] = ["python", "y" * (MAX_LENGTH + 1)]
+    with pytest.raises(EventDecodeError, match=r"^participant_registered\.skills\[1\] is longer"):
+        decode_event(event.SerializeToString())
+    note = make_event("notification_requested")
+    note.notification_requested.data["k" * (MAX_LENGTH + 1)] = "v"
+    with pytest.raises(EventDecodeError, match=r"^notification_requested\.data is longer"):
+        decode_event(note.SerializeToString())
+    note = make_event("notification_requested")
+    note.notification_requested.data["k"] = "v" * (MAX_LENGTH + 1)
+    with pytest.raises(EventDecodeError, match=r"^notification_requested\.data\['k'\] is longer"):
+        decode_event(note.SerializeToString())
+
+
+def test_a_field_bound_in_the_proto_overrides_the_default() -> None:
+    event = make_event("matching_run_completed")
+    unmatched = event.matching_run_completed.unmatched
+    for i in range(MAX_ITEMS * 3):
+        unmatched.add(mentee_id=f"p{i}")
+    assert len(decode_event(event.SerializeToString()).matching_run_completed.unmatched) == 3000
+    for i in range(100_000 - MAX_ITEMS * 3 + 1):
+        unmatched.add(mentee_id=f"q{i}")
+    with pytest.raises(EventDecodeError, match=r"unmatched has 100001 items, more than 100000"):
+        decode_event(event.SerializeToString())
+
+
+@pytest.mark.parametrize("field", ["organization_id", "program_id", "event_id"])
+def test_decode_event_rejects_an_envelope_id_that_is_not_an_id(field: str) -> None:
+    event = make_event()
+    setattr(event.envelope, field, "a/b" if field != "event_id" else "x" * 65)
+    with pytest.raises(EventDecodeError, match=rf"^envelope\.{field} is not an id"):
+        decode_event(event.SerializeToString())

@@ -906,7 +906,9 @@ class MatchingRunCompleted(_message.Message):
     proved_optimal: _builtins.bool
     @_builtins.property
     def unmatched(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnmatchedMentee]:
-        """Unmatched mentees and why, e.g. "no mentor with free capacity passes the hard criteria"."""
+        """Unmatched mentees and why, e.g. "no mentor with free capacity passes the hard criteria":
+        as many as a cohort has mentees.
+        """
 
     @_builtins.property
     def scores(self) -> Global___ScoreDistribution: ...
