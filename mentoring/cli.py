@@ -69,7 +69,7 @@ def up(
 ) -> None:
     """Start Kafka, the database and the services on this machine; Ctrl-C stops them all."""
     from mentoring.engines.kafka import VERSION as KAFKA_VERSION
-    from mentoring.stack import Ports, Stack, StackError
+    from mentoring.stack import DEMO_KEY_ID, DEMO_ORGANIZATION, Ports, Stack, StackError
     from services.common.config import AuthSettings
 
     # SIGINT too: a shell that starts us in the background sets it to "ignore".
@@ -106,6 +106,14 @@ def up(
             console.print(
                 "Authentication is [yellow]off[/] (development mode): set AUTH_JWT_SECRET "
                 "to require tokens."
+            )
+        trusted = f"hr-events are trusted when signed by a key in {stack.hr_producer_keys}"
+        if stack.configured_hr_producer_keys:
+            console.print(f"{trusted}.")
+        else:
+            console.print(
+                f"{trusted}: this run's key for {DEMO_ORGANIZATION} is "
+                f"{stack.demo_hr_producer_pem} (key id {DEMO_KEY_ID})."
             )
         console.print(
             "Try [bold].venv/bin/mentoring demo[/] in another terminal. Ctrl-C stops everything; "

@@ -32,6 +32,10 @@ def token(
         list[str] | None,
         typer.Option("--participant", help="Another participant id the subject acts as."),
     ] = None,
+    email: Annotated[
+        str,
+        typer.Option(help="The caller's e-mail; a participant registers only under it."),
+    ] = "",
     ttl: Annotated[
         int,
         typer.Option(
@@ -63,6 +67,7 @@ def token(
             subject=subject,
             roles=roles,
             participant_ids=participants or (),
+            email=email,
             ttl_seconds=ttl,
         )
     )

@@ -4,6 +4,12 @@ service processes.
 `mentoring up` runs it for a person, its data under .run/data; the end-to-end tests run it on
 free ports with data in a temporary directory. Children get SIGTERM if this process dies
 (PR_SET_PDEATHSIG), so no orphan outlives it.
+
+Unless HR_PRODUCER_KEYS_FILE is configured, each run makes its own HR producer keys file (under
+the data, in hr-producers/) holding a new development key for the demo organisation, its
+private half beside it; `Stack.hr_producer` adds a key for any other organisation, which the
+services trust from then on. Likewise the analytics workers share a random peer secret made for
+the run unless ANALYTICS_PEER_SECRET is configured.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,9 +38,15 @@ from services.common.config import (
     DEFAULT_PORTS,
     Settings,
 )
+from services.common.hr_signatures import KEYS_FILE_ENV, ProducerKey, register, write_keys
 from services.common.kafka import ensure_topics
+from services.common.peers import SECRET_ENV as PEER_SECRET_ENV
 
 SERVICES: tuple[str, ...] = ("enrollment", "matching", "engagement", "analytics")
+# The organisation `mentoring demo` and the README's examples use, and the id of the HR
+# producer key each run makes for it.
+DEMO_ORGANIZATION = "demo-org"
+DEMO_KEY_ID = "demo-org-dev"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -125,6 +138,10 @@ class Stack:
     processes: list[Managed] = field(default_factory=list)
     # Where Kafka's log segments and the database's files live; under the logs unless given.
     data_dir: Path | None = None
+    # This run's HR producer keys by organisation, once its keys file is made.
+    _hr_producers: dict[str, ProducerKey] | None = field(default=None, init=False, repr=False)
+    # The analytics workers' peer secret for this run, unless one is configured.
+    _peer_secret: str = field(default_factory=lambda: secrets.token_hex(32), init=False, repr=False)
 
     @property
     def data(self) -> Path:
@@ -139,6 +156,45 @@ class Stack:
     def mongodb(self) -> MongoNode:
         return MongoNode(self.data / "mongodb", self.ports.mongodb)
 
+    @property
+    def configured_hr_producer_keys(self) -> str:
+        return self.env.get(KEYS_FILE_ENV, "").strip()
+
+    @property
+    def hr_producer_keys(self) -> Path:
+        """The HR producer keys file the services trust: the configured one, else this run's."""
+        configured = self.configured_hr_producer_keys
+        return Path(configured) if configured else self.data / "hr-producers" / "keys.json"
+
+    def hr_producer(self, organization_id: str) -> ProducerKey:
+        """A key the services trust to sign the organisation's hr-events, made on first use."""
+        if self.configured_hr_producer_keys:
+            raise StackError(f"{KEYS_FILE_ENV} is configured: sign with a key it lists")
+        producers = self._run_hr_producers()
+        if organization_id not in producers:
+            producers[organization_id] = ProducerKey.generate()
+            register(self.hr_producer_keys, organization_id, producers[organization_id])
+        return producers[organization_id]
+
+    @property
+    def demo_hr_producer_pem(self) -> Path:
+        """The private half of this run's key for the demo organisation (key id DEMO_KEY_ID)."""
+        return self.hr_producer_keys.with_name(f"{DEMO_ORGANIZATION}.pem")
+
+    def _run_hr_producers(self) -> dict[str, ProducerKey]:
+        """This run's keys, starting with a fresh keys file and a key for the demo
+        organisation: the last run's keys are not trusted any more."""
+        if self._hr_producers is None:
+            write_keys(self.hr_producer_keys, {})
+            demo = ProducerKey.generate(DEMO_KEY_ID)
+            register(self.hr_producer_keys, DEMO_ORGANIZATION, demo)
+            self._hr_producers = {DEMO_ORGANIZATION: demo}
+            private = self.demo_hr_producer_pem
+            private.unlink(missing_ok=True)
+            private.touch(mode=0o600)  # before the key is in it
+            private.write_bytes(demo.private_key_pem())
+        return self._hr_producers
+
     def client_env(self) -> dict[str, str]:
         """Environment for a client (the CLI) to reach this stack."""
         env = {k: v for k, v in self.env.items()}
@@ -147,12 +203,22 @@ class Stack:
         env["MONGODB_URI"] = self.mongodb.uri
         return env
 
+    @property
+    def analytics_peer_secret(self) -> str:
+        """The secret the analytics workers forward requests with (services/common/peers.py):
+        the configured ANALYTICS_PEER_SECRET, else a random one made for this run."""
+        return self.env.get(PEER_SECRET_ENV, "") or self._peer_secret
+
     def service_env(self, service: str, metrics_port: int | None = None) -> dict[str, str]:
         env = self.client_env()
         prefix = service.upper()
         env[f"{prefix}_GRPC_PORT"] = str(self.ports.grpc[service])
         env[f"{prefix}_METRICS_PORT"] = str(metrics_port or self.ports.metrics[service])
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env[KEYS_FILE_ENV] = str(self.hr_producer_keys)
+        env.pop(PEER_SECRET_ENV, None)
+        if service == "analytics":
+            env[PEER_SECRET_ENV] = self.analytics_peer_secret
         return env
 
     def _spawn(
@@ -206,9 +272,13 @@ class Stack:
         name: str | None = None,
         metrics_port: int | None = None,
         grpc_port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> Managed:
-        """Start one service process; name and ports let a test run a second worker."""
-        env = self.service_env(service, metrics_port)
+        """Start one service process; name and ports let a test run a second worker, and
+        extra_env sets variables for this process only."""
+        if not self.configured_hr_producer_keys:
+            self._run_hr_producers()
+        env = {**self.service_env(service, metrics_port), **(extra_env or {})}
         if grpc_port is not None:
             env[f"{service.upper()}_GRPC_PORT"] = str(grpc_port)
         port = grpc_port or self.ports.grpc[service]

@@ -32,6 +32,7 @@ def mint(
     subject: str,
     roles: Iterable[str],
     participant_ids: Iterable[str] = (),
+    email: str = "",
     ttl_seconds: float = 3600,
     now: float | None = None,
 ) -> str:
@@ -50,6 +51,8 @@ def mint(
     _put(claims, settings.roles_claim, sorted(set(roles)))
     if extra := sorted(set(participant_ids)):
         claims[PARTICIPANT_IDS_CLAIM] = extra
+    if email:
+        _put(claims, settings.email_claim, email)
     if settings.issuer:
         claims["iss"] = settings.issuer
     if settings.audience:

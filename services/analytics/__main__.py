@@ -24,6 +24,9 @@ from services.common.config import Settings
 from services.common.grpc_server import GrpcServer, ServiceBinding
 from services.common.kafka import ensure_topics
 from services.common.metrics import start_metrics_server
+from services.common.peers import SECRET_ENV, Peers
+
+log = logging.getLogger(__name__)
 
 
 class Component(Protocol):
@@ -85,17 +88,25 @@ async def declare_topics(settings: Settings, analytics: AnalyticsApp) -> None:
 
 def main() -> None:
     settings = Settings.from_env("analytics")
-    analytics = AnalyticsApp(settings, canonical_url=advertised_url(settings))
+    url = advertised_url(settings)
+    peers = Peers(settings.analytics_peer_secret, url)
+    if not peers.enabled:
+        log.warning(
+            "%s is not set: this analytics worker answers for its own programs only; it neither "
+            "forwards requests to other workers nor accepts theirs",
+            SECRET_ENV,
+        )
+    analytics = AnalyticsApp(settings, canonical_url=url)
     asyncio.run(declare_topics(settings, analytics))
     binding = ServiceBinding.of(
         analytics_pb2.DESCRIPTOR,
-        AnalyticsServicer(analytics),
+        AnalyticsServicer(analytics, peers),
         analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
     )
     start_metrics_server(settings.bind_host, settings.metrics_port)
     worker = faust.Worker(
         analytics.app,
-        Beside("GrpcServer", lambda: GrpcServer(settings, [binding])),
+        Beside("GrpcServer", lambda: GrpcServer(settings, [binding], peers)),
         Beside("IngestStage", lambda: IngestStage(settings)),
         loglevel=os.environ.get("LOG_LEVEL", "INFO"),
         # Logging set up like the other services: one line per record, service name first.

@@ -28,7 +28,8 @@ from services.analytics.routing import (
 )
 from services.common import metrics
 from services.common.config import Settings
-from services.common.events import DEAD_LETTER_TOPIC, EventDecodeError, dead_letter, decode_event
+from services.common.events import DEAD_LETTER_TOPIC, EventDecodeError, dead_letter
+from services.common.hr_signatures import KEY_ID_HEADER, SIGNATURE_HEADER, HrProducers
 from services.common.idempotency import PROCESSED_EVENT_DAYS
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
@@ -53,11 +54,17 @@ PROGRAM_KPI = Gauge(
 )
 
 
+def _headers(item: IngestedEvent) -> tuple[tuple[str, bytes], ...]:
+    """The signature headers of the record the ingest stage packed."""
+    return ((KEY_ID_HEADER, item.producer_key_id), (SIGNATURE_HEADER, item.producer_signature))
+
+
 class AnalyticsApp:
     """The Faust app and its tables, built from settings (tests run several side by side)."""
 
     def __init__(self, settings: Settings, canonical_url: str) -> None:
         self.settings = settings
+        self._hr_producers = HrProducers(settings.hr_producer_keys_file)
         # Faust makes a data directory even with in-memory tables: a private temporary one
         # instead of "analytics-data" in whatever directory the worker was started from.
         self._datadir = tempfile.TemporaryDirectory(prefix="mentoring-analytics-")
@@ -179,7 +186,7 @@ class AnalyticsApp:
             offset = message.message.offset
             for item in IngestBatch.FromString(message.value).events:
                 try:
-                    event = decode_event(item.value, item.topic)
+                    event = self._hr_producers.decode(item.topic, item.value, _headers(item))
                 except EventDecodeError as exc:
                     await self._dead_letter(item, str(exc))
                     continue

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from services.analytics.routing import destinations, partition_for
 from services.common.config import Settings
 from services.common.events import EVENT_TOPICS
+from services.common.hr_signatures import signature_headers
 from services.common.kafka import EventConsumer
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
@@ -32,6 +33,8 @@ def pack(records: list[ConsumerRecord], partitions: int) -> dict[int, list[Inges
     # One fetch interleaves topics arbitrarily; in time order, a registration comes before the
     # relationship that follows it whenever both arrive in the same fetch.
     for record in sorted(records, key=lambda r: r.timestamp):
+        # Carried for the agent, which verifies an hr-event's producer before folding it.
+        key_id, signature = signature_headers(record.headers or ())
         for key, organisation_copy in destinations(record.topic, record.key or b""):
             by_partition[partition_for(key, partitions)].append(
                 IngestedEvent(
@@ -41,6 +44,8 @@ def pack(records: list[ConsumerRecord], partitions: int) -> dict[int, list[Inges
                     key=record.key or b"",
                     value=record.value or b"",
                     organisation_copy=organisation_copy,
+                    producer_key_id=key_id,
+                    producer_signature=signature,
                 )
             )
     return {

@@ -2,29 +2,34 @@
 
 A worker holds the state of its own partitions only. A request for a program (or organisation)
 held elsewhere is forwarded once to the worker that holds it, found through the consumer
-group's assignment; so any worker behind a load balancer answers any request.
+group's assignment; so any worker behind a load balancer answers any request. Forwarding
+needs the workers' shared secret: the request carries a peer token instead of the caller's
+credentials, and the reply is used only with a proof that the peer knows the secret
+(services/common/peers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import grpc
 from google.protobuf.message import Message
 from grpc import aio
 
 from services.analytics import kpis, org_state
 from services.analytics.app import AnalyticsApp
 from services.analytics.routing import organisation_state_key, program_state_key
+from services.common import auth
 from services.common.api import analytics_pb2, analytics_pb2_grpc
 from services.common.errors import InvalidArgument, Unavailable
 from services.common.pagination import decode_token, encode_token, page_size
+from services.common.peers import Peers, forwarded_token
 from services.common.validation import require_id
 
-FORWARDED = "x-mentoring-analytics-forwarded"
+SERVICE = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 FORWARD_TIMEOUT_SECONDS = 10.0
 ASSIGNMENT_WAIT_SECONDS = 15.0
 FIGURES_TTL_SECONDS = 1.0
@@ -34,9 +39,10 @@ Reply = TypeVar("Reply", bound=Message)
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
-    def __init__(self, analytics: AnalyticsApp) -> None:
+    def __init__(self, analytics: AnalyticsApp, peers: Peers) -> None:
         self._analytics = analytics
-        self._peers: dict[str, analytics_pb2_grpc.AnalyticsServiceStub] = {}
+        self._peers = peers
+        self._channels: dict[str, aio.Channel] = {}
         self._cache: dict[tuple[str, str, kpis.DayRange], tuple[int, float, kpis.Figures]] = {}
 
     async def GetProgramKpis(
@@ -45,9 +51,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         org, program_id = _program(request)
         days = _day_range(request.range) if request.HasField("range") else kpis.DayRange()
         key = program_state_key(org, program_id)
-        forwarded = await self._forward(key, "GetProgramKpis", request, context)
+        forwarded = await self._forward(
+            key, "GetProgramKpis", request, analytics_pb2.ProgramKpis, context
+        )
         if forwarded is not None:
-            return forwarded  # type: ignore[return-value]
+            return forwarded
         figures = self._figures(key, request.cohort_id, days)
         reply = analytics_pb2.ProgramKpis(
             organization_id=org,
@@ -75,9 +83,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ) -> analytics_pb2.SkillBalance:
         org, program_id = _program(request)
         key = program_state_key(org, program_id)
-        forwarded = await self._forward(key, "GetSkillBalance", request, context)
+        forwarded = await self._forward(
+            key, "GetSkillBalance", request, analytics_pb2.SkillBalance, context
+        )
         if forwarded is not None:
-            return forwarded  # type: ignore[return-value]
+            return forwarded
         rows = kpis.skill_balance(self._analytics.program(key), request.cohort_id, request.limit)
         return analytics_pb2.SkillBalance(
             organization_id=org,
@@ -103,9 +113,15 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         size = page_size(request.page_size)
         after = decode_token(request.page_token)
         key = program_state_key(org, program_id)
-        forwarded = await self._forward(key, "ListAtRiskRelationships", request, context)
+        forwarded = await self._forward(
+            key,
+            "ListAtRiskRelationships",
+            request,
+            analytics_pb2.ListAtRiskRelationshipsResponse,
+            context,
+        )
         if forwarded is not None:
-            return forwarded  # type: ignore[return-value]
+            return forwarded
         rows = kpis.at_risk(self._analytics.program(key), request.cohort_id, time.time())
         start = 0
         if after is not None:
@@ -139,9 +155,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             if not 1 <= months <= MAX_HORIZON_MONTHS:
                 raise InvalidArgument("months", f"each must be 1 to {MAX_HORIZON_MONTHS}")
         key = organisation_state_key(org)
-        forwarded = await self._forward(key, "GetRetention", request, context)
+        forwarded = await self._forward(
+            key, "GetRetention", request, analytics_pb2.Retention, context
+        )
         if forwarded is not None:
-            return forwarded  # type: ignore[return-value]
+            return forwarded
         rows = org_state.retention(
             self._analytics.organisation(key),
             request.program_id,
@@ -181,8 +199,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return figures
 
     async def _forward(
-        self, key: str, method: str, request: Message, context: aio.ServicerContext
-    ) -> Message | None:
+        self,
+        key: str,
+        method: str,
+        request: Message,
+        reply_type: type[Reply],
+        context: aio.ServicerContext,
+    ) -> Reply | None:
         """The owner's reply when another worker holds the key; None when this one does."""
         # While the group forms (at start, or in a rebalance) nobody holds the key: wait a
         # little rather than fail a request that would succeed a moment later.
@@ -194,30 +217,40 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             if owner is not None or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.05)
-        metadata = tuple(context.invocation_metadata() or ())
-        already = any(k == FORWARDED for k, _ in metadata)
+        # A forwarded request got here past the auth interceptor, so its peer token was good.
+        already = forwarded_token(context.invocation_metadata()) is not None
         if already or owner is None:
             raise Unavailable("analytics partitions are being reassigned; retry shortly")
-        call: Callable[..., Awaitable[Any]] = getattr(self._peer(owner), method)
+        rpc = f"/{SERVICE}/{method}"
+        # The caller's own credentials stay here: the owner, found at an address any member of
+        # the consumer group may advertise, gets a peer token naming the caller verified here.
+        metadata, jti = self._peers.forward_metadata(owner, rpc, auth.current())
+        call = self._channel(owner).unary_unary(
+            rpc, request_serializer=_serialize, response_deserializer=None
+        )
         try:
-            # The caller's credentials go along: the owner checks them as its own caller's.
-            passed_on = tuple((k, v) for k, v in metadata if k == "authorization")
-            reply: Message = await call(
-                request,
-                metadata=((FORWARDED, "1"), *passed_on),
-                timeout=FORWARD_TIMEOUT_SECONDS,
-            )
+            pending = call(request, metadata=metadata, timeout=FORWARD_TIMEOUT_SECONDS)
+            data: bytes = await pending
+            trailing = await pending.trailing_metadata()
         except aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                # The caller was authenticated here; the owner refused this worker's token.
+                raise Unavailable(
+                    f"analytics peer at {owner} refused the forwarded request: {exc.details()}"
+                ) from None
             await context.abort(exc.code(), exc.details() or "")
-        return reply
+        # Not one byte of the reply is read before it is shown to come from a peer.
+        return reply_type.FromString(self._peers.verified_reply(owner, jti, data, trailing))
 
-    def _peer(self, url: str) -> analytics_pb2_grpc.AnalyticsServiceStub:
-        if url not in self._peers:
+    def _channel(self, url: str) -> aio.Channel:
+        if url not in self._channels:
             address = url.split("://", 1)[-1].rstrip("/")
-            self._peers[url] = analytics_pb2_grpc.AnalyticsServiceStub(
-                aio.insecure_channel(address)
-            )
-        return self._peers[url]
+            self._channels[url] = aio.insecure_channel(address)
+        return self._channels[url]
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
 
 
 def _program(request: Any) -> tuple[str, str]:

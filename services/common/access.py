@@ -49,6 +49,8 @@ class Principal:
     # The participant ids the caller acts as: the subject, plus the token's participant_ids
     # (a person enrolled in several programs, or as mentor and mentee, has several).
     participant_ids: frozenset[str] = field(default_factory=frozenset)
+    # The e-mail the identity provider verified for them; empty when the token carries none.
+    email: str = ""
 
     @property
     def is_staff(self) -> bool:
@@ -70,6 +72,11 @@ class Access:
     staff: bool = True
     # The servicer checks that a participant caller is the mentor or mentee of what it loads.
     pair: bool = False
+    # Request fields that link a record to a person (HR ids): set by HR events, imports and
+    # staff, never by a participant about themself; a participant's request leaves them empty.
+    identity: tuple[str, ...] = ()
+    # The request field holding an e-mail a participant may only give as the token's own.
+    own_email: str = ""
 
     def describe(self) -> str:
         if not self.participants:
@@ -92,6 +99,10 @@ def participant(field_name: str) -> Access:
     return Access(participants=True, acts_as=field_name)
 
 
+# What ties a participant's record to a person in the organisation's HR system.
+IDENTITY_FIELDS = ("profile.hr_person_id", "profile.manager_id")
+
+
 def only_participant(field_name: str) -> Access:
     """Only the participant `field_name` names, not even coordinators: their private things."""
     return Access(participants=True, acts_as=field_name, staff=False)
@@ -107,14 +118,19 @@ POLICY: Mapping[str, Mapping[str, Access]] = {
         "ChangeProgramStatus": COORDINATORS,
         "CreateCohort": COORDINATORS,
         "ListCohorts": MEMBERS,
-        # People apply themselves through their portal; they have no participant id yet.
-        "RegisterParticipant": MEMBERS,
+        # People apply themselves through their portal (they have no participant id yet), as
+        # themselves: under their token's e-mail, without HR identifiers.
+        "RegisterParticipant": Access(
+            participants=True, identity=IDENTITY_FIELDS, own_email="email"
+        ),
         "GetParticipant": participant("participant_id"),
         "ListParticipants": COORDINATORS,
         "ApproveParticipant": COORDINATORS,
         "RejectParticipant": COORDINATORS,
         "WaitlistParticipant": COORDINATORS,
-        "UpdateParticipantProfile": participant("participant_id"),
+        "UpdateParticipantProfile": Access(
+            participants=True, acts_as="participant_id", identity=IDENTITY_FIELDS
+        ),
         "WithdrawParticipant": participant("participant_id"),
         # Subject access and erasure requests go through the organisation's staff (a DPO).
         "ExportPersonalData": COORDINATORS,
@@ -234,6 +250,7 @@ def authorize(principal: Principal, service: str, method: str, request: Message)
         raise PermissionDenied(f"{method} is for coordinators only")
     if PARTICIPANT not in principal.roles and not principal.is_staff:
         raise PermissionDenied(f"{method} needs the role {PARTICIPANT} or {COORDINATOR}")
+    _check_identity(principal, rule, request)
     if rule.acts_as:
         named = str(getattr(request, rule.acts_as))
         if principal.acts_as(named):
@@ -243,6 +260,30 @@ def authorize(principal: Principal, service: str, method: str, request: Message)
         raise PermissionDenied(
             f"{rule.acts_as}: a participant may act only as themselves (their token's ids)"
         )
+
+
+def _check_identity(principal: Principal, rule: Access, request: Message) -> None:
+    """A participant says who they are only through their token: they set no HR identifier and
+    give no e-mail but the token's."""
+    for path in rule.identity:
+        value: object = request
+        for name in path.split("."):
+            value = getattr(value, name)
+        if value:
+            raise PermissionDenied(
+                f"{path}: set by HR imports and coordinators, not by participants"
+            )
+    if rule.own_email:
+        given = str(getattr(request, rule.own_email)).strip().lower()
+        if not principal.email:
+            raise PermissionDenied(
+                f"{rule.own_email}: the caller's token carries no e-mail; a participant "
+                "registers only under their own"
+            )
+        if given != principal.email.lower():
+            raise PermissionDenied(
+                f"{rule.own_email}: a participant registers only under their token's e-mail"
+            )
 
 
 def require_pair_member(

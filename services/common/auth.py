@@ -15,7 +15,9 @@ secret `AUTH_JWT_SECRET` (HS256) or by the company's identity provider, whose pu
 
 A missing or invalid token is UNAUTHENTICATED; what the caller may do is decided by the policy
 table in services/common/access.py (PERMISSION_DENIED). Servicers never parse tokens: the
-verified principal is `auth.current()` while their RPC runs.
+verified principal is `auth.current()` while their RPC runs. A request one analytics worker
+forwards to another carries a peer token instead, naming the caller it verified
+(services/common/peers.py); the same interceptor checks it.
 
 With no key configured authentication is off (the embedded development mode of `make up` and
 the tests): every caller is trusted, `current()` is None, and the service warns at startup.
@@ -40,6 +42,7 @@ from services.common import access
 from services.common.access import Principal
 from services.common.config import AuthSettings
 from services.common.errors import PermissionDenied, Unauthenticated
+from services.common.peers import PROOF, Peers, forwarded_token
 from services.common.validation import require_text
 
 log = logging.getLogger(__name__)
@@ -197,7 +200,16 @@ def principal_from(claims: dict[str, Any], settings: AuthSettings) -> Principal:
         subject=subject,
         roles=_strings(_claim(claims, settings.roles_claim), settings.roles_claim),
         participant_ids=frozenset({subject}) | _strings(extra, PARTICIPANT_IDS_CLAIM),
+        email=_optional_text(claims, settings.email_claim),
     )
+
+
+def _optional_text(claims: dict[str, Any], name: str) -> str:
+    try:
+        value = _claim(claims, name)
+    except Unauthenticated:
+        return ""
+    return value.strip() if isinstance(value, str) else ""
 
 
 def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
@@ -215,10 +227,16 @@ def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
 
 class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     """Verifies the caller of every mentoring.v1 RPC and applies the access policy before the
-    servicer runs. Sits inside ObservabilityInterceptor, so refusals are counted by code."""
+    servicer runs. Sits inside ObservabilityInterceptor, so refusals are counted by code.
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    A request another worker forwarded (services/common/peers.py) shows a peer token instead
+    of a bearer token; its caller is the one the token carries, under the same policy, and its
+    reply gets the proof the forwarding worker checks. Without `peers` no forwarded request is
+    accepted; without a verifier (authentication off) only forwarded requests are checked."""
+
+    def __init__(self, verifier: TokenVerifier | None, peers: Peers | None = None) -> None:
         self._verifier = verifier
+        self._peers = peers
 
     async def intercept_service(
         self,
@@ -233,27 +251,59 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             # Every mentoring.v1 RPC is unary (tests/unit/test_access.py); refuse, never pass.
             raise RuntimeError(f"{details.method}: only unary RPCs can be authorised")
         behavior = handler.unary_unary
-        verifier = self._verifier
+        serialize = handler.response_serializer
+        verifier, peers = self._verifier, self._peers
 
         async def authorised(request: Any, context: aio.ServicerContext) -> Any:
-            principal = verifier.verify(bearer_token(context.invocation_metadata()))
-            access.authorize(principal, service, method, request)
+            metadata = context.invocation_metadata()
+            forwarded = forwarded_token(metadata)
+            jti = ""
+            principal: Principal | None = None
+            if forwarded is not None:
+                if peers is None:
+                    raise Unauthenticated("forwarded requests are not accepted by this service")
+                jti, principal = peers.accept(forwarded, details.method)
+                if principal is None and verifier is not None:
+                    raise Unauthenticated(
+                        "forwarded request: the peer token names no caller, and this worker "
+                        "requires authentication"
+                    )
+            elif verifier is not None:
+                principal = verifier.verify(bearer_token(metadata))
+            if principal is not None:
+                access.authorize(principal, service, method, request)
             token = _current.set(principal)
             try:
-                return await behavior(request, context)
+                reply = await behavior(request, context)
             finally:
                 _current.reset(token)
+            if forwarded is None or peers is None:
+                return reply
+            # The proof covers the very bytes sent back: the reply is serialized here, once.
+            data = serialize(reply) if serialize is not None else reply
+            context.set_trailing_metadata(((PROOF, peers.proof(jti, data)),))
+            return data
 
         return grpc.unary_unary_rpc_method_handler(
             authorised,
             request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=_passing_bytes(serialize),
         )
 
 
-def server_interceptors(settings: AuthSettings, service: str) -> list[aio.ServerInterceptor]:
-    """The authentication part of the interceptor chain, or none (with a warning) when no key
-    is configured."""
+def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """The handler's serializer, leaving a reply that is serialized already as it is."""
+    if serialize is None:
+        return None
+    return lambda reply: reply if isinstance(reply, bytes) else serialize(reply)
+
+
+def server_interceptors(
+    settings: AuthSettings, service: str, peers: Peers | None = None
+) -> list[aio.ServerInterceptor]:
+    """The authentication part of the interceptor chain: none (with a warning) when no key is
+    configured, unless the service takes forwarded requests (`peers`), which are checked even
+    then."""
     if not settings.enabled:
         log.warning(
             "AUTHENTICATION IS OFF for %s: no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY_FILE is set, "
@@ -261,7 +311,7 @@ def server_interceptors(settings: AuthSettings, service: str) -> list[aio.Server
             "and tests on loopback; set one of them anywhere else (see README, Authentication).",
             service,
         )
-        return []
+        return [] if peers is None else [AuthInterceptor(None, peers)]
     verifier = TokenVerifier(settings)
     log.info(
         "%s requires bearer tokens (issuer %s, audience %s)",
@@ -269,4 +319,4 @@ def server_interceptors(settings: AuthSettings, service: str) -> list[aio.Server
         settings.issuer or "any",
         settings.audience or "none",
     )
-    return [AuthInterceptor(verifier)]
+    return [AuthInterceptor(verifier, peers)]

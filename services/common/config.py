@@ -65,6 +65,8 @@ class AuthSettings:
     # Claim names, for identity providers that name them differently.
     org_claim: str = "org"
     roles_claim: str = "roles"
+    # The caller's verified e-mail: a participant registers only under it.
+    email_claim: str = "email"
 
     @property
     def enabled(self) -> bool:
@@ -81,6 +83,7 @@ class AuthSettings:
             max_token_lifetime_seconds=_float(env, "AUTH_MAX_TOKEN_LIFETIME_SECONDS", 24 * 3600.0),
             org_claim=env.get("AUTH_JWT_ORG_CLAIM", "").strip() or "org",
             roles_claim=env.get("AUTH_JWT_ROLES_CLAIM", "").strip() or "roles",
+            email_claim=env.get("AUTH_JWT_EMAIL_CLAIM", "").strip() or "email",
         )
 
 
@@ -99,6 +102,13 @@ class Settings:
     # How often timers (request expiry, reminders) look for due work.
     scheduler_interval_seconds: float
     auth: AuthSettings = AuthSettings()
+    # JSON file of each organisation's HR producer public keys (services/common/hr_signatures.py);
+    # unset, no hr-event is trusted. Read when an hr-event arrives and again when it changes.
+    hr_producer_keys_file: str = ""
+    # Shared secret (32+ characters) with which analytics workers authenticate the requests they
+    # forward to one another and the replies (services/common/peers.py). Unset, a worker neither
+    # forwards nor accepts forwarded requests: it answers what it holds, UNAVAILABLE otherwise.
+    analytics_peer_secret: str = ""
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
@@ -121,4 +131,6 @@ class Settings:
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
             scheduler_interval_seconds=_float(env, "SCHEDULER_INTERVAL_SECONDS", 30.0),
             auth=AuthSettings.from_env(env),
+            hr_producer_keys_file=env.get("HR_PRODUCER_KEYS_FILE", "").strip(),
+            analytics_peer_secret=env.get("ANALYTICS_PEER_SECRET", ""),
         )

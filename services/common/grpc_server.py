@@ -21,6 +21,7 @@ from services.common import auth
 from services.common.config import Settings
 from services.common.interceptors import ObservabilityInterceptor
 from services.common.metrics import start_metrics_server
+from services.common.peers import Peers
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,20 @@ class ServiceBinding:
 class GrpcServer:
     """A grpc.aio server with the platform's interceptors, health and reflection."""
 
-    def __init__(self, settings: Settings, bindings: Sequence[ServiceBinding]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bindings: Sequence[ServiceBinding],
+        peers: Peers | None = None,
+    ) -> None:
+        """`peers`: for a service whose workers forward requests to one another (analytics)."""
         self._settings = settings
         self._names = [b.name for b in bindings]
         # Outermost first: metrics and error mapping also see calls that authentication refuses.
         self.server = aio.server(
             interceptors=[
                 ObservabilityInterceptor(),
-                *auth.server_interceptors(settings.auth, settings.service),
+                *auth.server_interceptors(settings.auth, settings.service, peers),
             ]
         )
         self.health = health.aio.HealthServicer()

@@ -21,18 +21,19 @@ from aiokafka.errors import (
 )
 from pymongo.errors import ConnectionFailure
 
-from services.common import metrics
+from services.common import idempotency, metrics
 from services.common.config import Settings
 from services.common.events import (
     ALL_TOPICS,
     DEAD_LETTER_TOPIC,
     EventDecodeError,
     dead_letter,
-    decode_event,
     partition_key,
     topic_of,
 )
+from services.common.hr_signatures import HrProducers
 from services.common.pb.mentoring.v1.events_pb2 import Event
+from services.common.storage import run_sync
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ OUTAGES: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError, async
 # Any other failure is retried this many times, then the batch runs a message at a time and the
 # message that still fails goes to the dead-letter topic, so one bad event never stalls the rest.
 ERROR_ATTEMPTS = 3
+# How long a topic just created may take to show in the broker's metadata.
+TOPICS_LISTED_SECONDS = 30.0
 
 
 class _Stopping(Exception):
@@ -99,8 +102,20 @@ async def ensure_topics(
             for topic, code, message in response.topic_errors:
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise RuntimeError(f"cannot create topic {topic}: {message} ({code})")
+            await _until_listed(admin, {t.name for t in missing})
     finally:
         await admin.close()
+
+
+async def _until_listed(admin: AIOKafkaAdminClient, topics: set[str]) -> None:
+    """Wait until the broker lists new topics. The controller acknowledges a creation before
+    the broker's metadata has it, and a client that asks in between (Faust assigning its
+    partitions at start) sees no such topic and takes no partitions of it."""
+    deadline = asyncio.get_running_loop().time() + TOPICS_LISTED_SECONDS
+    while not topics <= set(await admin.list_topics()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"topics {sorted(topics)} not listed by the broker in time")
+        await asyncio.sleep(0.05)
 
 
 class EventPublisher:
@@ -194,13 +209,19 @@ class _AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class EventConsumer:
-    """A consumer-group member that hands decoded batches to a handler.
+    """A consumer-group member that hands decoded batches to a handler: the one pipeline of
+    every service's consumer (decode and check → skip what was handled → apply → dead-letter
+    what cannot be applied → record as handled → commit).
 
     Offsets are committed only after the handler and any dead-lettering succeeded, so a crash
-    redelivers rather than loses; handlers are therefore written to be idempotent. A batch that
-    fails during an outage (OUTAGES) runs again after a pause until it passes; one that fails
-    otherwise runs again up to ERROR_ATTEMPTS times, then a message at a time, and a message
-    that still fails is dead-lettered with the error, so the partition goes on.
+    redelivers rather than loses; handlers are therefore written to be idempotent (a crash
+    after applying and before recording replays the batch). Handlers see each event once per
+    organisation and event id (idempotency.py, for PROCESSED_EVENT_DAYS). Handlers
+    never see an undecodable event, nor an hr-event its organisation's HR producer did not sign
+    (hr_signatures.py): those are dead-lettered with the reason. A batch that fails during an
+    outage (OUTAGES) runs again after a pause until it passes; one that fails otherwise runs
+    again up to ERROR_ATTEMPTS times, then a message at a time, and a message that still fails
+    is dead-lettered with the error, so the partition goes on.
     """
 
     def __init__(
@@ -223,6 +244,7 @@ class EventConsumer:
         self._handler = handler
         self._raw_handler = raw_handler
         self._publisher = publisher
+        self._hr_producers = HrProducers(settings.hr_producer_keys_file)
         self._max_records = max_records
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -310,17 +332,32 @@ class EventConsumer:
         delivered: list[Delivered] = []
         for record in records:
             try:
-                delivered.append(Delivered(decode_event(record.value, record.topic), record))
+                event = self._hr_producers.decode(record.topic, record.value, record.headers)
+                delivered.append(Delivered(event, record))
             except EventDecodeError as exc:
                 await self._attempt(None, self._publisher.dead_letter, record, str(exc), self.group)
         return delivered
 
     async def _handle(self, delivered: list[Delivered]) -> None:
+        """Skip what the group handled before, apply the rest, dead-letter what the handler
+        rejects, then record the others as handled. A rejected event stays unrecorded, so
+        replaying it from the dead-letter topic once its cause is fixed applies it."""
         assert self._handler is not None and self._publisher is not None
-        for rejection in await self._handler(delivered):
+        fresh = {
+            id(event)
+            for event in await run_sync(
+                idempotency.unprocessed, [item.event for item in delivered], self.group
+            )
+        }
+        todo = [item for item in delivered if id(item.event) in fresh]
+        rejections = await self._handler(todo) if todo else []
+        for rejection in rejections:
             await self._publisher.dead_letter(
                 rejection.delivered.record, rejection.reason, self.group
             )
+        refused = {id(rejection.delivered.event) for rejection in rejections}
+        handled = [item.event for item in todo if id(item.event) not in refused]
+        await run_sync(idempotency.mark_processed, handled, self.group)
         self._count_consumed([item.record for item in delivered])
 
     async def _handle_raw(self, records: list[ConsumerRecord]) -> None:
@@ -347,7 +384,8 @@ class BroadcastReader:
 
     For facts every replica of a service needs whatever programs it owns (run results, HR
     changes). The handler must be idempotent: a restart reads the topic again from the start.
-    Undecodable messages are skipped here; the topic's consumer groups dead-letter them.
+    Undecodable messages, and hr-events their organisation's HR producer did not sign, are
+    skipped here; the topic's consumer groups dead-letter them.
     """
 
     def __init__(
@@ -359,6 +397,7 @@ class BroadcastReader:
     ) -> None:
         self.name = name
         self._handler = handler
+        self._hr_producers = HrProducers(settings.hr_producer_keys_file)
         self._consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -383,7 +422,7 @@ class BroadcastReader:
     async def _run(self) -> None:
         async for record in self._consumer:
             try:
-                event = decode_event(record.value, record.topic)
+                event = self._hr_producers.decode(record.topic, record.value, record.headers)
             except EventDecodeError as exc:
                 log.warning("%s skips %s@%d: %s", self.name, record.topic, record.offset, exc)
                 continue

@@ -40,6 +40,12 @@ EVENTS_RETRIED = Counter(
     "failing message is dead-lettered).",
     ["group", "cause"],
 )
+OUTBOX_RELAYED = Counter(
+    "mentoring_outbox_relayed_total",
+    "Events the outbox relay published because their writer stopped between its commit and "
+    "the broker's acknowledgement (a crash, or the broker away), by topic.",
+    ["topic"],
+)
 CONSUMER_LAG = Gauge(
     "mentoring_consumer_lag_messages",
     "Messages behind the end of the partition, per assigned partition.",

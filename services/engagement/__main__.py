@@ -6,6 +6,7 @@ from services.common import grpc_server, storage
 from services.common.api import engagement_pb2, engagement_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
+from services.common.outbox import OutboxRelay
 from services.common.scheduling import PeriodicTask
 from services.engagement.consumer import GROUP, TOPICS, EngagementConsumer
 from services.engagement.leaves import LeaveScheduler
@@ -37,7 +38,11 @@ async def serve(settings: Settings) -> None:
     leaves = PeriodicTask(
         "leaves", settings.scheduler_interval_seconds, LeaveScheduler().apply_once
     )
-    await grpc_server.run_service(settings, [binding], [publisher, consumer, leaves, nudger])
+    # Events whose writer died between its commit and the broker's acknowledgement.
+    relay = PeriodicTask(
+        "outbox", settings.scheduler_interval_seconds, OutboxRelay(publisher).relay_once
+    )
+    await grpc_server.run_service(settings, [binding], [publisher, consumer, leaves, nudger, relay])
 
 
 def main() -> None:

@@ -17,9 +17,8 @@ import re
 from dataclasses import dataclass
 
 from mongoengine import BooleanField, DateTimeField, Document, ListField, StringField
-from mongoengine.errors import NotUniqueError
 
-from services.common import clock
+from services.common import clock, outbox
 from services.common.api import events_pb2
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from services.common.events import stable_event_id
@@ -176,10 +175,13 @@ def _same(doc: Announcement, request: AnnouncementRequest) -> bool:
     )
 
 
-def announce(request: AnnouncementRequest) -> tuple[Announcement, bool]:
-    """Store the announcement with its recipients; return it and whether this call created
-    it. A repeat with the same content returns the stored one; different content under the
-    same announcement_id is refused (ALREADY_EXISTS)."""
+def announce(
+    request: AnnouncementRequest,
+) -> tuple[Announcement, bool, list[events_pb2.Event]]:
+    """Store the announcement with its recipients and stage a notification-requested per
+    recipient (outbox), in one transaction; return it, whether this call created it and the
+    events to deliver. A repeat with the same content returns the stored one and its events
+    (same ids); different content under the same announcement_id is refused (ALREADY_EXISTS)."""
     org = request.organization_id
     existing = Announcement.objects(
         organization_id=org, announcement_id=request.announcement_id
@@ -187,7 +189,7 @@ def announce(request: AnnouncementRequest) -> tuple[Announcement, bool]:
     if existing is not None:
         if not _same(existing, request):
             raise AlreadyExists("announcement_id: used already for a different announcement")
-        return existing, False
+        return existing, False, events(existing)
     recipients = audience(request)
     if not recipients:
         raise FailedPrecondition(
@@ -207,11 +209,9 @@ def announce(request: AnnouncementRequest) -> tuple[Announcement, bool]:
         recipients=[f"{pid}:{side}" for pid, side in recipients.items()],
         created_at=clock.now(),
     )
-    try:
-        doc.save(force_insert=True)
-    except NotUniqueError:
+    if not outbox.insert(doc, events(doc)):
         return announce(request)  # a concurrent identical request won: answer as a repeat
-    return doc, True
+    return doc, True, events(doc)
 
 
 def recipients_of(doc: Announcement) -> list[tuple[str, str]]:

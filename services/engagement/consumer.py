@@ -3,7 +3,6 @@ withdrawals and erasures from enrollment."""
 
 from __future__ import annotations
 
-from services.common import idempotency
 from services.common.kafka import Delivered, EventPublisher, Rejected
 from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import run_sync
@@ -46,35 +45,31 @@ def _check(event: Event) -> str | None:
 
 
 def _apply_state(events: list[Event]) -> None:
-    """Programs' terms and the participant directory; each fresh event applied, then recorded."""
-    fresh = idempotency.unprocessed(events, GROUP)
-    for event in fresh:
+    """Programs' terms and the participant directory."""
+    for event in events:
         if event.HasField("program_changed"):
             programs.apply_program_changed(event)
         else:
             directory.apply(event)
-    idempotency.mark_processed(fresh, GROUP)
 
 
-def _apply_withdrawals(events: list[Event]) -> tuple[list[Event], list[Event]]:
-    """The fresh withdrawals, and the relationship-ended events they call for. Each marks the
-    person withdrawn in the directory too (unless it names no side: then their matches are
-    all engagement knows of them, and those expire)."""
-    fresh = idempotency.unprocessed(events, GROUP)
+def _apply_withdrawals(events: list[Event]) -> list[Event]:
+    """The relationship-ended events withdrawals call for. Each marks the person withdrawn in
+    the directory too (unless it names no side: then their matches are all engagement knows
+    of them, and those expire)."""
     ended = []
-    for event in fresh:
+    for event in events:
         if directory.check(event) is None:
             directory.apply(event)
         ended += apply_withdrawal(event)
-    return fresh, ended
+    return ended
 
 
-def _apply_erasures(events: list[Event]) -> tuple[list[Event], list[Event]]:
-    """The fresh erasures, and the relationship-ended events they call for."""
-    fresh = idempotency.unprocessed(events, GROUP)
-    return fresh, [
+def _apply_erasures(events: list[Event]) -> list[Event]:
+    """The relationship-ended events erasures call for."""
+    return [
         ended
-        for event in fresh
+        for event in events
         for ended in erase_participant(
             event.envelope.organization_id, event.participant_erased.participant_id
         )
@@ -111,10 +106,9 @@ class EngagementConsumer:
         await run_sync(record_proposals, proposals)
         if state:
             await run_sync(_apply_state, state)
+        # Published before the batch counts as handled: a crash in between replays the batch,
+        # which finds the relationships closed and returns their events again, same ids.
         for leaving, apply in ((withdrawals, _apply_withdrawals), (erasures, _apply_erasures)):
-            if leaving:
-                fresh, ended = await run_sync(apply, leaving)
-                if ended:
-                    await self._publisher.publish(ended)
-                await run_sync(idempotency.mark_processed, fresh, GROUP)
+            if leaving and (ended := await run_sync(apply, leaving)):
+                await self._publisher.publish(ended)
         return rejected

@@ -18,12 +18,26 @@ from services.engagement import domain
 from services.engagement.documents import (
     Feedback,
     Goal,
+    Match,
     Relationship,
     Session,
     TrainingCompletion,
     TrainingResource,
 )
 from services.engagement.health import Health
+
+STATUS = {
+    domain.PROPOSED: common_pb2.MATCH_STATUS_PROPOSED,
+    domain.ACCEPTED: common_pb2.MATCH_STATUS_ACCEPTED,
+    domain.DECLINED: common_pb2.MATCH_STATUS_DECLINED,
+    domain.EXPIRED: common_pb2.MATCH_STATUS_EXPIRED,
+}
+DECISION = {
+    domain.NONE: common_pb2.MATCH_DECISION_UNSPECIFIED,
+    domain.ACCEPT: common_pb2.MATCH_DECISION_ACCEPT,
+    domain.DECLINE: common_pb2.MATCH_DECISION_DECLINE,
+}
+DECISION_NAMES = {value: name for name, value in DECISION.items()}
 
 RELATIONSHIP_STATUS = {
     domain.ACTIVE: engagement_pb2.RELATIONSHIP_STATUS_ACTIVE,
@@ -298,3 +312,46 @@ def relationship_ended_event(relationship: Relationship, not_a_good_fit: bool = 
             completed=relationship.status == domain.COMPLETED,
         ),
     )
+
+
+def response_events(match: Match, participant_id: str) -> list[Event]:
+    """Events for an answer. Their ids derive from the answer, so a retried RPC republishes the
+    same events and consumers drop the copies."""
+    decision = match.mentor_decision if participant_id == match.mentor_id else match.mentee_decision
+    common = {
+        "producer": "engagement",
+        "organization_id": match.organization_id,
+        "program_id": match.program_id,
+    }
+    events = [
+        new_event(
+            **common,
+            event_id=stable_event_id(
+                "match-responded", match.organization_id, match.match_id, participant_id, decision
+            ),
+            payload=events_pb2.MatchResponded(
+                match_id=match.match_id,
+                participant_id=participant_id,
+                decision=DECISION[decision],
+                status=STATUS[match.status],
+                mentor_id=match.mentor_id,
+                mentee_id=match.mentee_id,
+            ),
+        )
+    ]
+    if match.relationship_id:
+        events.append(
+            new_event(
+                **common,
+                event_id=stable_event_id(
+                    "relationship-started", match.organization_id, match.relationship_id
+                ),
+                payload=events_pb2.RelationshipStarted(
+                    relationship_id=match.relationship_id,
+                    match_id=match.match_id,
+                    mentor_id=match.mentor_id,
+                    mentee_id=match.mentee_id,
+                ),
+            )
+        )
+    return events

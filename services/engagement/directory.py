@@ -98,6 +98,7 @@ def apply(event: events_pb2.Event) -> None:
             upsert=True,
             set__role=ROLES[person.role],
             set__cohort_id=person.profile.cohort_id,
+            set__capacity=person.capacity,
             set__updated_at=now,
             set_on_insert__program_id=env.program_id,
         )
@@ -112,6 +113,8 @@ def apply(event: events_pb2.Event) -> None:
             set_on_insert__cohort_id=registered.profile.cohort_id,
             set_on_insert__updated_at=now,
         )
+        # Also into an entry an accept made before the registration came (seats.py).
+        entry.filter(capacity=None).update_one(set__capacity=registered.capacity)
         if leave := _leave(registered):
             ParticipantLeave.objects(
                 organization_id=env.organization_id, participant_id=participant_id

@@ -77,6 +77,8 @@ class Relationship(Document):
         "indexes": [
             {"fields": ["organization_id", "relationship_id"], "unique": True},
             {"fields": ["organization_id", "match_id"], "unique": True},
+            ["organization_id", "mentor_id"],
+            ["organization_id", "mentee_id"],
         ],
     }
 
@@ -255,6 +257,12 @@ class ProgramParticipant(Document):
     cohort_id = StringField(default="")
     withdrawn = BooleanField(default=False)
     updated_at = DateTimeField(required=True)
+    # A mentor's capacity as enrollment last said; unset until their registration comes.
+    capacity = IntField()
+    # The ongoing relationships they hold (seats.py); `relationships_listed` is false on an
+    # entry from before the list was kept, which is then read from the relationships.
+    relationships = ListField(StringField())
+    relationships_listed = BooleanField(default=False)
     meta = {
         "collection": "program_participants",
         "indexes": [

@@ -97,6 +97,14 @@ def end_status(*, current: str, completed: bool, reason: str, not_a_good_fit: bo
 MENTOR, MENTEE = "mentor", "mentee"
 
 
+def seat_limit(role: str, capacity: int | None) -> int:
+    """How many ongoing relationships a participant may hold: a mentor their capacity (one
+    while it is not known yet), a mentee one."""
+    if role == MENTOR:
+        return max(capacity or 1, 1)
+    return 1
+
+
 def side_of(*, mentor_id: str, mentee_id: str, participant_id: str) -> str:
     """The side the participant is on; anyone else may not act on the relationship."""
     if participant_id == mentor_id:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from mongoengine.errors import NotUniqueError
-
-from services.common import clock
+from services.common import clock, outbox
 from services.common.errors import FailedPrecondition
 from services.common.events import stable_event_id
-from services.engagement import domain
+from services.common.pb.mentoring.v1.events_pb2 import Event
+from services.engagement import convert, domain
 from services.engagement.documents import Feedback
 from services.engagement.store import relationship_for
 
@@ -21,10 +20,11 @@ def submit(
     survey_point: str,
     rating: int,
     comment: str,
-) -> tuple[Feedback, str]:
-    """Store an answer; return it and the author's side. A once-only check-in (day-30 …) has
-    one answer per author: resubmitting the same answer is a retry and changes nothing, a
-    different one is refused. Periodic check-ins can be answered any number of times."""
+) -> tuple[Feedback, list[Event]]:
+    """Store an answer with feedback-submitted (outbox); return it and the event. A once-only
+    check-in (day-30 …) has one answer per author: resubmitting the same answer is a retry and
+    changes nothing, a different one is refused. Periodic check-ins can be answered any number
+    of times."""
     relationship, side = relationship_for(organization_id, relationship_id, participant_id)
     once = survey_point != domain.PERIODIC
     feedback_id = (
@@ -43,13 +43,9 @@ def submit(
         comment=comment,
         submitted_at=clock.now(),
     )
-    try:
-        doc.save(force_insert=True)
-    except NotUniqueError:
-        existing = Feedback.objects(organization_id=organization_id, feedback_id=feedback_id).get()
-        if (existing.rating, existing.comment) != (rating, comment):
-            raise FailedPrecondition(
-                f"survey_point: the {survey_point} check-in is answered already"
-            ) from None
-        return existing, side
-    return doc, side
+    if outbox.insert(doc, [convert.feedback_submitted(doc, side)]):
+        return doc, [convert.feedback_submitted(doc, side)]
+    existing = Feedback.objects(organization_id=organization_id, feedback_id=feedback_id).get()
+    if (existing.rating, existing.comment) != (rating, comment):
+        raise FailedPrecondition(f"survey_point: the {survey_point} check-in is answered already")
+    return existing, [convert.feedback_submitted(existing, side)]

@@ -8,10 +8,10 @@ from google.protobuf.message import Message
 from grpc import aio
 
 from services.common import auth, clock, idempotency, pagination
-from services.common.api import common_pb2, engagement_pb2, engagement_pb2_grpc, events_pb2
+from services.common.api import common_pb2, engagement_pb2, engagement_pb2_grpc
 from services.common.errors import InvalidArgument, PermissionDenied
-from services.common.events import new_event, stable_event_id
 from services.common.kafka import EventPublisher
+from services.common.outbox import OutboxRelay
 from services.common.storage import run_sync
 from services.common.validation import require_id
 from services.engagement import (
@@ -27,27 +27,17 @@ from services.engagement import (
     training,
 )
 from services.engagement.convert import (
+    DECISION,
+    DECISION_NAMES,
     MODE_VALUES,
     MODES,
-    relationship_ended_event,
+    STATUS,
     relationship_message,
     session_message,
 )
 from services.engagement.documents import Match, Relationship
 
-STATUS = {
-    domain.PROPOSED: common_pb2.MATCH_STATUS_PROPOSED,
-    domain.ACCEPTED: common_pb2.MATCH_STATUS_ACCEPTED,
-    domain.DECLINED: common_pb2.MATCH_STATUS_DECLINED,
-    domain.EXPIRED: common_pb2.MATCH_STATUS_EXPIRED,
-}
 ORIGINS = {name: value for value, name in store.ORIGIN_NAMES.items()}
-DECISION = {
-    domain.NONE: common_pb2.MATCH_DECISION_UNSPECIFIED,
-    domain.ACCEPT: common_pb2.MATCH_DECISION_ACCEPT,
-    domain.DECLINE: common_pb2.MATCH_DECISION_DECLINE,
-}
-DECISION_NAMES = {value: name for name, value in DECISION.items()}
 
 
 def match_message(m: Match) -> engagement_pb2.Match:
@@ -64,49 +54,6 @@ def match_message(m: Match) -> engagement_pb2.Match:
         relationship_id=m.relationship_id,
         origin=ORIGINS.get(m.origin, common_pb2.MATCH_ORIGIN_ENGINE),
     )
-
-
-def response_events(match: Match, participant_id: str) -> list[events_pb2.Event]:
-    """Events for an answer. Their ids derive from the answer, so a retried RPC republishes the
-    same events and consumers drop the copies."""
-    decision = match.mentor_decision if participant_id == match.mentor_id else match.mentee_decision
-    common = {
-        "producer": "engagement",
-        "organization_id": match.organization_id,
-        "program_id": match.program_id,
-    }
-    events = [
-        new_event(
-            **common,
-            event_id=stable_event_id(
-                "match-responded", match.organization_id, match.match_id, participant_id, decision
-            ),
-            payload=events_pb2.MatchResponded(
-                match_id=match.match_id,
-                participant_id=participant_id,
-                decision=DECISION[decision],
-                status=STATUS[match.status],
-                mentor_id=match.mentor_id,
-                mentee_id=match.mentee_id,
-            ),
-        )
-    ]
-    if match.relationship_id:
-        events.append(
-            new_event(
-                **common,
-                event_id=stable_event_id(
-                    "relationship-started", match.organization_id, match.relationship_id
-                ),
-                payload=events_pb2.RelationshipStarted(
-                    relationship_id=match.relationship_id,
-                    match_id=match.match_id,
-                    mentor_id=match.mentor_id,
-                    mentee_id=match.mentee_id,
-                ),
-            )
-        )
-    return events
 
 
 def _relationship(r: Relationship) -> engagement_pb2.Relationship:
@@ -176,6 +123,8 @@ def _next(keys: list[str], size: int) -> str:
 class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
     def __init__(self, publisher: EventPublisher) -> None:
         self._publisher = publisher
+        # Changes that go with their events in one transaction publish through the outbox.
+        self._outbox = OutboxRelay(publisher)
 
     async def GetMatch(
         self, request: engagement_pb2.GetMatchRequest, context: aio.ServicerContext
@@ -209,9 +158,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         match_id = require_id("match_id", request.match_id)
         participant_id = require_id("participant_id", request.participant_id)
         decision = DECISION_NAMES.get(request.decision, domain.NONE)
-        match, _ = await run_sync(store.respond, org, match_id, participant_id, decision)
-        # Also on an unchanged repeat: the caller may be retrying after a failed publish.
-        await self._publisher.publish(response_events(match, participant_id))
+        match, events = await run_sync(store.respond, org, match_id, participant_id, decision)
+        await self._outbox.deliver(events)
         return match_message(match)
 
     async def GetRelationship(
@@ -240,7 +188,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         if auth.current() is not None:  # the request names no actor: check the caller
             r = await run_sync(store.get_relationship, org, relationship_id)
             auth.require_pair_member(r.mentor_id, r.mentee_id, "relationship_id")
-        session = await run_sync(
+        session, events = await run_sync(
             store.log_session,
             org,
             relationship_id,
@@ -250,7 +198,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             _client_request(request, request.request_id),
         )
         # A retry (same request_id) finds the same session: same event id, dropped by consumers.
-        await self._publisher.publish([convert.session_logged(session)])
+        await self._outbox.deliver(events)
         return session_message(session)
 
     async def EndRelationship(
@@ -259,7 +207,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         org = require_id("organization_id", request.organization_id)
         relationship_id = require_id("relationship_id", request.relationship_id)
         participant_id = require_id("participant_id", request.participant_id)
-        relationship, _ = await run_sync(
+        relationship, events = await run_sync(
             store.end_relationship,
             org,
             relationship_id,
@@ -268,10 +216,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             request.reason,
             request.not_a_good_fit,
         )
-        # Also on an unchanged repeat, with the same event id: the caller may be retrying.
-        await self._publisher.publish(
-            [relationship_ended_event(relationship, request.not_a_good_fit)]
-        )
+        await self._outbox.deliver(events)
         return _relationship(relationship)
 
     # --- relationship lifecycle ------------------------------------------------------------
@@ -354,7 +299,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         note = domain.validate_note("private_note", request.private_note)
         if note and not auth.sees_private(participant_id):
             raise PermissionDenied("private_note: only its author writes a private note")
-        session, own_note = await run_sync(
+        session, own_note, events = await run_sync(
             store.mark_held,
             org,
             session_id,
@@ -364,9 +309,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             note,
             clock.now(),
         )
-        # Also on an unchanged repeat, with the same event id: the caller may be retrying.
-        # The note is never part of it.
-        await self._publisher.publish([convert.session_logged(session)])
+        # The note is never part of the event.
+        await self._outbox.deliver(events)
         return session_message(session, _private(own_note, participant_id))
 
     async def CancelSession(
@@ -454,7 +398,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             now=clock.now(),
         )
         assert target_date is not None
-        goal, created = await run_sync(
+        goal, events = await run_sync(
             goals.create_goal,
             org,
             relationship_id,
@@ -464,10 +408,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             target_date,
             _client_request(request, request.request_id),
         )
-        # A retry (same request_id) of a goal nobody changed since republishes its creation
-        # under the same id; a later version was published by the change that made it.
-        if created or goal.version == 1:
-            await self._publisher.publish([convert.goal_updated(goal, goals.CREATED)])
+        await self._outbox.deliver(events)
         return convert.goal_message(goal)
 
     async def AddMilestone(
@@ -476,7 +417,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         org = require_id("organization_id", request.organization_id)
         goal_id = require_id("goal_id", request.goal_id)
         participant_id = require_id("participant_id", request.participant_id)
-        goal = await run_sync(
+        goal, events = await run_sync(
             goals.add_milestone,
             org,
             goal_id,
@@ -484,7 +425,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             request.title,
             _time(request, "due_at"),
         )
-        await self._publisher.publish([convert.goal_updated(goal, goals.MILESTONE_ADDED)])
+        await self._outbox.deliver(events)
         return convert.goal_message(goal)
 
     async def UpdateGoalProgress(
@@ -500,11 +441,10 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         milestone_ids = [
             require_id("completed_milestone_ids", m) for m in request.completed_milestone_ids
         ]
-        goal, _ = await run_sync(
+        goal, events = await run_sync(
             goals.update_progress, org, goal_id, participant_id, progress, status, milestone_ids
         )
-        # Also when unchanged: the same version gives the same event id, for a retry.
-        await self._publisher.publish([convert.goal_updated(goal, goals.PROGRESS_UPDATED)])
+        await self._outbox.deliver(events)
         return convert.goal_message(goal)
 
     async def ListGoals(
@@ -531,10 +471,10 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         point, comment = domain.validate_feedback(
             survey_point=request.survey_point, rating=request.rating, comment=request.comment
         )
-        answer, side = await run_sync(
+        answer, events = await run_sync(
             feedback.submit, org, relationship_id, participant_id, point, request.rating, comment
         )
-        await self._publisher.publish([convert.feedback_submitted(answer, side)])
+        await self._outbox.deliver(events)
         return convert.feedback_message(answer)
 
     async def RecordMessage(
@@ -548,13 +488,10 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         sent_at = _time(request, "sent_at") or now
         if sent_at > now + domain.CLOCK_SKEW:
             raise InvalidArgument("sent_at", "is in the future")
-        relationship, side, _ = await run_sync(
+        relationship, events = await run_sync(
             store.record_message, org, relationship_id, participant_id, message_id, sent_at
         )
-        # Also on a repeat, with the same event id: the caller may be retrying.
-        await self._publisher.publish(
-            [convert.message_sent(relationship, participant_id, side, message_id, sent_at)]
-        )
+        await self._outbox.deliver(events)
         return _relationship(relationship)
 
     # --- training --------------------------------------------------------------------------
@@ -600,9 +537,11 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         org = require_id("organization_id", request.organization_id)
         resource_id = require_id("resource_id", request.resource_id)
         participant_id = require_id("participant_id", request.participant_id)
-        completion, resource = await run_sync(training.complete, org, resource_id, participant_id)
+        completion, resource, events = await run_sync(
+            training.complete, org, resource_id, participant_id
+        )
         # Also on a repeat: one event id per (resource, participant).
-        await self._publisher.publish([convert.training_completed(completion, resource)])
+        await self._outbox.deliver(events)
         return convert.completion_message(completion, resource)
 
     async def ListTrainingCompletions(
@@ -661,7 +600,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         template, message = announcements.validate(
             template=request.template, message=request.message
         )
-        doc, created = await run_sync(
+        doc, created, events = await run_sync(
             announcements.announce,
             announcements.AnnouncementRequest(
                 organization_id=org,
@@ -675,8 +614,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 unmatched=request.unmatched,
             ),
         )
-        # Also on a repeat, with the same event ids: the caller may be retrying.
-        await self._publisher.publish(announcements.events(doc))
+        await self._outbox.deliver(events)
         return engagement_pb2.AnnounceResponse(
             announcement_id=announcement_id,
             recipient_ids=[pid for pid, _ in announcements.recipients_of(doc)],

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mongoengine.errors import NotUniqueError
+from pymongo.errors import DuplicateKeyError
 
-from services.common import clock, idempotency
+from services.common import clock, idempotency, outbox
 from services.common.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.common.events import stable_event_id
 from services.common.pb.mentoring.v1.common_pb2 import (
@@ -16,8 +17,8 @@ from services.common.pb.mentoring.v1.common_pb2 import (
     MATCH_ORIGIN_MENTEE_REQUEST,
 )
 from services.common.pb.mentoring.v1.events_pb2 import Event
-from services.common.storage import update_if
-from services.engagement import domain, programs
+from services.common.storage import Transaction, update_if
+from services.engagement import convert, domain, programs, seats
 from services.engagement.documents import (
     Feedback,
     Goal,
@@ -55,9 +56,8 @@ def _expire(event: Event) -> None:
 
 
 def record_proposals(events: list[Event]) -> None:
-    """Store proposed matches and expiries; a redelivered event is ignored."""
-    fresh = idempotency.unprocessed(events, GROUP)
-    for event in fresh:
+    """Store proposed matches and expiries; applying one again changes nothing."""
+    for event in events:
         env = event.envelope
         if event.HasField("match_expired"):
             _expire(event)
@@ -77,7 +77,6 @@ def record_proposals(events: list[Event]) -> None:
             set_on_insert__origin=ORIGIN_NAMES.get(proposed.origin, "engine"),
             set_on_insert__proposed_at=env.occurred_at.ToDatetime(UTC),
         )
-    idempotency.mark_processed(fresh, GROUP)
 
 
 def get_match(organization_id: str, match_id: str) -> Match:
@@ -102,69 +101,86 @@ def list_matches(
 
 def respond(
     organization_id: str, match_id: str, participant_id: str, decision: str
-) -> tuple[Match, bool]:
-    """Record one side's answer atomically; return the match and whether it changed.
+) -> tuple[Match, list[Event]]:
+    """Record one side's answer, and start the relationship when both sides accepted, in one
+    transaction with the events that report them (staged in the outbox). Returns the match and
+    the answer's events, also on an unchanged repeat: the caller may be retrying after a failed
+    publish, and the events keep their ids.
 
-    The update is conditional on the state the decision was computed from, so two answers
-    arriving at once cannot both win: the loser recomputes from the fresh state.
+    An accept that would give the mentor more ongoing relationships than their capacity, or
+    the mentee a second one, is refused whole (FAILED_PRECONDITION, seats.py).
     """
-    for _ in range(5):
-        match = get_match(organization_id, match_id)
-        if participant_id == match.mentor_id:
-            side = "mentor"
-        elif participant_id == match.mentee_id:
-            side = "mentee"
-        else:
-            raise PermissionDenied("participant_id: not the mentor or the mentee of this match")
-        outcome = domain.respond(
-            status=match.status,
-            mentor_decision=match.mentor_decision,
-            mentee_decision=match.mentee_decision,
-            side=side,
-            decision=decision,
-        )
-        if not outcome.changed:
-            return match, False
+    return outbox.commit(
+        lambda tx: _respond(tx, organization_id, match_id, participant_id, decision)
+    )
+
+
+def _respond(
+    tx: Transaction, organization_id: str, match_id: str, participant_id: str, decision: str
+) -> tuple[Match, list[Event]]:
+    match = tx.find(Match, organization_id=organization_id, match_id=match_id)
+    if match is None:
+        raise NotFound(f"match_id: no match {match_id!r}")
+    if participant_id == match.mentor_id:
+        side = domain.MENTOR
+    elif participant_id == match.mentee_id:
+        side = domain.MENTEE
+    else:
+        raise PermissionDenied("participant_id: not the mentor or the mentee of this match")
+    outcome = domain.respond(
+        status=match.status,
+        mentor_decision=match.mentor_decision,
+        mentee_decision=match.mentee_decision,
+        side=side,
+        decision=decision,
+    )
+    if outcome.changed:
         relationship_id = (
             stable_event_id("relationship", organization_id, match_id)
             if outcome.status == domain.ACCEPTED
             else ""
         )
-        updated = Match.objects(
-            pk=match.pk,
-            status=match.status,
-            mentor_decision=match.mentor_decision,
-            mentee_decision=match.mentee_decision,
-        ).update_one(
+        # Conditional on what the answer was computed from: without transactions (unit
+        # tests) this is what keeps two answers from both winning.
+        updated = tx.update(
+            Match,
+            {
+                "pk": match.pk,
+                "status": match.status,
+                "mentor_decision": match.mentor_decision,
+                "mentee_decision": match.mentee_decision,
+            },
             set__mentor_decision=outcome.mentor_decision,
             set__mentee_decision=outcome.mentee_decision,
             set__status=outcome.status,
             set__relationship_id=relationship_id,
         )
-        if updated:
-            match.reload()
-            if relationship_id:
-                _start_relationship(match)
-            return match, True
-    raise FailedPrecondition("match_id: the match is changing too fast; try again")
+        if not updated:
+            raise FailedPrecondition("match_id: the match is changing too fast; try again")
+        match = tx.find(Match, pk=match.pk)
+        if relationship_id:
+            seats.take(tx, match)
+            _start_relationship(tx, match)
+    return match, convert.response_events(match, participant_id)
 
 
-def _start_relationship(match: Match) -> None:
+def _start_relationship(tx: Transaction, match: Match) -> None:
+    keys = {"organization_id": match.organization_id, "relationship_id": match.relationship_id}
+    if tx.find(Relationship, **keys) is not None:
+        return
     started_at = clock.now()
     terms = programs.terms_of(match.organization_id, match.program_id)
-    try:
+    tx.insert(
         Relationship(
-            organization_id=match.organization_id,
+            **keys,
             program_id=match.program_id,
-            relationship_id=match.relationship_id,
             match_id=match.match_id,
             mentor_id=match.mentor_id,
             mentee_id=match.mentee_id,
             started_at=started_at,
             expected_end_at=domain.expected_end(started_at, terms.timeframe_months),
-        ).save(force_insert=True)
-    except NotUniqueError:
-        pass  # a retry after a crash between the two writes
+        )
+    )
 
 
 def get_relationship(organization_id: str, relationship_id: str) -> Relationship:
@@ -215,17 +231,18 @@ def log_session(
     minutes: int,
     mode: str,
     request: ClientRequest = NO_REQUEST_ID,
-) -> Session:
-    """Log a held session. With a request id, a retry returns the first call's session."""
+) -> tuple[Session, list[Event]]:
+    """Log a held session, counted on its relationship in the same transaction as
+    session-logged. With a request id, a retry returns the first call's session (and its
+    event, to deliver again)."""
     session_id = _session_id(organization_id, "LogSession", request)
     existing = _existing_session(organization_id, session_id)
     if existing is not None:
-        _count(existing)  # the first call may have stopped before counting it
-        return existing
+        _count(existing)  # a session from before sessions were counted with their logging
+        return existing, [convert.session_logged(existing)]
     relationship = get_relationship(organization_id, relationship_id)
-    if relationship.status != "active":
-        raise FailedPrecondition(f"relationship_id: the relationship is {relationship.status}")
-    try:
+
+    def log(tx: Transaction) -> tuple[Session, list[Event]]:
         session = Session(
             organization_id=organization_id,
             program_id=relationship.program_id,
@@ -235,12 +252,24 @@ def log_session(
             minutes=minutes,
             mode=mode,
             logged_at=clock.now(),
-            counted=False,
-        ).save(force_insert=True)
-    except NotUniqueError:  # a concurrent retry stored it first
-        session = Session.objects.get(organization_id=organization_id, session_id=session_id)
-    _count(session)
-    return session
+            counted=True,
+        )
+        tx.insert(session)
+        if not tx.update(
+            Relationship,
+            {"pk": relationship.pk, "status": domain.ACTIVE},
+            inc__sessions=1,
+            inc__minutes=minutes,
+        ):
+            current = tx.find(Relationship, pk=relationship.pk)
+            raise FailedPrecondition(f"relationship_id: the relationship is {current.status}")
+        return session, [convert.session_logged(session)]
+
+    try:
+        return outbox.commit(log)
+    except DuplicateKeyError:  # a concurrent retry stored it first
+        stored = Session.objects.get(organization_id=organization_id, session_id=session_id)
+        return stored, [convert.session_logged(stored)]
 
 
 def end_relationship(
@@ -250,30 +279,43 @@ def end_relationship(
     completed: bool,
     reason: str,
     not_a_good_fit: bool,
-) -> tuple[Relationship, bool]:
-    """End it once: returns the relationship and whether this call ended it (a retry of the
-    same ending returns it unchanged)."""
-    relationship = get_relationship(organization_id, relationship_id)
-    if participant_id not in (relationship.mentor_id, relationship.mentee_id):
-        raise PermissionDenied("participant_id: not the mentor or the mentee of this relationship")
-    wanted = domain.COMPLETED if completed else domain.CLOSED_EARLY
-    if relationship.status == wanted and relationship.end_reason == reason.strip():
-        return relationship, False
-    status = domain.end_status(
-        current=relationship.status,
-        completed=completed,
-        reason=reason,
-        not_a_good_fit=not_a_good_fit,
-    )
-    changed = Relationship.objects(pk=relationship.pk, status=relationship.status).update_one(
-        set__status=status, set__end_reason=reason.strip(), set__ended_at=clock.now()
-    )
-    relationship.reload()
-    if not changed:
-        raise FailedPrecondition(
-            f"relationship_id: the relationship is already {relationship.status}"
+) -> tuple[Relationship, list[Event]]:
+    """End it once, freeing both members' seats, in one transaction with relationship-ended
+    (staged in the outbox). Returns the relationship and its event, also on a retry of the
+    same ending (which changes nothing)."""
+
+    def end(tx: Transaction) -> tuple[Relationship, list[Event]]:
+        relationship = tx.find(
+            Relationship, organization_id=organization_id, relationship_id=relationship_id
         )
-    return relationship, True
+        if relationship is None:
+            raise NotFound(f"relationship_id: no relationship {relationship_id!r}")
+        if participant_id not in (relationship.mentor_id, relationship.mentee_id):
+            raise PermissionDenied(
+                "participant_id: not the mentor or the mentee of this relationship"
+            )
+        wanted = domain.COMPLETED if completed else domain.CLOSED_EARLY
+        if not (relationship.status == wanted and relationship.end_reason == reason.strip()):
+            status = domain.end_status(
+                current=relationship.status,
+                completed=completed,
+                reason=reason,
+                not_a_good_fit=not_a_good_fit,
+            )
+            changed = tx.update(
+                Relationship,
+                {"pk": relationship.pk, "status": relationship.status},
+                set__status=status,
+                set__end_reason=reason.strip(),
+                set__ended_at=clock.now(),
+            )
+            if not changed:
+                raise FailedPrecondition("relationship_id: the relationship is changing; try again")
+            seats.release(tx, relationship)
+            relationship = tx.find(Relationship, pk=relationship.pk)
+        return relationship, [convert.relationship_ended_event(relationship, not_a_good_fit)]
+
+    return outbox.commit(end)
 
 
 # --- relationship lifecycle ----------------------------------------------------------------
@@ -387,31 +429,42 @@ def record_message(
     participant_id: str,
     message_id: str,
     sent_at: datetime,
-) -> tuple[Relationship, str, bool]:
-    """Count a message once per message id; return the relationship, the sender's side and
-    whether this call counted it."""
+) -> tuple[Relationship, list[Event]]:
+    """Count a message once per message id, in one transaction with message-sent; return the
+    relationship and the event (also on a repeat, with the same id: the caller may be
+    retrying)."""
     relationship, side = relationship_for(organization_id, relationship_id, participant_id)
+
+    def sent(counted: Relationship) -> list[Event]:
+        return [convert.message_sent(counted, participant_id, side, message_id, sent_at)]
+
     seen = MessageReceipt.objects(
         organization_id=organization_id, relationship_id=relationship_id, message_id=message_id
     ).first()
     if seen is not None:
-        return relationship, side, False  # a retry: counted already
+        return relationship, sent(relationship)  # a retry: counted already
     domain.message_allowed(relationship.status)
+
+    def count(tx: Transaction) -> tuple[Relationship, list[Event]]:
+        tx.insert(
+            MessageReceipt(
+                organization_id=organization_id,
+                relationship_id=relationship_id,
+                message_id=message_id,
+                sender_id=participant_id,
+                sent_at=sent_at,
+            )
+        )
+        tx.update(
+            Relationship, {"pk": relationship.pk}, inc__messages=1, set__last_message_at=sent_at
+        )
+        counted = tx.find(Relationship, pk=relationship.pk)
+        return counted, sent(counted)
+
     try:
-        MessageReceipt(
-            organization_id=organization_id,
-            relationship_id=relationship_id,
-            message_id=message_id,
-            sender_id=participant_id,
-            sent_at=sent_at,
-        ).save(force_insert=True)
-    except NotUniqueError:
-        return relationship, side, False
-    Relationship.objects(pk=relationship.pk).update_one(
-        inc__messages=1, set__last_message_at=sent_at
-    )
-    relationship.reload()
-    return relationship, side, True
+        return outbox.commit(count)
+    except DuplicateKeyError:  # a concurrent retry counted it first
+        return relationship, sent(relationship)
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -484,31 +537,40 @@ def mark_held(
     minutes: int,
     note: str,
     now: datetime,
-) -> tuple[Session, str]:
-    """Scheduled -> held, counted on the relationship once. Returns the session and the
-    caller's note."""
+) -> tuple[Session, str, list[Event]]:
+    """Scheduled -> held, counted on the relationship once, in one transaction with
+    session-logged. Returns the session, the caller's note and the event (also on an unchanged
+    repeat, with the same id: the caller may be retrying)."""
     session, relationship = session_for(organization_id, session_id, participant_id)
     outcome = domain.hold(session_status=session.status, relationship_status=relationship.status)
     if outcome.changed:
         when = held_at or domain.aware(session.scheduled_at)
         length = minutes or session.minutes
         domain.validate_held(held_at=when, minutes=length, now=now)
-        updated = Session.objects(pk=session.pk, status=domain.SCHEDULED).update_one(
-            set__status=domain.HELD,
-            set__held_at=when,
-            set__minutes=length,
-            set__logged_at=clock.now(),
-        )
-        if updated:
-            Relationship.objects(pk=relationship.pk).update_one(
-                inc__sessions=1, inc__minutes=length
-            )
-        session.reload()
-        if session.status != domain.HELD:
-            raise FailedPrecondition(f"session_id: the session is {session.status}")
+
+        def hold(tx: Transaction) -> tuple[Session, list[Event]]:
+            if tx.update(
+                Session,
+                {"pk": session.pk, "status": domain.SCHEDULED},
+                set__status=domain.HELD,
+                set__held_at=when,
+                set__minutes=length,
+                set__logged_at=clock.now(),
+            ):
+                tx.update(
+                    Relationship, {"pk": relationship.pk}, inc__sessions=1, inc__minutes=length
+                )
+            held = tx.find(Session, pk=session.pk)
+            if held.status != domain.HELD:
+                raise FailedPrecondition(f"session_id: the session is {held.status}")
+            return held, [convert.session_logged(held)]
+
+        session, events = outbox.commit(hold)
+    else:
+        events = [convert.session_logged(session)]
     if note:
         set_note(organization_id, session_id, participant_id, note)
-    return session, note_of(organization_id, session_id, participant_id)
+    return session, note_of(organization_id, session_id, participant_id), events
 
 
 def cancel_session(

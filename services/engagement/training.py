@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from mongoengine.errors import NotUniqueError
 
-from services.common import clock
+from services.common import clock, outbox
 from services.common.errors import AlreadyExists, NotFound
 from services.common.events import stable_event_id
-from services.engagement import domain
+from services.common.pb.mentoring.v1.events_pb2 import Event
+from services.engagement import convert, domain
 from services.engagement.documents import Match, TrainingCompletion, TrainingResource
 
 
@@ -84,8 +85,9 @@ def roles_in_program(organization_id: str, program_id: str, participant_id: str)
 
 def complete(
     organization_id: str, resource_id: str, participant_id: str
-) -> tuple[TrainingCompletion, TrainingResource]:
-    """Record a completion once; a repeat returns the first one."""
+) -> tuple[TrainingCompletion, TrainingResource, list[Event]]:
+    """Record a completion once, with training-completed (outbox); a repeat returns the first
+    one. Returns the completion, its resource and its event."""
     resource = get_resource(organization_id, resource_id)
     domain.check_audience(
         audience=resource.audience,
@@ -98,13 +100,11 @@ def complete(
         participant_id=participant_id,
         completed_at=clock.now(),
     )
-    try:
-        doc.save(force_insert=True)
-    except NotUniqueError:
+    if not outbox.insert(doc, [convert.training_completed(doc, resource)]):
         doc = TrainingCompletion.objects(
             organization_id=organization_id, participant_id=participant_id, resource_id=resource_id
         ).get()
-    return doc, resource
+    return doc, resource, [convert.training_completed(doc, resource)]
 
 
 def list_completions(

@@ -4,9 +4,12 @@ Blocking (storage): call through storage.run_sync."""
 
 from __future__ import annotations
 
-from services.common import clock
+import functools
+
+from services.common import clock, storage
 from services.common.pb.mentoring.v1.events_pb2 import Event
-from services.engagement import domain
+from services.common.storage import Transaction
+from services.engagement import domain, seats
 from services.engagement.convert import relationship_ended_event
 from services.engagement.documents import Match, Relationship
 
@@ -39,12 +42,21 @@ def leave(org: str, participant_id: str, reason: str) -> list[Event]:
         __raw__=_involving(participant_id)
     )
     for relationship in list(ongoing):
-        # Conditional on the status read: a pair ending it at the same moment wins or loses
-        # whole, never both.
-        Relationship.objects(pk=relationship.pk, status=relationship.status).update_one(
-            set__status=domain.CLOSED_EARLY, set__end_reason=reason, set__ended_at=clock.now()
-        )
+        storage.atomic(functools.partial(_close, relationship=relationship, reason=reason))
     closed = Relationship.objects(
         organization_id=org, status=domain.CLOSED_EARLY, end_reason=reason
     ).filter(__raw__=_involving(participant_id))
     return [relationship_ended_event(r) for r in closed.order_by("relationship_id")]
+
+
+def _close(tx: Transaction, *, relationship: Relationship, reason: str) -> None:
+    """Close it early and free its seats. Conditional on the status read: a pair ending it at
+    the same moment wins or loses whole, never both."""
+    if tx.update(
+        Relationship,
+        {"pk": relationship.pk, "status": relationship.status},
+        set__status=domain.CLOSED_EARLY,
+        set__end_reason=reason,
+        set__ended_at=clock.now(),
+    ):
+        seats.release(tx, relationship)

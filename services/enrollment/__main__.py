@@ -6,6 +6,8 @@ from services.common import grpc_server, storage
 from services.common.api import enrollment_pb2, enrollment_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
+from services.common.outbox import RELAY_INTERVAL_SECONDS, OutboxRelay
+from services.common.scheduling import PeriodicTask
 from services.enrollment.hr_consumer import GROUP, TOPICS, HrEventsConsumer
 from services.enrollment.privacy import PersonalDataServicer
 
@@ -26,7 +28,9 @@ async def serve(settings: Settings) -> None:
         handler=HrEventsConsumer(publisher).handle,
         publisher=publisher,
     )
-    await grpc_server.run_service(settings, [binding], [publisher, hr_events])
+    # Events whose writer died between its commit and the broker's acknowledgement.
+    relay = PeriodicTask("outbox", RELAY_INTERVAL_SECONDS, OutboxRelay(publisher).relay_once)
+    await grpc_server.run_service(settings, [binding], [publisher, hr_events, relay])
 
 
 def main() -> None:

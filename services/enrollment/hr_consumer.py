@@ -5,7 +5,8 @@ participant-updated: engagement pauses their relationships for it); each announc
 out as WithdrawParticipant and UpdateParticipantProfile publish it.
 
 An event about nobody enrolled, or that says nothing applicable, is dead-lettered with the
-reason. A redelivered event changes nothing.
+reason, and so is one the organisation's HR producer did not sign (by the EventConsumer, before
+this handler sees it: services/common/hr_signatures.py). A redelivered event changes nothing.
 """
 
 from __future__ import annotations
@@ -16,21 +17,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.common import clock, idempotency
+from services.common import clock
 from services.common.api import common_pb2, events_pb2
 from services.common.errors import DomainError, FailedPrecondition
 from services.common.kafka import Delivered, EventPublisher, Rejected
+from services.common.outbox import OutboxRelay
 from services.common.storage import run_sync
 from services.enrollment import domain
+from services.enrollment.convert import profile_of
 from services.enrollment.documents import Participant
-from services.enrollment.servicer import (
-    _profile,
-    _same_moment,
-    _screen,
-    _set_participant,
-    _update_profile,
-    updated_event,
-    withdrawn_event,
+from services.enrollment.store import (
+    same_moment,
+    screen,
+    set_participant,
+    update_events,
+    update_profile,
 )
 
 log = logging.getLogger(__name__)
@@ -105,21 +106,21 @@ def termination_reason(terminated: events_pb2.Terminated) -> str:
 # --- applying it (blocking: storage) -------------------------------------------------------
 
 
-def _withdraw(doc: Any, reason: str) -> events_pb2.Event | None:
+def _withdraw(doc: Any, reason: str) -> list[events_pb2.Event]:
     """Withdraw as WithdrawParticipant does; its event if the participant was announced."""
     if doc.status in (domain.REJECTED,):
-        return None
+        return []
     if doc.status == domain.WITHDRAWN and doc.status_reason != reason:
-        return None  # withdrawn before, for another reason: nothing to announce
-    withdrawn = _screen(doc.organization_id, doc.participant_id, domain.WITHDRAW, reason)
-    # Republished on a redelivery after a crash: same event id, consumers drop it.
-    return withdrawn_event(withdrawn) if withdrawn.withdraw_event_id else None
+        return []  # withdrawn before, for another reason: nothing to announce
+    # Staged with the change (outbox); returned again on a redelivery, under the same id.
+    _, events = screen(doc.organization_id, doc.participant_id, domain.WITHDRAW, reason)
+    return events
 
 
-def _update(doc: Any, change: ProfileChange) -> events_pb2.Event | None:
+def _update(doc: Any, change: ProfileChange) -> list[events_pb2.Event]:
     """Update the profile as UpdateParticipantProfile does; its event if announced."""
-    profile = change.applied_to(_profile(doc))
-    updated = _update_profile(
+    profile = change.applied_to(profile_of(doc))
+    _, events = update_profile(
         doc.organization_id,
         doc.participant_id,
         profile,
@@ -127,19 +128,17 @@ def _update(doc: Any, change: ProfileChange) -> events_pb2.Event | None:
         doc.capacity,
         doc.display_name,
     )
-    if updated.status == domain.REGISTERED and updated.update_event_id:
-        return updated_event(updated)
-    return None
+    return events
 
 
 def _as_datetime(stamp: Any, present: bool) -> datetime | None:
     return stamp.ToDatetime(UTC) if present else None
 
 
-def _record_leave(doc: Any, leave: events_pb2.LeaveOfAbsence) -> events_pb2.Event | None:
+def _record_leave(doc: Any, leave: events_pb2.LeaveOfAbsence) -> list[events_pb2.Event]:
     starts = _as_datetime(leave.starts_on, leave.HasField("starts_on"))
     ends = _as_datetime(leave.ends_on, leave.HasField("ends_on"))
-    if not (_same_moment(doc.leave_starts_on, starts) and _same_moment(doc.leave_ends_on, ends)):
+    if not (same_moment(doc.leave_starts_on, starts) and same_moment(doc.leave_ends_on, ends)):
         changes: dict[str, Any] = {
             "leave_starts_on": starts,
             "leave_ends_on": ends,
@@ -147,10 +146,8 @@ def _record_leave(doc: Any, leave: events_pb2.LeaveOfAbsence) -> events_pb2.Even
         }
         if doc.status == domain.REGISTERED:
             changes["update_event_id"] = str(uuid.uuid4())
-        doc = _set_participant(doc, **changes)
-    if doc.status == domain.REGISTERED and doc.update_event_id:
-        return updated_event(doc)
-    return None
+        return set_participant(doc, update_events, **changes)[1]
+    return update_events(doc)
 
 
 def apply_hr_event(event: events_pb2.Event) -> tuple[list[events_pb2.Event], str]:
@@ -193,8 +190,7 @@ def apply_hr_event(event: events_pb2.Event) -> tuple[list[events_pb2.Event], str
         except DomainError as exc:
             problems.append(f"{doc.participant_id}: {exc}")
             continue
-        if done is not None:
-            out.append(done)
+        out += done
     reason = f"cannot apply hr_event {kind} to " + "; ".join(problems) if problems else ""
     return out, reason[:1000]
 
@@ -203,7 +199,7 @@ class HrEventsConsumer:
     """The batch handler for hr-events in the consumer group "enrollment"."""
 
     def __init__(self, publisher: EventPublisher) -> None:
-        self._publisher = publisher
+        self._outbox = OutboxRelay(publisher)
 
     async def handle(self, batch: list[Delivered]) -> list[Rejected]:
         rejected: list[Rejected] = []
@@ -214,18 +210,15 @@ class HrEventsConsumer:
                 rejected.append(Rejected(item, reason))
             else:
                 valid.append(item)
-        fresh = await run_sync(idempotency.unprocessed, [i.event for i in valid], GROUP)
-        by_event = {id(i.event): i for i in valid}
-        for event in fresh:  # in order: a person's HR events arrive on one partition
+        for item in valid:  # in order: a person's HR events arrive on one partition
+            event = item.event
             published, problem = await run_sync(apply_hr_event, event)
-            if published:
-                await self._publisher.publish(published)
+            await self._outbox.deliver(published)
             if problem:
-                # Not marked handled: a redelivery applies what it can again (a no-op that
-                # republishes under the same ids) and is dead-lettered again, not lost.
-                rejected.append(Rejected(by_event[id(event)], problem))
+                # Dead-lettered, and not recorded as handled: replayed from the dead-letter
+                # topic it applies what it can again (a no-op that republishes the same ids).
+                rejected.append(Rejected(item, problem))
                 continue
-            await run_sync(idempotency.mark_processed, [event], GROUP)
             log.info(
                 "hr_event %s for %s: %d events published",
                 event.hr_event.WhichOneof("change"),

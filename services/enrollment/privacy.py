@@ -14,10 +14,10 @@ and the (pseudonymous) participant ids.
 The person may apply again later: their old registrations no longer hold their e-mail or HR
 id, so a new application is a new registration, unlinked to the erased ones.
 
-Order matters for a safe retry: the events are published before the records are erased, under
-ids derived from the registrations, so a caller who saw an error can repeat the request by
-e-mail or HR id (still findable) and consumers drop the copies; once erased, repeating it by
-one of the returned participant ids returns the same erasure and republishes the same events.
+The erasure's record, the erased registrations and the events commit together (the outbox,
+services/common/outbox.py), under ids derived from the registrations: repeating the request by
+one of the returned participant ids returns the same erasure and republishes the same events,
+which consumers drop.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from mongoengine import (
     ListField,
     StringField,
 )
-from mongoengine.errors import NotUniqueError
+from pymongo.errors import DuplicateKeyError
 
-from services.common import auth, clock, pagination
+from services.common import auth, clock, outbox, pagination
 from services.common.api import common_pb2, enrollment_pb2, events_pb2
 from services.common.errors import InvalidArgument, NotFound
 from services.common.events import new_event, stable_event_id
@@ -46,17 +46,12 @@ from services.common.privacy import (
     pseudonymous_email,
     pseudonymous_profile,
 )
-from services.common.storage import run_sync
+from services.common.storage import Transaction, run_sync
 from services.common.validation import require_id, require_text
 from services.enrollment import domain
+from services.enrollment.convert import ROLE_VALUES, participant_message, profile_of, timestamp
 from services.enrollment.documents import Participant
-from services.enrollment.servicer import (
-    ROLE_VALUES,
-    EnrollmentServicer,
-    _profile,
-    _timestamp,
-    participant_message,
-)
+from services.enrollment.servicer import EnrollmentServicer
 
 MAX_REASON = 500
 MAX_REQUESTED_BY = 200
@@ -212,8 +207,8 @@ def export(organization_id: str, key: PersonKey) -> enrollment_pb2.EnrollmentPer
     for doc in docs:
         out.registrations.add(
             participant=participant_message(doc),
-            leave_starts_on=_timestamp(doc.leave_starts_on),
-            leave_ends_on=_timestamp(doc.leave_ends_on),
+            leave_starts_on=timestamp(doc.leave_starts_on),
+            leave_ends_on=timestamp(doc.leave_ends_on),
             erasure_id=erasure_of.get(doc.participant_id, ""),
         )
     return out
@@ -224,7 +219,7 @@ class ErasurePlan:
     organization_id: str
     erasure_id: str
     registrations: list[Participant]
-    # The events to publish before the records change (or again, on a retry).
+    # The events the erasure commits with (again, on a retry).
     events: list[events_pb2.Event]
     # The stored erasure when this is a repeat.
     existing: ErasureRecord | None
@@ -274,12 +269,19 @@ def plan_erasure(organization_id: str, key: PersonKey) -> ErasurePlan:
     return ErasurePlan(organization_id, erasure_id, docs, events, existing)
 
 
-def apply_erasure(plan: ErasurePlan, reason: str, requested_by: str) -> ErasureRecord:
-    """Store the erasure's record, then erase each registration. Safe to repeat: the first
-    request's reason stands and erased fields are erased again to the same values."""
+def apply_erasure(
+    plan: ErasurePlan, reason: str, requested_by: str
+) -> tuple[ErasureRecord, list[events_pb2.Event]]:
+    """Store the erasure's record and erase each registration, in one transaction with the
+    plan's events (outbox); returns the record and the events to deliver. Safe to repeat: the
+    first request's reason stands and erased fields are erased again to the same values."""
     org = plan.organization_id
-    try:
-        ErasureRecord.objects(organization_id=org, erasure_id=plan.erasure_id).update_one(
+    now = clock.now()
+
+    def erase(tx: Transaction) -> tuple[None, list[events_pb2.Event]]:
+        tx.update(
+            ErasureRecord,
+            {"organization_id": org, "erasure_id": plan.erasure_id},
             upsert=True,
             set_on_insert__registrations=[
                 ErasedRegistration(
@@ -290,26 +292,32 @@ def apply_erasure(plan: ErasurePlan, reason: str, requested_by: str) -> ErasureR
             set_on_insert__participant_ids=[d.participant_id for d in plan.registrations],
             set_on_insert__reason=reason,
             set_on_insert__requested_by=requested_by,
-            set_on_insert__requested_at=clock.now(),
+            set_on_insert__requested_at=now,
         )
-    except NotUniqueError:
-        pass  # a concurrent identical request stored it
-    now = clock.now()
-    for doc in plan.registrations:
-        status = doc.status or domain.REGISTERED
-        changes = pseudonymised(doc.participant_id, status, _profile(doc))
-        if changes["status"] != status:
-            changes["status_changed_at"] = now
-        if status == domain.REGISTERED:
-            changes["withdraw_event_id"] = withdrawal_event_id(org, doc.participant_id)
-        # Unconditional: an erasure wins over any change made at the same moment.
-        Participant.objects(organization_id=org, participant_id=doc.participant_id).update_one(
-            unset__leave_starts_on=True,
-            unset__leave_ends_on=True,
-            set__updated_at=now,
-            **{f"set__{name}": value for name, value in changes.items()},
-        )
-    return ErasureRecord.objects(organization_id=org, erasure_id=plan.erasure_id).get()
+        for doc in plan.registrations:
+            status = doc.status or domain.REGISTERED
+            changes = pseudonymised(doc.participant_id, status, profile_of(doc))
+            if changes["status"] != status:
+                changes["status_changed_at"] = now
+            if status == domain.REGISTERED:
+                changes["withdraw_event_id"] = withdrawal_event_id(org, doc.participant_id)
+            # Unconditional: an erasure wins over any change made at the same moment.
+            tx.update(
+                Participant,
+                {"organization_id": org, "participant_id": doc.participant_id},
+                unset__leave_starts_on=True,
+                unset__leave_ends_on=True,
+                set__updated_at=now,
+                **{f"set__{name}": value for name, value in changes.items()},
+            )
+        return None, plan.events
+
+    try:
+        _, events = outbox.commit(erase)
+    except DuplicateKeyError:  # a concurrent identical request stored the record first
+        events = plan.events
+    record = ErasureRecord.objects(organization_id=org, erasure_id=plan.erasure_id).get()
+    return record, events
 
 
 def list_erasures(organization_id: str, size: int, after: str | None) -> list[ErasureRecord]:
@@ -362,9 +370,9 @@ class PersonalDataServicer(EnrollmentServicer):
             "requested_by", request.requested_by, required=True, max_len=MAX_REQUESTED_BY
         )
         plan = await run_sync(plan_erasure, org, key)
-        # Published first: see the module's docstring.
-        await self._publisher.publish(plan.events)
-        return erasure_message(await run_sync(apply_erasure, plan, reason, requested_by))
+        record, events = await run_sync(apply_erasure, plan, reason, requested_by)
+        await self._outbox.deliver(events)
+        return erasure_message(record)
 
     async def ListErasures(
         self, request: enrollment_pb2.ListErasuresRequest, context: aio.ServicerContext

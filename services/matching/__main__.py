@@ -6,9 +6,11 @@ from services.common import grpc_server, storage
 from services.common.api import matching_pb2, matching_pb2_grpc
 from services.common.config import Settings
 from services.common.kafka import EventConsumer, EventPublisher
+from services.common.outbox import RELAY_INTERVAL_SECONDS
 from services.common.scheduling import PeriodicTask
 from services.matching.expiry import RequestExpiry
 from services.matching.hr import hr_events_reader
+from services.matching.publication import Publication
 from services.matching.runs import run_results_reader
 from services.matching.servicer import MatchingServicer
 from services.matching.worker import GROUP, TOPICS, MatchingWorker
@@ -17,13 +19,15 @@ from services.matching.worker import GROUP, TOPICS, MatchingWorker
 async def serve(settings: Settings) -> None:
     storage.connect(settings)
     publisher = EventPublisher(settings)
-    worker = MatchingWorker(publisher)
+    # Publishes what each change committed, right after it (see publication.py).
+    publication = Publication(publisher)
+    worker = MatchingWorker(publication)
     consumer = EventConsumer(
         settings, topics=TOPICS, group=GROUP, handler=worker.handle, publisher=publisher
     )
     binding = grpc_server.ServiceBinding.of(
         matching_pb2.DESCRIPTOR,
-        MatchingServicer(publisher, worker),
+        MatchingServicer(publication),
         matching_pb2_grpc.add_MatchingServiceServicer_to_server,
     )
     components: list[grpc_server.Component] = [
@@ -35,8 +39,11 @@ async def serve(settings: Settings) -> None:
         PeriodicTask(
             "request-expiry",
             settings.scheduler_interval_seconds,
-            RequestExpiry(publisher, worker).expire_once,
+            RequestExpiry(publication).expire_once,
         ),
+        # Events and proposals whose writer died between its commit and the broker's
+        # acknowledgement.
+        PeriodicTask("outbox", RELAY_INTERVAL_SECONDS, publication.relay_once),
     ]
     await grpc_server.run_service(settings, [binding], components)
 

@@ -79,7 +79,8 @@ class Proposal(Document):
     next_choices = ListField(StringField())
     created_at = DateTimeField(required=True)
     event_id = StringField(required=True)
-    # Outbox flag: stored first, published after, so a crash in between republishes it.
+    # Outbox flag: stored first (in the transaction that reserved the pair), published after,
+    # so a crash in between republishes it (publication.py).
     published = BooleanField(default=False)
     # The status it had when it was released (declined, expired, ended, withdrawn): "proposed"
     # means nobody had answered it, and a withdrawal then publishes match-expired for it.
@@ -90,6 +91,8 @@ class Proposal(Document):
             {"fields": ["organization_id", "match_id"], "unique": True},
             ["organization_id", "program_id", "match_id"],
             ["organization_id", "program_id", "published"],
+            # The relay's look for what writers left unpublished (pool.unpublished_since).
+            ["published", "created_at"],
             ["status", "expires_at"],
         ],
     }

@@ -103,3 +103,29 @@ def expired_event(p: Proposal) -> events_pb2.Event:
             match_id=p.match_id, mentor_id=p.mentor_id, mentee_id=p.mentee_id
         ),
     )
+
+
+def run_requested_event(
+    organization_id: str, program_id: str, request: events_pb2.MatchingRunRequested
+) -> events_pb2.Event:
+    """matching-run-requested; one id per run."""
+    return new_event(
+        producer="matching",
+        organization_id=organization_id,
+        program_id=program_id,
+        event_id=stable_event_id("matching-run-requested", organization_id, request.run_id),
+        payload=request,
+    )
+
+
+def run_completed_event(
+    organization_id: str, program_id: str, result: events_pb2.MatchingRunCompleted
+) -> events_pb2.Event:
+    """matching-run-completed; one id per run, however often the run is retried."""
+    return new_event(
+        producer="matching",
+        organization_id=organization_id,
+        program_id=program_id,
+        event_id=stable_event_id("matching-run-completed", organization_id, result.run_id),
+        payload=result,
+    )

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from services.common.api import events_pb2, matching_pb2
-from services.matching import configuration, pool
+from services.matching import configuration, pool, profiles
+from services.matching.documents import PoolMember, Proposal
 from services.matching.domain.assignment import Assignment
 from services.matching.domain.candidates import CandidateIndex, generate_pairs
 from services.matching.domain.criteria import evaluate
@@ -29,6 +32,24 @@ def max_gap_error(max_gap: float) -> str | None:
 
 NO_CANDIDATE = "no mentor with free capacity passes the hard criteria and the minimum score"
 ALL_TAKEN = "every suitable mentor's capacity went to other mentees"
+
+# Pairs reserved and stored per transaction (pool.propose): a bulk run stores thousands, and
+# each transaction's commit is a round trip; its proposals are published after it.
+CHUNK = 250
+
+
+@dataclass
+class Plan:
+    """Planned pairs, explained, to store a chunk at a time (pool.propose)."""
+
+    keys: Mapping[str, Any] = field(default_factory=dict)  # the members' ids (Pool.keys)
+    pairs: list[pool.Pair] = field(default_factory=list)
+    # Each planned mentee's score as the solver saw it (what a run reports).
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def chunks(self) -> Iterator[list[pool.Pair]]:
+        for start in range(0, len(self.pairs), CHUNK):
+            yield self.pairs[start : start + CHUNK]
 
 
 def ranked(index: CandidateIndex, mentee: Person, k: int | None = None) -> list[tuple[str, float]]:
@@ -105,50 +126,93 @@ def _stable(
     ]
 
 
-def _propose(
-    organization_id: str,
-    program_id: str,
+def _plan(
     assignments: Sequence[Assignment],
     p: pool.Pool,
     config: MatchingConfig,
     taxonomy: Taxonomy,
-    run_id: str = "",
-) -> list[Assignment]:
-    """Reserve and store each planned pair, explained; return the pairs actually proposed."""
+) -> Plan:
+    """Each planned pair, explained by the criteria."""
     people = {x.participant_id: x for x in (*p.waiting_mentees, *p.mentors)}
-    proposed = []
-    for a in assignments:
-        if not pool.reserve(organization_id, a.mentor_id, a.mentee_id):
-            continue  # a concurrent request took the slot: the next run retries this mentee
-        explained = evaluate(
-            people[a.mentor_id], people[a.mentee_id], config, taxonomy, p.constraints
-        )
-        pool.store_proposal(
-            organization_id, program_id, a.mentor_id, a.mentee_id, explained, run_id=run_id
-        )
-        proposed.append(a)
-    return proposed
+    return Plan(
+        keys=p.keys,
+        pairs=[
+            pool.Pair(
+                a.mentor_id,
+                a.mentee_id,
+                evaluate(people[a.mentor_id], people[a.mentee_id], config, taxonomy, p.constraints),
+            )
+            for a in assignments
+        ],
+        scores={a.mentee_id: a.score for a in assignments},
+    )
 
 
-def propose_continuously(organization_id: str, program_id: str) -> int:
-    """After new events: propose for waiting mentees, if the program matches continuously."""
+def plan_continuously(organization_id: str, program_id: str) -> Plan:
+    """After new events: the pairs to propose to waiting mentees, if the program matches
+    continuously (else none)."""
     settings = configuration.load_config(organization_id, program_id)
     if settings.mode != matching_pb2.MATCHING_MODE_CONTINUOUS:
-        return 0
+        return Plan()
     taxonomy = configuration.load_taxonomy(organization_id)
     config = configuration.engine_config(settings)
     p = pool.load_pool(organization_id, program_id, taxonomy)
     free = [m for m in p.mentors if m.free_slots > 0]
     if not p.waiting_mentees or not free:
-        return 0
+        return Plan()
     planned, _, _ = _optimal(p.waiting_mentees, free, config, p, taxonomy)
-    return len(_propose(organization_id, program_id, planned, p, config, taxonomy))
+    return _plan(planned, p, config, taxonomy)
 
 
-def run(
+def store(organization_id: str, program_id: str, plan: Plan, run_id: str = "") -> list[Proposal]:
+    """Reserve and store every planned pair, a chunk per transaction; the proposals stored."""
+    return [
+        proposal
+        for chunk in plan.chunks()
+        for proposal in pool.propose(organization_id, program_id, plan.keys, chunk, run_id)
+    ]
+
+
+def propose_continuously(organization_id: str, program_id: str) -> int:
+    """Plan and store at once (the worker publishes each chunk as it is stored instead)."""
+    plan = plan_continuously(organization_id, program_id)
+    return len(store(organization_id, program_id, plan))
+
+
+@dataclass
+class RunPlan(Plan):
+    """A bulk run's plan, and what its report needs."""
+
+    started: float = 0.0
+    algorithm: events_pb2.MatchingAlgorithm.ValueType = events_pb2.MATCHING_ALGORITHM_OPTIMAL
+    # The mentees it considered: those waiting, and any an earlier attempt of the same run
+    # proposed before its worker died (`earlier`).
+    mentees: list[Person] = field(default_factory=list)
+    mentors_considered: int = 0
+    with_candidates: frozenset[str] = frozenset()
+    bound: Bound | None = None
+    earlier: list[Proposal] = field(default_factory=list)
+
+
+def _earlier_attempt(
+    organization_id: str, program_id: str, run_id: str, waiting: Sequence[Person]
+) -> list[Proposal]:
+    """The run's proposals stored by an earlier attempt (its worker died before reporting, and
+    the request came again) whose mentee is not waiting again: the run counts them as its own."""
+    waiting_ids = {m.participant_id for m in waiting}
+    return [
+        p
+        for p in Proposal.objects(
+            organization_id=organization_id, program_id=program_id, run_id=run_id
+        ).only("mentee_id", "score")
+        if p.mentee_id not in waiting_ids
+    ]
+
+
+def plan_run(
     organization_id: str, program_id: str, request: events_pb2.MatchingRunRequested
-) -> events_pb2.MatchingRunCompleted:
-    """A bulk run for the program (or one cohort): propose, then report what happened."""
+) -> RunPlan:
+    """Plan a bulk run for the program (or one cohort); `report` then says what happened."""
     started = time.perf_counter()
     taxonomy = configuration.load_taxonomy(organization_id)
     config = configuration.engine_config(configuration.load_config(organization_id, program_id))
@@ -164,22 +228,48 @@ def run(
         planned, with_candidates, bound = _optimal(
             p.waiting_mentees, free, config, p, taxonomy, request.max_gap
         )
-    proposed = _propose(organization_id, program_id, planned, p, config, taxonomy, request.run_id)
-    scores = {a.mentee_id: a.score for a in proposed}
+    plan = _plan(planned, p, config, taxonomy)
+    earlier = _earlier_attempt(organization_id, program_id, request.run_id, p.waiting_mentees)
+    resumed = PoolMember.objects(
+        organization_id=organization_id, participant_id__in=[e.mentee_id for e in earlier]
+    )
+    return RunPlan(
+        keys=plan.keys,
+        pairs=plan.pairs,
+        scores=plan.scores,
+        started=started,
+        algorithm=algorithm,
+        mentees=[*p.waiting_mentees, *(profiles.person(m, taxonomy) for m in resumed)]
+        if earlier
+        else p.waiting_mentees,
+        mentors_considered=len(free),
+        with_candidates=with_candidates,
+        bound=bound,
+        earlier=earlier,
+    )
+
+
+def report(
+    plan: RunPlan, request: events_pb2.MatchingRunRequested, stored: Sequence[Proposal]
+) -> events_pb2.MatchingRunCompleted:
+    """What a run proposed (`stored`, and what an earlier attempt of it stored), whom it left
+    unmatched and why, the score distribution and the fairness report."""
+    scores = {p.mentee_id: p.score for p in plan.earlier}
+    scores.update((p.mentee_id, plan.scores[p.mentee_id]) for p in stored)
     result = events_pb2.MatchingRunCompleted(
         run_id=request.run_id,
         cohort_id=request.cohort_id,
-        algorithm=algorithm,
-        mentees_considered=len(p.waiting_mentees),
-        mentors_considered=len(free),
-        matched=len(proposed),
+        algorithm=plan.algorithm,
+        mentees_considered=len(plan.mentees),
+        mentors_considered=plan.mentors_considered,
+        matched=len(scores),
         total_score=sum(scores.values()),
         unmatched=[
             events_pb2.UnmatchedMentee(
                 mentee_id=m.participant_id,
-                reason=ALL_TAKEN if m.participant_id in with_candidates else NO_CANDIDATE,
+                reason=ALL_TAKEN if m.participant_id in plan.with_candidates else NO_CANDIDATE,
             )
-            for m in p.waiting_mentees
+            for m in plan.mentees
             if m.participant_id not in scores
         ],
         scores=_distribution(list(scores.values())),
@@ -196,13 +286,13 @@ def run(
                 p90_score=g.p90_score,
                 flagged=g.flagged,
             )
-            for g in fairness_report(p.waiting_mentees, scores)
+            for g in fairness_report(plan.mentees, scores)
         ],
     )
-    if bound is not None:
-        result.score_bound = bound.upper
-        result.proved_optimal = bound.optimal
-    result.seconds = time.perf_counter() - started
+    if plan.bound is not None:
+        result.score_bound = plan.bound.upper
+        result.proved_optimal = plan.bound.optimal
+    result.seconds = time.perf_counter() - plan.started
     return result
 
 

@@ -1,16 +1,23 @@
-"""Storage operations on the matching pools. Blocking: call through storage.run_sync."""
+"""Storage operations on the matching pools. Blocking: call through storage.run_sync.
+
+A change to several documents runs in one transaction (storage.atomic): a mentor's slot, the
+mentee and the proposal that holds them are taken or given back together, so a crash halfway
+leaves neither a slot taken by no proposal nor a mentee matched to nothing. The functions that
+take a `Transaction` are steps of such a change (releases.py and requests.py compose them); a
+change to one document is one conditional update and runs on its own.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from mongoengine.errors import NotUniqueError
-
-from services.common import clock
+from services.common import clock, storage
 from services.common.events import stable_event_id
-from services.common.storage import update_if
+from services.common.storage import Transaction, update_if
 from services.matching.documents import (
     CriterionScore,
     Exclusion,
@@ -129,8 +136,12 @@ def change_capacity(organization_id: str, participant_id: str, capacity: int) ->
     raise RuntimeError(f"capacity of {participant_id} keeps changing; retry")
 
 
+def _involving(participant_id: str) -> dict[str, Any]:
+    return {"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]}
+
+
 def withdraw_member(
-    organization_id: str, program_id: str, participant_id: str, role: str
+    tx: Transaction, organization_id: str, program_id: str, participant_id: str, role: str
 ) -> list[Proposal]:
     """The participant left (participant-withdrawn): never propose them again, and release
     their live proposals, each freeing its mentor's slot and returning its mentee to the pool.
@@ -138,7 +149,9 @@ def withdraw_member(
     are then `unanswered_withdrawn`."""
     # Upsert: a withdrawal that overtook the registration leaves a withdrawn stub, and the
     # registration's insert-only fields then find the member stored.
-    PoolMember.objects(organization_id=organization_id, participant_id=participant_id).update_one(
+    tx.update(
+        PoolMember,
+        {"organization_id": organization_id, "participant_id": participant_id},
         upsert=True,
         set__withdrawn=True,
         set_on_insert__program_id=program_id,
@@ -148,28 +161,34 @@ def withdraw_member(
         set_on_insert__free_slots=0,
         set_on_insert__matched=False,
     )
-    live = Proposal.objects(organization_id=organization_id, status__in=LIVE).filter(
-        __raw__={"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]}
+    live = tx.find_all(
+        Proposal,
+        organization_id=organization_id,
+        status__in=LIVE,
+        __raw__=_involving(participant_id),
     )
     released = []
-    for proposal in list(live):
-        done = release(organization_id, proposal.match_id, "withdrawn", only_from=LIVE)
+    for proposal in sorted(live, key=lambda p: p.match_id):
+        done = release(tx, organization_id, proposal.match_id, "withdrawn", only_from=LIVE)
         if done is not None:
             released.append(done)
     return released
 
 
-def unanswered_withdrawn(organization_id: str, participant_id: str) -> list[Proposal]:
+def unanswered_withdrawn(
+    tx: Transaction, organization_id: str, participant_id: str
+) -> list[Proposal]:
     """The participant's proposals a withdrawal released before anyone answered them (by
     theirs or the other side's): those engagement must show as expired. The same on every
-    call, so a redelivered withdrawal republishes the same expiries."""
-    return list(
-        Proposal.objects(
-            organization_id=organization_id, status="withdrawn", released_from="proposed"
-        )
-        .filter(__raw__={"$or": [{"mentor_id": participant_id}, {"mentee_id": participant_id}]})
-        .order_by("match_id")
+    call, so a redelivered withdrawal stages the same expiries (which the outbox keeps once)."""
+    found = tx.find_all(
+        Proposal,
+        organization_id=organization_id,
+        status="withdrawn",
+        released_from="proposed",
+        __raw__=_involving(participant_id),
     )
+    return sorted(found, key=lambda p: p.match_id)
 
 
 def get_member(organization_id: str, participant_id: str) -> PoolMember | None:
@@ -179,6 +198,7 @@ def get_member(organization_id: str, participant_id: str) -> PoolMember | None:
 
 
 def release(
+    tx: Transaction,
     organization_id: str,
     match_id: str,
     status: str,
@@ -186,49 +206,60 @@ def release(
     only_from: tuple[str, ...] = ("proposed",),
 ) -> Proposal | None:
     """End a proposal that is in one of `only_from`: free the mentor's slot and send the mentee
-    back to the pool.
+    back to the pool, in the caller's transaction.
 
     Returns the proposal if this call changed it, None if it was not in such a state (e.g. a
     redelivery). With `exclude`, the pair is never proposed again, for that reason.
     """
-    proposal = Proposal.objects(organization_id=organization_id, match_id=match_id).first()
-    if proposal is None:
+    proposal = tx.find(Proposal, organization_id=organization_id, match_id=match_id)
+    if proposal is None or proposal.status not in only_from:
         return None
-    # One state at a time, so the proposal records which one it left.
-    for source in only_from:
-        if Proposal.objects(pk=proposal.pk, status=source).update_one(
-            set__status=status, set__released_from=source
-        ):
-            break
-    else:
+    # Conditional on the state it was read in (what keeps two releases from both winning
+    # where there are no transactions: unit tests); the proposal records the state it left.
+    source = proposal.status
+    if not tx.update(
+        Proposal,
+        {"pk": proposal.pk, "status": source},
+        set__status=status,
+        set__released_from=source,
+    ):
         return None
-    PoolMember.objects(
-        organization_id=organization_id, participant_id=proposal.mentor_id
-    ).update_one(inc__free_slots=1)
-    PoolMember.objects(
-        organization_id=organization_id, participant_id=proposal.mentee_id
-    ).update_one(set__matched=False)
+    member = {"organization_id": organization_id}
+    tx.update(PoolMember, {**member, "participant_id": proposal.mentor_id}, inc__free_slots=1)
+    tx.update(PoolMember, {**member, "participant_id": proposal.mentee_id}, set__matched=False)
     if exclude:
         add_exclusion(
-            organization_id, proposal.program_id, proposal.mentor_id, proposal.mentee_id, exclude
+            tx,
+            organization_id,
+            proposal.program_id,
+            proposal.mentor_id,
+            proposal.mentee_id,
+            exclude,
         )
-    proposal.reload()
-    return proposal
+    released: Proposal = tx.find(Proposal, pk=proposal.pk)
+    return released
 
 
 def add_exclusion(
-    organization_id: str, program_id: str, mentor_id: str, mentee_id: str, reason: str
+    tx: Transaction,
+    organization_id: str,
+    program_id: str,
+    mentor_id: str,
+    mentee_id: str,
+    reason: str,
 ) -> None:
-    try:
-        Exclusion(
-            organization_id=organization_id,
-            program_id=program_id,
-            mentor_id=mentor_id,
-            mentee_id=mentee_id,
-            reason=reason,
-        ).save(force_insert=True)
-    except NotUniqueError:
-        pass  # excluded already; the first reason stands
+    """Never propose the pair again; if it is excluded already, the first reason stands."""
+    tx.update(
+        Exclusion,
+        {
+            "organization_id": organization_id,
+            "program_id": program_id,
+            "mentor_id": mentor_id,
+            "mentee_id": mentee_id,
+        },
+        upsert=True,
+        set_on_insert__reason=reason,
+    )
 
 
 def accept(organization_id: str, match_id: str) -> None:
@@ -247,6 +278,8 @@ class Pool:
     mentors: list[Person]  # every mentor, free_slots as stored
     constraints: Constraints
     names: dict[str, str]
+    # Each loaded member's document id: reservations update by id (see `reserve`).
+    keys: dict[str, Any]
 
 
 def load_pool(
@@ -255,9 +288,10 @@ def load_pool(
     members = PoolMember.objects(
         organization_id=organization_id, program_id=program_id, withdrawn__ne=True
     )
-    waiting = members.filter(role="mentee", matched=False)
+    waiting_query = members.filter(role="mentee", matched=False)
     if cohort_id:
-        waiting = waiting.filter(cohort_id=cohort_id)
+        waiting_query = waiting_query.filter(cohort_id=cohort_id)
+    waiting = list(waiting_query)
     mentors = list(members.filter(role="mentor"))
     excluded = frozenset(
         (e.mentor_id, e.mentee_id)
@@ -272,31 +306,33 @@ def load_pool(
         mentors=[person(m, taxonomy) for m in mentors],
         constraints=Constraints(excluded=excluded, manager_of=managers),
         names={m.participant_id: m.display_name for m in mentors},
+        keys={m.participant_id: m.pk for m in (*waiting, *mentors)},
     )
 
 
-def reserve(organization_id: str, mentor_id: str, mentee_id: str) -> bool:
-    """Take a mentor slot and the mentee atomically, or neither."""
-    took_slot = update_if(
-        PoolMember.objects(organization_id=organization_id, participant_id=mentor_id),
-        {"free_slots__gt": 0},
+def reserve(tx: Transaction, mentor_key: Any, mentee_key: Any) -> bool:
+    """Take a mentor slot and the mentee (by document id), in the caller's transaction, or
+    neither: each only while free, and not from someone who has withdrawn meanwhile.
+
+    By id plus the condition: the local MongoDB-wire server plans a filter from one index at a
+    time, and a condition beside the `(organization_id, participant_id)` key makes it scan the
+    organisation (see storage.update_if); the pool's snapshot (`Pool.keys`) has the ids.
+    """
+    if not tx.update(
+        PoolMember,
+        {"pk": mentor_key, "free_slots__gt": 0, "withdrawn__ne": True},
         dec__free_slots=1,
-    )
-    if not took_slot:
+    ):
         return False
-    took_mentee = update_if(
-        PoolMember.objects(organization_id=organization_id, participant_id=mentee_id),
-        {"matched": False},
-        set__matched=True,
-    )
-    if not took_mentee:
-        PoolMember.objects(organization_id=organization_id, participant_id=mentor_id).update_one(
-            inc__free_slots=1
-        )
-    return bool(took_mentee)
+    if tx.update(
+        PoolMember, {"pk": mentee_key, "matched": False, "withdrawn__ne": True}, set__matched=True
+    ):
+        return True
+    tx.update(PoolMember, {"pk": mentor_key}, inc__free_slots=1)
+    return False
 
 
-def store_proposal(
+def new_proposal(
     organization_id: str,
     program_id: str,
     mentor_id: str,
@@ -310,7 +346,8 @@ def store_proposal(
     expires_at: datetime | None = None,
     next_choices: tuple[str, ...] = (),
 ) -> Proposal:
-    """Store a reserved pair as an unpublished proposal (the outbox of match-proposed)."""
+    """A reserved pair as an unpublished proposal (the outbox row of its match-proposed), to
+    insert in the transaction that reserved it."""
     match_id = str(uuid.uuid4())
     return Proposal(
         organization_id=organization_id,
@@ -332,7 +369,48 @@ def store_proposal(
         next_choices=list(next_choices),
         created_at=clock.now(),
         event_id=stable_event_id("match-proposed", organization_id, match_id),
-    ).save(force_insert=True)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A planned pair, explained."""
+
+    mentor_id: str
+    mentee_id: str
+    evaluation: Evaluation
+
+
+def propose(
+    organization_id: str,
+    program_id: str,
+    keys: Mapping[str, Any],
+    pairs: Sequence[Pair],
+    run_id: str = "",
+) -> list[Proposal]:
+    """Reserve and store the engine's pairs in one transaction (a slot, the mentee and the
+    proposal holding them commit together); returns the proposals stored. A pair whose slot or
+    mentee was taken meanwhile is left out: the next run retries that mentee. `keys` are the
+    members' document ids (Pool.keys). A bulk run calls this for a few hundred pairs at a time.
+    """
+
+    def work(tx: Transaction) -> list[Proposal]:
+        stored = [
+            new_proposal(
+                organization_id,
+                program_id,
+                pair.mentor_id,
+                pair.mentee_id,
+                pair.evaluation,
+                run_id=run_id,
+            )
+            for pair in pairs
+            if reserve(tx, keys[pair.mentor_id], keys[pair.mentee_id])
+        ]
+        tx.insert_many(stored)
+        return stored
+
+    return storage.atomic(work)
 
 
 def unpublished(organization_id: str, program_id: str) -> list[Proposal]:
@@ -350,6 +428,17 @@ def programs_with_unpublished() -> set[tuple[str, str]]:
     }
 
 
+def unpublished_since(created_before: datetime, limit: int) -> list[Proposal]:
+    """Proposals stored before `created_before` and still unpublished, oldest first: those
+    their writer left (the relay's share; the writer publishes its own right after its commit).
+    """
+    return list(
+        Proposal.objects(published=False, created_at__lte=created_before)
+        .order_by("created_at")
+        .limit(limit)
+    )
+
+
 def mark_published(proposal_ids: list[object]) -> None:
     Proposal.objects(pk__in=proposal_ids).update(set__published=True)
 
@@ -359,11 +448,18 @@ def overdue_requests(now: datetime) -> list[Proposal]:
 
 
 def complete(organization_id: str, match_id: str) -> None:
-    """The relationship reached its end: the mentor's slot is free; the mentee is done."""
-    proposal = Proposal.objects(organization_id=organization_id, match_id=match_id).first()
-    if proposal is None:
-        return
-    if Proposal.objects(pk=proposal.pk, status__in=LIVE).update_one(set__status="ended"):
-        PoolMember.objects(
-            organization_id=organization_id, participant_id=proposal.mentor_id
-        ).update_one(inc__free_slots=1)
+    """The relationship reached its end: the mentor's slot is free; the mentee is done. One
+    transaction, so the slot comes back exactly when the proposal ends."""
+
+    def work(tx: Transaction) -> None:
+        proposal = tx.find(Proposal, organization_id=organization_id, match_id=match_id)
+        if proposal is None or proposal.status not in LIVE:
+            return
+        if tx.update(Proposal, {"pk": proposal.pk, "status": proposal.status}, set__status="ended"):
+            tx.update(
+                PoolMember,
+                {"organization_id": organization_id, "participant_id": proposal.mentor_id},
+                inc__free_slots=1,
+            )
+
+    storage.atomic(work)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from services.common.api import common_pb2, matching_pb2
 from services.common.privacy import pseudonymous_profile, redact
-from services.matching import pool
+from services.matching import pool, releases
 from services.matching.documents import (
     CriterionScore,
     Exclusion,
@@ -41,11 +41,16 @@ def _involving(participant_ids: list[str]) -> dict[str, object]:
 
 def erase_member(
     organization_id: str, program_id: str, participant_id: str, role: str
-) -> list[Proposal]:
-    """Withdraw and pseudonymise one participant; returns the proposals this released (none on
-    a redelivery). An erasure that overtook the registration leaves an erased stub, which the
-    registration then finds stored."""
-    released = pool.withdraw_member(organization_id, program_id, participant_id, role)
+) -> releases.Withdrawal:
+    """Withdraw and pseudonymise one participant; returns the withdrawal (the proposals it
+    released, none on a redelivery, and the next choices it proposed). An erasure that overtook
+    the registration leaves an erased stub, which the registration then finds stored.
+
+    The withdrawal is one transaction; the pseudonymisation after it is not, and a redelivered
+    erasure (the event is recorded as handled only after all of it) completes it."""
+    withdrawal = releases.withdraw(
+        organization_id, program_id, participant_id, role, expire_unanswered=False
+    )
     member = pool.get_member(organization_id, participant_id)
     profile = pseudonymous_profile(profile_of(member) if member else common_pb2.Profile())
     PoolMember.objects(organization_id=organization_id, participant_id=participant_id).update_one(
@@ -72,7 +77,7 @@ def erase_member(
         Exclusion.objects(pk=exclusion.pk).update_one(
             set__reason=redact(exclusion.reason, keep=SYSTEM_REASONS)
         )
-    return released
+    return withdrawal
 
 
 def export(organization_id: str, participant_ids: list[str]) -> matching_pb2.MatchingPersonalData:

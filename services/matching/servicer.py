@@ -9,15 +9,13 @@ from grpc import aio
 from services.common import auth, pagination
 from services.common.api import events_pb2, matching_pb2, matching_pb2_grpc
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.events import new_event
-from services.common.kafka import EventPublisher
 from services.common.privacy import require_participant_ids
-from services.common.storage import run_sync
+from services.common.storage import atomic, run_sync
 from services.common.validation import require_id
 from services.matching import configuration, planner, pool, privacy, requests, runs
 from services.matching.documents import MatchingRun, Proposal
 from services.matching.messages import breakdown, proposal_message
-from services.matching.worker import MatchingWorker
+from services.matching.publication import Committed, Publication
 
 RUN_STATUS = {
     "queued": matching_pb2.RUN_STATUS_QUEUED,
@@ -59,9 +57,9 @@ def _program(request: object) -> tuple[str, str]:
 
 
 class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
-    def __init__(self, publisher: EventPublisher, worker: MatchingWorker) -> None:
-        self._publisher = publisher
-        self._worker = worker
+    def __init__(self, publication: Publication) -> None:
+        # Changes commit with what they publish, which is delivered right after (outbox).
+        self._publication = publication
 
     async def ListProposals(
         self, request: matching_pb2.ListProposalsRequest, context: aio.ServicerContext
@@ -118,24 +116,16 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
             raise InvalidArgument("max_gap", "applies to the OPTIMAL algorithm only")
         requested_by = auth.actor("requested_by", request.requested_by, required=False)
         run_id = str(uuid.uuid4())
-        queued = await run_sync(runs.record_queued, org, program_id, run_id)
-        # The worker that owns the program runs it: the request travels keyed by program.
-        await self._publisher.publish(
-            [
-                new_event(
-                    producer="matching",
-                    organization_id=org,
-                    program_id=program_id,
-                    payload=events_pb2.MatchingRunRequested(
-                        run_id=run_id,
-                        cohort_id=request.cohort_id,
-                        algorithm=request.algorithm or events_pb2.MATCHING_ALGORITHM_OPTIMAL,
-                        requested_by=requested_by,
-                        max_gap=request.max_gap,
-                    ),
-                )
-            ]
+        requested = events_pb2.MatchingRunRequested(
+            run_id=run_id,
+            cohort_id=request.cohort_id,
+            algorithm=request.algorithm or events_pb2.MATCHING_ALGORITHM_OPTIMAL,
+            requested_by=requested_by,
+            max_gap=request.max_gap,
         )
+        # The worker that owns the program runs it: the request travels keyed by program.
+        queued, event = await run_sync(runs.queue, org, program_id, requested)
+        await self._publication.deliver(Committed(events=[event]))
         return run_message(queued)
 
     async def GetMatchingRun(
@@ -195,7 +185,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
             raise FailedPrecondition(
                 "mentor_ids: none of these mentors has free capacity and passes the program's rules"
             )
-        await self._worker.publish_pending(org, program_id)
+        await self._publication.deliver_proposals([proposal])
         return proposal_message(proposal)
 
     async def ProposeMatch(
@@ -217,7 +207,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
             reason if request.override else "",
             proposed_by,
         )
-        await self._worker.publish_pending(org, program_id)
+        await self._publication.deliver_proposals([proposal])
         return matching_pb2.ProposeMatchResponse(
             proposal=proposal_message(proposal), warnings=warnings
         )
@@ -229,7 +219,9 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
         mentor_id = require_id("mentor_id", request.mentor_id)
         mentee_id = require_id("mentee_id", request.mentee_id)
         reason = request.reason.strip() or "do not match again"
-        await run_sync(pool.add_exclusion, org, program_id, mentor_id, mentee_id, reason)
+        await run_sync(
+            atomic, lambda tx: pool.add_exclusion(tx, org, program_id, mentor_id, mentee_id, reason)
+        )
         return matching_pb2.ExcludePairResponse()
 
     async def ExportPersonalData(

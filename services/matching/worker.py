@@ -3,6 +3,10 @@ answers, relationship endings and run requests; publishes proposals, expiries an
 
 Workers form one consumer group; since every topic is keyed by program, each worker owns
 whole programs, and adding a worker splits the programs between them.
+
+Every change an event makes commits with what it publishes (see publication.py), and the event
+is recorded as handled after: a worker that dies in between gets the event again, which then
+finds its change made and adds nothing.
 """
 
 from __future__ import annotations
@@ -12,15 +16,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 
-from services.common import idempotency
 from services.common.api import common_pb2, events_pb2
-from services.common.events import new_event, stable_event_id
-from services.common.kafka import Delivered, EventPublisher, Rejected
+from services.common.kafka import Delivered, Rejected
 from services.common.storage import run_sync
-from services.matching import planner, pool, privacy, requests
-from services.matching.messages import expired_event, proposed_event
+from services.matching import planner, pool, privacy, releases, runs
+from services.matching.documents import Proposal
+from services.matching.publication import Committed, Publication
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +38,8 @@ TOPICS = (
     "participant-erased",
 )
 
-PROPOSALS = Counter("matching_proposals_total", "Match proposals published.", ["origin"])
 PLAN_SECONDS = Histogram(
-    "matching_plan_seconds", "Time to plan proposals for one program after new events."
+    "matching_plan_seconds", "Time to plan and store proposals for one program after new events."
 )
 RUN_SECONDS = Histogram(
     "matching_run_seconds",
@@ -90,19 +92,16 @@ class Applied:
     touched: set[tuple[str, str]] = field(default_factory=set)
     # Run requests to execute (runs are long: they go after the batch is recorded).
     runs: list[events_pb2.Event] = field(default_factory=list)
-    # Withdrawals, recorded as handled only once `expiries` are published.
-    withdrawals: list[events_pb2.Event] = field(default_factory=list)
-    # match-expired for the proposals withdrawals released unanswered.
-    expiries: list[events_pb2.Event] = field(default_factory=list)
+    # What the changes committed to publish: match-expired, next choices' proposals.
+    committed: Committed = field(default_factory=Committed)
 
 
 def _apply(events: list[events_pb2.Event]) -> Applied:
-    """Apply events to the pools; record them as handled, except run requests and
-    withdrawals (see Applied)."""
-    fresh = idempotency.unprocessed(events, GROUP)
+    """Apply events to the pools (again, on a redelivery, changing nothing); run requests are
+    left to run (see Applied)."""
     applied = Applied()
-    touched, runs = applied.touched, applied.runs
-    for event in fresh:
+    touched, committed = applied.touched, applied.committed
+    for event in events:
         env = event.envelope
         org, program = env.organization_id, env.program_id
         kind = event.WhichOneof("payload")
@@ -125,29 +124,25 @@ def _apply(events: list[events_pb2.Event]) -> Applied:
             )
             touched.add((org, program))
         elif kind == "participant_withdrawn":
+            # Their proposals released, a mentee whose requested mentor left asked their next
+            # choice, and match-expired staged for those nobody will answer (engagement shows
+            # them expired, also one that reaches it after the withdrawal).
             gone = event.participant_withdrawn
-            for freed in pool.withdraw_member(org, program, gone.participant_id, ROLES[gone.role]):
-                # A mentee whose requested mentor left moves on to their next choice.
-                requests.ask_next_choice(freed)
-            # Nobody will answer these: engagement shows them expired (also one that reaches
-            # it after the withdrawal). The same events again on a redelivery.
-            applied.expiries += [
-                expired_event(p) for p in pool.unanswered_withdrawn(org, gone.participant_id)
-            ]
-            applied.withdrawals.append(event)
+            withdrawal = releases.withdraw(org, program, gone.participant_id, ROLES[gone.role])
+            committed.add(withdrawal.committed)
             touched.add((org, program))
         elif kind == "participant_erased":
             erased = event.participant_erased
-            for freed in privacy.erase_member(
-                org, program, erased.participant_id, ROLES[erased.role]
-            ):
-                requests.ask_next_choice(freed)
+            committed.add(
+                privacy.erase_member(
+                    org, program, erased.participant_id, ROLES[erased.role]
+                ).committed
+            )
             touched.add((org, program))
         elif kind == "match_responded":
             response = event.match_responded
             if response.status == common_pb2.MATCH_STATUS_DECLINED:
-                released = pool.release(org, response.match_id, "declined", exclude="declined")
-                requests.ask_next_choice(released)
+                committed.add(releases.decline(org, response.match_id))
                 touched.add((org, program))
             elif response.status == common_pb2.MATCH_STATUS_ACCEPTED:
                 pool.accept(org, response.match_id)
@@ -157,25 +152,21 @@ def _apply(events: list[events_pb2.Event]) -> Applied:
             if ended.completed:
                 pool.complete(org, ended.match_id)
             else:
-                # The acceptance may not have reached us yet: the topics are not ordered together.
-                pool.release(org, ended.match_id, "ended", exclude=reason, only_from=pool.LIVE)
+                releases.end(org, ended.match_id, exclude=reason)
             touched.add((org, program))
         elif kind == "matching_run_requested":
-            runs.append(event)
-    # A run request counts as handled once its run completed (MatchingWorker._run).
-    later = runs + applied.withdrawals
-    idempotency.mark_processed([e for e in fresh if e not in later], GROUP)
+            applied.runs.append(event)
     return applied
 
 
 class MatchingWorker:
-    def __init__(self, publisher: EventPublisher) -> None:
-        self._publisher = publisher
+    def __init__(self, publication: Publication) -> None:
+        self._publication = publication
 
     async def start(self) -> None:
-        # Proposals stored just before a crash were never published: publish them now.
-        for organization_id, program_id in await run_sync(pool.programs_with_unpublished):
-            await self.publish_pending(organization_id, program_id)
+        # Proposals stored just before a crash were never published: publish them now (the
+        # other events a crash left are the periodic relay's; see publication.py).
+        await self._publication.relay_all()
 
     async def stop(self) -> None:
         pass
@@ -190,44 +181,54 @@ class MatchingWorker:
             else:
                 valid.append(item.event)
         applied = await run_sync(_apply, valid)
-        if applied.expiries:
-            await self._publisher.publish(applied.expiries)
-        if applied.withdrawals:
-            await run_sync(idempotency.mark_processed, applied.withdrawals, GROUP)
+        await self._publication.deliver(applied.committed)
         for organization_id, program_id in sorted(applied.touched):
             started = time.perf_counter()
-            await run_sync(planner.propose_continuously, organization_id, program_id)
+            plan = await run_sync(planner.plan_continuously, organization_id, program_id)
+            await self._store(organization_id, program_id, plan)
             PLAN_SECONDS.observe(time.perf_counter() - started)
-            await self.publish_pending(organization_id, program_id)
         await self._run(applied.runs)
         return rejected
 
-    async def _run(self, runs: Sequence[events_pb2.Event]) -> None:
-        for event in runs:
+    async def _store(
+        self, organization_id: str, program_id: str, plan: planner.Plan, run_id: str = ""
+    ) -> list[Proposal]:
+        """Reserve and store the planned pairs a chunk per transaction, publishing each chunk's
+        proposals right after its commit; returns the proposals stored."""
+        stored: list[Proposal] = []
+        for chunk in plan.chunks():
+            proposals = await run_sync(
+                pool.propose, organization_id, program_id, plan.keys, chunk, run_id
+            )
+            await self._publication.deliver_proposals(proposals)
+            stored += proposals
+        if stored:
+            log.info("proposed %d matches in %s/%s", len(stored), organization_id, program_id)
+        return stored
+
+    async def _run(self, requested: Sequence[events_pb2.Event]) -> None:
+        for event in requested:
             env, request = event.envelope, event.matching_run_requested
+            org, program = env.organization_id, env.program_id
             try:
-                result = await run_sync(planner.run, env.organization_id, env.program_id, request)
-            except Exception as exc:  # a failed run is reported, not retried forever
+                plan = await run_sync(planner.plan_run, org, program, request)
+            except Exception as exc:  # a run that cannot be planned is reported, not retried
                 log.exception("matching run %s failed", request.run_id)
                 result = events_pb2.MatchingRunCompleted(
                     run_id=request.run_id, cohort_id=request.cohort_id, error=str(exc)
                 )
+            else:
+                # A failure to store or publish (the database or the broker away) fails the
+                # batch, which comes again with the request: the run resumes from what it
+                # stored (planner.plan_run).
+                stored = await self._store(org, program, plan, request.run_id)
+                result = planner.report(plan, request, stored)
             RUN_SECONDS.observe(result.seconds)
-            await self.publish_pending(env.organization_id, env.program_id)
-            await run_sync(idempotency.mark_processed, [event], GROUP)
-            await self._publisher.publish(
-                [
-                    new_event(
-                        producer="matching",
-                        organization_id=env.organization_id,
-                        program_id=env.program_id,
-                        event_id=stable_event_id(
-                            "matching-run-completed", env.organization_id, request.run_id
-                        ),
-                        payload=result,
-                    )
-                ]
-            )
+            # The result is recorded and staged; the request counts as handled once the batch
+            # is: a worker dying in between runs it again, which reports what it recorded
+            # (runs.finish).
+            completed = await run_sync(runs.finish, org, program, result)
+            await self._publication.deliver(Committed(events=[completed]))
             log.info(
                 "run %s matched %d of %d mentees in %.2fs",
                 request.run_id,
@@ -235,12 +236,3 @@ class MatchingWorker:
                 result.mentees_considered,
                 result.seconds,
             )
-
-    async def publish_pending(self, organization_id: str, program_id: str) -> None:
-        pending = await run_sync(pool.unpublished, organization_id, program_id)
-        if pending:
-            await self._publisher.publish([proposed_event(p) for p in pending])
-            await run_sync(pool.mark_published, [p.pk for p in pending])
-            for p in pending:
-                PROPOSALS.labels(p.origin).inc()
-            log.info("proposed %d matches in %s/%s", len(pending), organization_id, program_id)

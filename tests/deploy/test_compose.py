@@ -45,7 +45,9 @@ def test_service_environment_is_understood_by_settings() -> None:
     env = {k: str(v) for k, v in compose["enrollment"]["environment"].items()}
     settings = Settings.from_env("enrollment", env)
     assert settings.kafka_bootstrap_servers == "kafka:9092"
-    assert settings.mongodb_uri == "mongodb://mongodb:27017"
+    # A replica set: the outbox's transactions need one.
+    assert settings.mongodb_uri == "mongodb://mongodb:27017/?replicaSet=rs0"
+    assert compose["mongodb"]["command"][:2] == ["--replSet", "rs0"]
     assert settings.bind_host == "0.0.0.0"
     assert compose["topics"]["command"] == ["mentoring", "topics"]
 

@@ -14,15 +14,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from mentoring.clients import TOKEN_ENV
 from mentoring.stack import Managed, Stack, free_port
 from services.common.api import events_pb2
-from services.common.events import DEAD_LETTER_TOPIC
+from services.common.events import DEAD_LETTER_TOPIC, new_event, partition_key
+from services.common.hr_signatures import HR_EVENTS_TOPIC, KEYS_FILE_ENV, ProducerKey
 
 T = TypeVar("T")
 
 
 def without_auth(env: Mapping[str, str]) -> dict[str, str]:
     """The shared stack runs with authentication off (tests/e2e/test_auth.py runs its own with
-    it on), whatever the developer's shell exports."""
-    return {k: v for k, v in env.items() if not k.startswith("AUTH_") and k != TOKEN_ENV}
+    it on), and trusts HR producer keys of its own (Stack.hr_producer), whatever the
+    developer's shell exports."""
+    dropped = {TOKEN_ENV, KEYS_FILE_ENV}
+    return {k: v for k, v in env.items() if not k.startswith("AUTH_") and k not in dropped}
 
 
 def eventually(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
@@ -112,19 +115,42 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return partitions
 
 
-async def _produce(bootstrap: str, messages: list[tuple[str, bytes, bytes]]) -> None:
+async def _produce(
+    bootstrap: str, messages: list[tuple[str, bytes, bytes]], signer: ProducerKey | None
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for topic, key, value in messages:
-            await producer.send_and_wait(topic, value, key=key)
+            headers = signer.headers(value) if signer else None
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
 
 
-def produce(bootstrap: str, messages: list[tuple[str, bytes, bytes]]) -> None:
-    """Send raw (topic, key, value) messages, as another system publishing into ours would."""
-    asyncio.run(_produce(bootstrap, messages))
+def produce(
+    bootstrap: str,
+    messages: list[tuple[str, bytes, bytes]],
+    *,
+    signed_with: ProducerKey | None = None,
+) -> None:
+    """Send raw (topic, key, value) messages, as another system publishing into ours would;
+    each signed with the HR producer key `signed_with`, if given."""
+    asyncio.run(_produce(bootstrap, messages, signed_with))
+
+
+def hr_record(event: events_pb2.Event) -> tuple[str, bytes, bytes]:
+    """An HR event as a (topic, key, value) message, keyed as README's "For HR systems" says."""
+    key = partition_key(event.envelope.organization_id, "")
+    return HR_EVENTS_TOPIC, key, event.SerializeToString()
+
+
+def publish_hr(stack: Stack, org: str, change: events_pb2.HrEvent) -> events_pb2.Event:
+    """Publish as an HR system does (README, "For HR systems"), signed with the organisation's
+    HR producer key."""
+    event = new_event(producer="hris", organization_id=org, program_id="", payload=change)
+    produce(stack.ports.bootstrap, [hr_record(event)], signed_with=stack.hr_producer(org))
+    return event
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

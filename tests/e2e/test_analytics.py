@@ -26,6 +26,8 @@ from services.common.api import (
     events_pb2,
 )
 from services.common.events import new_event, partition_key, topic_of
+from services.common.hr_signatures import ProducerKey
+from services.common.peers import FORWARDED, Peers
 from tests.e2e.support import eventually, metric, produce, start_workers
 
 MENTOR, MENTEE = common_pb2.ROLE_MENTOR, common_pb2.ROLE_MENTEE
@@ -40,8 +42,15 @@ def new_org() -> str:
     return f"org-{uuid.uuid4().hex[:8]}"
 
 
-def publish(bootstrap: str, org: str, program: str, items: list[tuple[Message, datetime]]) -> None:
-    """Events as the other services (or HR systems) would publish them, dated in the past."""
+def publish(
+    bootstrap: str,
+    org: str,
+    program: str,
+    items: list[tuple[Message, datetime]],
+    signed_with: ProducerKey | None = None,
+) -> None:
+    """Events as the other services (or HR systems, `signed_with` their key) would publish
+    them, dated in the past."""
     events = [
         new_event(
             producer="tests",
@@ -55,6 +64,7 @@ def publish(bootstrap: str, org: str, program: str, items: list[tuple[Message, d
     produce(
         bootstrap,
         [(topic_of(e), partition_key(org, program), e.SerializeToString()) for e in events],
+        signed_with=signed_with,
     )
 
 
@@ -351,7 +361,8 @@ def test_retention_compares_participants_with_everyone_else(stack: Stack, client
         return hr(person, days_ago(days), terminated=change)
 
     people = [f"h{n}" for n in range(8)]
-    publish(stack.ports.bootstrap, org, "", [hired(p) for p in people])
+    hris = stack.hr_producer(org)
+    publish(stack.ports.bootstrap, org, "", [hired(p) for p in people], hris)
     # h0-h3 join a program 400 days ago; h0 leaves 300 days ago (within 6 months).
     publish(
         stack.ports.bootstrap,
@@ -360,7 +371,13 @@ def test_retention_compares_participants_with_everyone_else(stack: Stack, client
         [(registered(f"p-{p}", MENTEE, ["go"], hr_person_id=p), days_ago(400)) for p in people[:4]],
     )
     # Non-participants h4 and h5 leave 300 and 100 days ago.
-    publish(stack.ports.bootstrap, org, "", [left("h0", 300), left("h4", 300), left("h5", 100)])
+    publish(
+        stack.ports.bootstrap,
+        org,
+        "",
+        [left("h0", 300), left("h4", 300), left("h5", 100)],
+        hris,
+    )
 
     def rows() -> dict[int, analytics_pb2.RetentionRow] | None:
         got = clients.analytics.GetRetention(analytics_pb2.GetRetentionRequest(organization_id=org))
@@ -430,6 +447,33 @@ def test_a_range_that_ends_before_it_starts_is_refused(stack: Stack, clients: Cl
     err = rpc_error(lambda: kpis(clients, "o", "p", range=backwards))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details().startswith("range.end:")
+
+
+def test_a_request_marked_forwarded_needs_a_peer_token_for_this_worker(stack: Stack) -> None:
+    """Authentication is off on this stack; forwarding between workers still needs the secret
+    the launcher gave the analytics workers."""
+    address = stack.ports.address("analytics")
+    url = f"grpc://{address}"  # what the worker advertises to its consumer group
+    rpc = "/mentoring.v1.AnalyticsService/GetProgramKpis"
+    request = analytics_pb2.GetProgramKpisRequest(organization_id="o", program_id="p")
+    elsewhere = "grpc://127.0.0.1:1"
+    peer = Peers(stack.analytics_peer_secret, elsewhere)
+    forged = [
+        (FORWARDED, "1"),
+        *Peers("f" * 64, elsewhere).forward_metadata(url, rpc, None)[0],  # another secret
+        *peer.forward_metadata(elsewhere, rpc, None)[0],  # for another worker
+    ]
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(rpc, request_serializer=lambda m: m.SerializeToString())
+        for metadata in forged:
+            err = rpc_error(lambda m=metadata: call(request, metadata=(m,), timeout=10))
+            assert err.code() == grpc.StatusCode.UNAUTHENTICATED, metadata
+            assert err.details().startswith("forwarded request: invalid peer token")
+        # A genuine peer's request is answered, with the proof that the worker knows the secret.
+        metadata, jti = peer.forward_metadata(url, rpc, None)
+        data, answered = call.with_call(request, metadata=metadata, timeout=20)
+        reply = peer.verified_reply(url, jti, data, answered.trailing_metadata())
+        assert analytics_pb2.ProgramKpis.FromString(reply).program_id == "p"
 
 
 # --- two workers ---------------------------------------------------------------------------

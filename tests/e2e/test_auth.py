@@ -481,3 +481,56 @@ def test_the_gateway_passes_the_authorization_header_on(world: World, tmp_path: 
             assert world.first.program.pid in {p.program_id for p in listed.programs}
     finally:
         gateway.stop()
+
+
+def test_a_participant_registers_only_as_themself_and_never_sets_hr_identifiers(
+    world: World,
+) -> None:
+    program = world.first.program
+    applicant = Clients(
+        env=world.client_env(
+            mint(
+                SETTINGS,
+                organization=world.org,
+                subject=f"applicant-{uuid.uuid4().hex[:6]}",
+                roles=["participant"],
+                email="Zoe@Example.org",
+            )
+        )
+    )
+    world.opened.append(applicant)
+
+    def register(email: str, **profile: str) -> enrollment_pb2.RegisterParticipantRequest:
+        return enrollment_pb2.RegisterParticipantRequest(
+            organization_id=world.org,
+            program_id=program.pid,
+            role=common_pb2.ROLE_MENTEE,
+            display_name="Zoe",
+            email=email,
+            skills=["coaching"],
+            profile=common_pb2.Profile(**profile),
+        )
+
+    call = applicant.enrollment.RegisterParticipant
+    denied(call, register("eve@example.org"), "email: a participant registers only under")
+    denied(call, register("zoe@example.org", hr_person_id="h-1"), "profile.hr_person_id: set by")
+    denied(call, register("zoe@example.org", manager_id="h-2"), "profile.manager_id: set by")
+    zoe = call(register("zoe@example.org", department="R&D"))
+
+    # HR identifiers come from coordinators (and HR events, imports); the participant's own
+    # update of their profile keeps them.
+    world.coordinator.enrollment.UpdateParticipantProfile(
+        enrollment_pb2.UpdateParticipantProfileRequest(
+            organization_id=world.org,
+            participant_id=zoe.participant_id,
+            profile=common_pb2.Profile(hr_person_id="h-77", manager_id="h-1", department="R&D"),
+        )
+    )
+    own = enrollment_pb2.UpdateParticipantProfileRequest(
+        organization_id=world.org,
+        participant_id=zoe.participant_id,
+        profile=common_pb2.Profile(department="Operations"),
+    )
+    updated = world.participant(zoe.participant_id).enrollment.UpdateParticipantProfile(own)
+    assert updated.profile.department == "Operations"
+    assert (updated.profile.hr_person_id, updated.profile.manager_id) == ("h-77", "h-1")

@@ -19,10 +19,10 @@ from services.common.api import matching_pb2 as K
 from services.common.events import new_event, partition_key
 from services.engagement.domain import add_months
 from tests.e2e.engine import MENTEE, MENTOR, Program
-from tests.e2e.support import eventually, metric, produce, read_topic
+from tests.e2e.support import eventually, metric, produce, publish_hr, read_topic
 from tests.e2e.test_engagement_features import fails, invalid, new_pair, now, ts
 from tests.e2e.test_nudges import notifications, set_policy
-from tests.e2e.test_withdrawals_and_hr import events_on, publish_hr, relationship, withdraw
+from tests.e2e.test_withdrawals_and_hr import events_on, relationship, withdraw
 
 E = engagement_pb2
 DAY = 86_400

@@ -19,7 +19,7 @@ from services.common.api import (
 )
 from services.common.events import new_event, partition_key
 from tests.e2e.engine import MENTEE, MENTOR, Program
-from tests.e2e.support import eventually, produce, read_topic
+from tests.e2e.support import eventually, hr_record, produce, publish_hr, read_topic
 
 K = matching_pb2
 SKILLS = K.Criterion(kind=K.CRITERION_KIND_SKILLS, weight=5)
@@ -381,33 +381,43 @@ def test_a_manager_change_from_hr_blocks_the_pair(stack: Stack, clients: Clients
     program.configure(mode=K.MATCHING_MODE_SELF, criteria=[SKILLS])
     lead = program.register("Lead", MENTOR, ["hiring"], 1, hr_person_id="h-lead")
     newbie = program.register("Newbie", MENTEE, ["hiring"], hr_person_id="h-newbie")
+    other = program.register("Other", MENTEE, ["hiring"], hr_person_id="h-other")
     program.wait_pool()
 
-    def recommended() -> list[str]:
+    def recommended(mentee_id: str) -> list[str]:
         return [
             r.mentor_id
             for r in clients.matching.RecommendMentors(
                 K.RecommendMentorsRequest(
-                    organization_id=program.org, program_id=program.pid, mentee_id=newbie
+                    organization_id=program.org, program_id=program.pid, mentee_id=mentee_id
                 )
             ).recommendations
         ]
 
-    assert recommended() == [lead]
-    # The HR system says Newbie now reports to Lead: from then on they are never paired.
-    change = new_event(
+    assert recommended(newbie) == recommended(other) == [lead]
+    # Another organisation's HR system says Other reports to Lead, with its own key: it does
+    # not speak for this organisation, so every matching worker skips it.
+    forged = new_event(
         producer="hris",
         organization_id=program.org,
         program_id="",
         payload=events_pb2.HrEvent(
+            hr_person_id="h-other", manager_changed=events_pb2.ManagerChanged(manager_id="h-lead")
+        ),
+    )
+    intruder = stack.hr_producer(f"other-{program.org}")
+    produce(stack.ports.bootstrap, [hr_record(forged)], signed_with=intruder)
+    # The HR system says Newbie now reports to Lead: from then on they are never paired.
+    publish_hr(
+        stack,
+        program.org,
+        events_pb2.HrEvent(
             hr_person_id="h-newbie", manager_changed=events_pb2.ManagerChanged(manager_id="h-lead")
         ),
     )
-    produce(
-        stack.ports.bootstrap,
-        [("hr-events", partition_key(program.org, ""), change.SerializeToString())],
-    )
-    eventually("matching to apply the manager change", lambda: recommended() == [])
+    eventually("matching to apply the manager change", lambda: recommended(newbie) == [])
+    # Both went to the organisation's partition, the forged one first: it was read, not applied.
+    assert recommended(other) == [lead]
     with pytest.raises(grpc.RpcError) as refused:
         clients.matching.RequestMentor(
             K.RequestMentorRequest(

@@ -3,6 +3,7 @@ reflection alone, no proto files) and a librdkafka producer (confluent-kafka).""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -74,12 +75,20 @@ def test_a_librdkafka_producer_publishes_an_hr_event_that_enrollment_applies(
             hr_person_id=hr_id, terminated=events_pb2.Terminated(reason="end of contract")
         ),
     )
+    value = event.SerializeToString()
+    # Signed as README's "For HR systems" says, by hand: Ed25519 over the value, two headers.
+    hris = stack.hr_producer(program.org)
+    signature = hris.private_key.sign(value)
     producer = Producer({"bootstrap.servers": stack.ports.bootstrap, "acks": "all"})
     delivered: list[object] = []
     producer.produce(
         "hr-events",
-        value=event.SerializeToString(),
+        value=value,
         key=partition_key(program.org, ""),
+        headers=[
+            ("mentoring-key-id", hris.key_id.encode()),
+            ("mentoring-signature", base64.urlsafe_b64encode(signature)),
+        ],
         on_delivery=lambda err, msg: delivered.append(err or msg),
     )
     assert producer.flush(30) == 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from mentoring.clients import Clients
 from mentoring.stack import Stack
 from services.common.api import (
@@ -18,7 +20,15 @@ from services.common.api import (
 )
 from services.common.events import new_event, partition_key
 from tests.e2e.engine import MENTEE, MENTOR, Program
-from tests.e2e.support import DeadLetters, eventually, metric, produce, read_topic
+from tests.e2e.support import (
+    DeadLetters,
+    eventually,
+    hr_record,
+    metric,
+    produce,
+    publish_hr,
+    read_topic,
+)
 
 K = matching_pb2
 SKILLS = K.Criterion(kind=K.CRITERION_KIND_SKILLS, weight=5)
@@ -73,15 +83,6 @@ def events_on(stack: Stack, topic: str, program: Program) -> list[events_pb2.Eve
         for r in read_topic(stack.ports.bootstrap, topic, settle=2)
         if r.key == partition_key(program.org, program.pid)
     ]
-
-
-def publish_hr(stack: Stack, org: str, hr_event: events_pb2.HrEvent) -> events_pb2.Event:
-    """Publish as an HR system does (README, "For HR systems")."""
-    event = new_event(producer="hris", organization_id=org, program_id="", payload=hr_event)
-    produce(
-        stack.ports.bootstrap, [("hr-events", partition_key(org, ""), event.SerializeToString())]
-    )
-    return event
 
 
 def dead_letter_for(
@@ -357,10 +358,7 @@ def test_a_redelivered_hr_event_changes_nothing(stack: Stack, clients: Clients) 
     before = metric(port, "mentoring_events_duplicate_total", **labels)
     stored = participant(program, person)
 
-    produce(
-        stack.ports.bootstrap,
-        [("hr-events", partition_key(program.org, ""), moved.SerializeToString())],
-    )
+    produce(stack.ports.bootstrap, [hr_record(moved)], signed_with=stack.hr_producer(program.org))
 
     eventually(
         "enrollment to drop the duplicate",
@@ -368,3 +366,58 @@ def test_a_redelivered_hr_event_changes_nothing(stack: Stack, clients: Clients) 
     )
     assert participant(program, person) == stored
     assert len(events_on(stack, "participant-updated", program)) == 1
+
+
+# --- (h) an organisation's HR events come only from its own HR producer --------------------
+
+
+@pytest.mark.parametrize("signer", ["another organisation's key", "no key"])
+def test_an_hr_event_its_organisation_did_not_sign_changes_nothing(
+    stack: Stack, clients: Clients, signer: str
+) -> None:
+    program = Program(clients, stack)
+    hr_id = f"h-{uuid.uuid4().hex[:6]}"
+    person = program.register("Noa", MENTEE, ["ops"], hr_person_id=hr_id, department="support")
+    dead_letters = DeadLetters(stack.ports.bootstrap)
+    intruder = stack.hr_producer(f"other-{program.org}") if signer != "no key" else None
+    # About this organisation's person, in this organisation's envelope and partition.
+    forged = new_event(
+        producer="hris",
+        organization_id=program.org,
+        program_id="",
+        payload=events_pb2.HrEvent(
+            hr_person_id=hr_id, terminated=events_pb2.Terminated(reason="forged")
+        ),
+    )
+    produce(stack.ports.bootstrap, [hr_record(forged)], signed_with=intruder)
+
+    def letters() -> dict[str, events_pb2.DeadLetter] | None:
+        value = forged.SerializeToString()
+        found = {d.consumer_group: d for d in dead_letters() if d.value == value}
+        return found if set(found) == {"enrollment", "analytics"} else None
+
+    found = eventually("enrollment and analytics to dead-letter it", letters)
+    expected = (
+        f"signed by organisation 'other-{program.org}' (key id {intruder.key_id!r}) but the "
+        f"envelope says {program.org!r}"
+        if intruder
+        else "unsigned: an hr-event needs the mentoring-key-id and mentoring-signature headers"
+    )
+    assert {group: letter.reason for group, letter in found.items()} == {
+        "enrollment": expected,
+        "analytics": expected,
+    }
+    # The organisation's own HR system, after it on the same partition: applied, and the
+    # person is still enrolled.
+    publish_hr(
+        stack,
+        program.org,
+        events_pb2.HrEvent(hr_person_id=hr_id, transferred=events_pb2.Transferred(location="Rome")),
+    )
+    moved = eventually(
+        "the signed transfer to apply",
+        lambda: p if (p := participant(program, person)).profile.location == "Rome" else None,
+    )
+    assert moved.status == enrollment_pb2.PARTICIPANT_STATUS_REGISTERED
+    assert moved.profile.department == "support"
+    assert events_on(stack, "participant-withdrawn", program) == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -22,7 +21,7 @@ import pymongo
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from mentoring.stack import Managed, Ports, Stack
+from mentoring.stack import Managed, Stack
 from services.common.storage import update_if
 
 PROCESSES = 4
@@ -31,13 +30,8 @@ CAPACITY = 37
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    platform = Stack(Ports.free(), log_dir=tmp_path_factory.mktemp("mongodb"))
-    try:
-        platform.start_mongodb()
-        yield platform
-    finally:
-        platform.stop()
+def stack(mongodb: Stack) -> Stack:
+    return mongodb  # conftest.py: the one server of tests/engines
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from services.common.access import (
     participant,
     require_pair_member,
 )
-from services.common.api import engagement_pb2, enrollment_pb2, matching_pb2
+from services.common.api import common_pb2, engagement_pb2, enrollment_pb2, matching_pb2
 from services.common.errors import InvalidArgument, PermissionDenied
 
 ORG = "acme"
@@ -239,3 +239,43 @@ def test_the_rules_describe_themselves() -> None:
     assert (
         only_participant("participant_id").describe() == "the participant named by participant_id"
     )
+
+
+def test_a_participant_registers_only_as_themself_without_hr_identifiers() -> None:
+    applicant = Principal(ORG, "u-1", frozenset({"participant"}), frozenset({"u-1"}), "Ada@X.org")
+
+    def register(email: str, **profile: str) -> Message:
+        return enrollment_pb2.RegisterParticipantRequest(
+            organization_id=ORG, program_id="p", email=email, profile=common_pb2.Profile(**profile)
+        )
+
+    authorize(applicant, ENROLLMENT, "RegisterParticipant", register("ada@x.org"))
+    message = denied(applicant, ENROLLMENT, "RegisterParticipant", register("eve@x.org"))
+    assert message == "email: a participant registers only under their token's e-mail"
+    no_email = principal("participant", sub="u-2")
+    assert denied(no_email, ENROLLMENT, "RegisterParticipant", register("")).startswith(
+        "email: the caller's token carries no e-mail"
+    )
+    for field in ("hr_person_id", "manager_id"):
+        message = denied(
+            applicant, ENROLLMENT, "RegisterParticipant", register("ada@x.org", **{field: "h-9"})
+        )
+        assert (
+            message == f"profile.{field}: set by HR imports and coordinators, not by participants"
+        )
+        # Staff register others, with their HR identifiers.
+        authorize(
+            COORDINATOR, ENROLLMENT, "RegisterParticipant", register("eve@x.org", **{field: "h"})
+        )
+
+
+def test_a_participant_never_sets_their_own_hr_identifiers() -> None:
+    def update(**profile: str) -> Message:
+        return enrollment_pb2.UpdateParticipantProfileRequest(
+            organization_id=ORG, participant_id="p-1", profile=common_pb2.Profile(**profile)
+        )
+
+    authorize(MENTEE, ENROLLMENT, "UpdateParticipantProfile", update(department="R&D"))
+    message = denied(MENTEE, ENROLLMENT, "UpdateParticipantProfile", update(manager_id="boss"))
+    assert message.startswith("profile.manager_id: set by HR imports and coordinators")
+    authorize(COORDINATOR, ENROLLMENT, "UpdateParticipantProfile", update(manager_id="boss"))

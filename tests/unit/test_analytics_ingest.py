@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiokafka import ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -9,6 +11,7 @@ from services.analytics.ingest import EVENTS_PER_MESSAGE, pack
 from services.analytics.routing import destinations, partition_for
 from services.common.api import events_pb2
 from services.common.events import new_event, partition_key
+from services.common.hr_signatures import KEY_ID_HEADER, SIGNATURE_HEADER
 
 PARTITIONS = 6
 
@@ -62,3 +65,22 @@ def test_pack_splits_large_batches_and_keeps_time_order() -> None:
     assert sizes == [EVENTS_PER_MESSAGE, 10]
     offsets = [item.offset for batch in packed[partition] for item in batch.events]
     assert offsets == sorted(offsets, reverse=True)
+
+
+def test_pack_carries_the_hr_producer_signature_headers() -> None:
+    event = new_event(
+        producer="hris",
+        organization_id="o",
+        program_id="",
+        payload=events_pb2.HrEvent(hr_person_id="h1", terminated=events_pb2.Terminated()),
+    )
+    record = dataclasses.replace(
+        delivered(event, 0),
+        topic="hr-events",
+        key=b"o/",
+        headers=((KEY_ID_HEADER, b"k1"), ("trace", b"x"), (SIGNATURE_HEADER, b"sig")),
+    )
+    (batches,) = pack([record, delivered(event, 1)], PARTITIONS).values()
+    signed, unsigned = batches[0].events
+    assert (signed.producer_key_id, signed.producer_signature) == (b"k1", b"sig")
+    assert (unsigned.producer_key_id, unsigned.producer_signature) == (b"", b"")

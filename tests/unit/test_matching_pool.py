@@ -9,7 +9,7 @@ import mongoengine
 import pytest
 
 from services.common.events import stable_event_id
-from services.matching import planner, pool
+from services.matching import planner, pool, releases
 from services.matching.documents import Exclusion, PoolMember, Proposal
 from tests.unit import memory_db
 
@@ -159,7 +159,7 @@ def test_decline_frees_the_slot_returns_the_mentee_and_excludes_the_pair() -> No
     assert member("m1").free_slots == 0
     assert member("e1").matched is True
 
-    pool.release(ORG, p.match_id, "declined", exclude="declined")
+    releases.decline(ORG, p.match_id)
 
     assert proposals(match_id=p.match_id)[0].status == "declined"
     assert member("m1").free_slots == 1
@@ -174,11 +174,11 @@ def test_a_second_decline_of_the_same_match_changes_nothing() -> None:
     add_mentee("e2", "python")
     assert planner.propose_continuously(ORG, PROGRAM) == 2
     declined, kept = proposals()
-    pool.release(ORG, declined.match_id, "declined", exclude="declined")
+    releases.decline(ORG, declined.match_id)
     state = (member("m1").free_slots, member(declined.mentee_id).matched)
     assert state == (1, False)
 
-    pool.release(ORG, declined.match_id, "declined", exclude="declined")
+    releases.decline(ORG, declined.match_id)
 
     assert (member("m1").free_slots, member(declined.mentee_id).matched) == state
     assert member(kept.mentee_id).matched is True
@@ -189,7 +189,7 @@ def test_declining_an_unknown_match_changes_nothing() -> None:
     add_mentor("m1", 1, "python")
     add_mentee("e1", "python")
     planner.propose_continuously(ORG, PROGRAM)
-    pool.release(ORG, "no-such-match", "declined", exclude="declined")
+    releases.decline(ORG, "no-such-match")
     assert member("m1").free_slots == 0
     assert member("e1").matched is True
     assert Exclusion.objects.count() == 0
@@ -201,7 +201,7 @@ def test_declining_an_accepted_match_changes_nothing() -> None:
     planner.propose_continuously(ORG, PROGRAM)
     (p,) = proposals()
     pool.accept(ORG, p.match_id)
-    pool.release(ORG, p.match_id, "declined", exclude="declined")
+    releases.decline(ORG, p.match_id)
     assert proposals()[0].status == "accepted"
     assert member("m1").free_slots == 0
     assert member("e1").matched is True
@@ -214,7 +214,7 @@ def test_after_a_decline_the_pair_is_never_proposed_again() -> None:
     assert planner.propose_continuously(ORG, PROGRAM) == 1
     (first,) = proposals()
     assert first.mentor_id == "m1"
-    pool.release(ORG, first.match_id, "declined", exclude="declined")
+    releases.decline(ORG, first.match_id)
 
     # The only possible pair is excluded: nothing to propose, the slot stays free.
     assert planner.propose_continuously(ORG, PROGRAM) == 0

@@ -440,16 +440,18 @@ def test_announce_fans_out_to_known_participants_and_is_idempotent(database: str
             proposed_at=START,
         ).save()
     request = announcements.AnnouncementRequest(ORG, PROGRAM, "ann-1", "", "announcement", "Hi")
-    doc, created = announcements.announce(request)
+    doc, created, _ = announcements.announce(request)
     assert created
     assert announcements.recipients_of(doc) == [("a", "mentor"), ("b", "mentee"), ("c", "mentee")]
     first = [e.envelope.event_id for e in announcements.events(doc)]
-    again, created_again = announcements.announce(request)
+    again, created_again, _ = announcements.announce(request)
     assert not created_again
     assert [e.envelope.event_id for e in announcements.events(again)] == first
     with pytest.raises(AlreadyExists):
         announcements.announce(replace(request, message="Something else"))
     with pytest.raises(FailedPrecondition):
         announcements.announce(replace(request, announcement_id="x", program_id="empty"))
-    one, _ = announcements.announce(replace(request, announcement_id="ann-2", participant_id="z:1"))
+    one, _, _ = announcements.announce(
+        replace(request, announcement_id="ann-2", participant_id="z:1")
+    )
     assert announcements.recipients_of(one) == [("z:1", "")]

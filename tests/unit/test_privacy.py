@@ -184,6 +184,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.mark.parametrize("database", ["matching"], indirect=True)
 def test_matching_erases_a_member_once_and_keeps_scores_and_exclusions(database: None) -> None:
+    from services.common.storage import Transaction, atomic
     from services.matching import pool
     from services.matching.documents import Exclusion, PoolMember, Proposal
     from services.matching.domain.model import CriterionResult, Evaluation
@@ -192,20 +193,33 @@ def test_matching_erases_a_member_once_and_keeps_scores_and_exclusions(database:
     profile = full_profile().SerializeToString()
     pool.add_member(ORG, PROGRAM, "m-1", "mentor", "Mo", ["sql"], 2, b"", "", "", "")
     pool.add_member(ORG, PROGRAM, "e-1", "mentee", "Ada", ["sql"], 0, profile, "hr-7", "hr-1", "")
-    assert pool.reserve(ORG, "m-1", "e-1")
     evaluation = Evaluation(
         score=0.8,
         breakdown=(CriterionResult("department", 0.8, 1.0, True, "both in 'Finance'"),),
         violations=(),
     )
-    pool.store_proposal(
-        ORG, PROGRAM, "m-1", "e-1", evaluation, origin="coordinator", override_reason="Ada asked"
-    )
-    pool.add_exclusion(ORG, PROGRAM, "m-2", "e-1", "they are cousins")
-    pool.add_exclusion(ORG, PROGRAM, "m-3", "e-1", "declined")
+    keys = {m.participant_id: m.pk for m in PoolMember.objects(organization_id=ORG)}
 
-    released = erase_member(ORG, PROGRAM, "e-1", "mentee")
-    again = erase_member(ORG, PROGRAM, "e-1", "mentee")
+    def propose(tx: Transaction) -> None:
+        assert pool.reserve(tx, keys["m-1"], keys["e-1"])
+        tx.insert(
+            pool.new_proposal(
+                ORG,
+                PROGRAM,
+                "m-1",
+                "e-1",
+                evaluation,
+                origin="coordinator",
+                override_reason="Ada asked",
+            )
+        )
+        pool.add_exclusion(tx, ORG, PROGRAM, "m-2", "e-1", "they are cousins")
+        pool.add_exclusion(tx, ORG, PROGRAM, "m-3", "e-1", "declined")
+
+    atomic(propose)
+
+    released = erase_member(ORG, PROGRAM, "e-1", "mentee").released
+    again = erase_member(ORG, PROGRAM, "e-1", "mentee").released
 
     assert [p.mentee_id for p in released] == ["e-1"]
     assert again == []  # a redelivery releases nothing more

@@ -19,6 +19,7 @@ from services.common import idempotency
 from services.common.api import common_pb2, events_pb2
 from services.common.errors import AlreadyExists, FailedPrecondition
 from services.common.events import new_event
+from services.common.outbox import OutboxEntry
 from services.engagement import (
     announcements,
     directory,
@@ -33,13 +34,14 @@ from services.engagement import (
 )
 from services.engagement.consumer import EngagementConsumer
 from services.engagement.documents import (
+    Goal,
     Match,
     ParticipantLeave,
     ProgramParticipant,
     Relationship,
     Session,
 )
-from services.matching import planner, pool
+from services.matching import planner, pool, releases
 from services.matching.documents import Proposal
 from services.matching.messages import expired_event
 from tests.unit import memory_db
@@ -395,7 +397,7 @@ def test_an_announcement_targets_the_program_a_cohort_a_side_or_the_unmatched() 
         request = announcements.AnnouncementRequest(
             ORG, PROGRAM, uuid.uuid4().hex, "", "announcement", "Hi"
         )
-        doc, _ = announcements.announce(replace(request, **narrow))  # type: ignore[arg-type]
+        doc, _, _ = announcements.announce(replace(request, **narrow))  # type: ignore[arg-type]
         return announcements.recipients_of(doc)
 
     everyone = [("e1", "mentee"), ("e2", "mentee"), ("e9", "mentee"), ("m1", "mentor")]
@@ -455,18 +457,27 @@ def test_a_withdrawal_names_the_proposals_nobody_answered() -> None:
     add("e2", "mentee")
     assert planner.propose_continuously(ORG, PROGRAM) == 2
     answered = Proposal.objects.get(mentee_id="e2")
+    unanswered = Proposal.objects.get(mentee_id="e1")
     pool.accept(ORG, answered.match_id)
-    released = pool.withdraw_member(ORG, PROGRAM, "m1", "mentor")
-    assert sorted(p.released_from for p in released) == ["accepted", "proposed"]
-    unanswered = pool.unanswered_withdrawn(ORG, "m1")
-    assert [p.mentee_id for p in unanswered] == ["e1"]
+    withdrawal = releases.withdraw(ORG, PROGRAM, "m1", "mentor")
+    assert sorted(p.released_from for p in withdrawal.released) == ["accepted", "proposed"]
+    (expired,) = withdrawal.committed.events
+    assert (expired.match_expired.match_id, expired.match_expired.mentee_id) == (
+        unanswered.match_id,
+        "e1",
+    )
+    assert expired.envelope.event_id == expired_event(unanswered).envelope.event_id
+    # Staged with the withdrawal, in the outbox.
+    assert [e.key for e in OutboxEntry.objects()] == [f"{ORG}/{expired.envelope.event_id}"]
     # The same on a redelivery, which releases nothing new; and seen from the mentee's side.
-    assert pool.withdraw_member(ORG, PROGRAM, "m1", "mentor") == []
-    assert [p.match_id for p in pool.unanswered_withdrawn(ORG, "m1")] == [unanswered[0].match_id]
-    assert [p.match_id for p in pool.unanswered_withdrawn(ORG, "e1")] == [unanswered[0].match_id]
-    event_ = expired_event(unanswered[0])
-    assert event_.match_expired.match_id == unanswered[0].match_id
-    assert event_.envelope.event_id == expired_event(unanswered[0]).envelope.event_id
+    again = releases.withdraw(ORG, PROGRAM, "m1", "mentor")
+    assert again.released == []
+    assert [e.envelope.event_id for e in again.committed.events] == [expired.envelope.event_id]
+    mentee_side = releases.withdraw(ORG, PROGRAM, "e1", "mentee")
+    assert [e.envelope.event_id for e in mentee_side.committed.events] == [
+        expired.envelope.event_id
+    ]
+    assert OutboxEntry.objects.count() == 1  # staged once
 
 
 # --- client request ids --------------------------------------------------------------------
@@ -476,9 +487,11 @@ def test_a_retried_request_returns_the_first_result_and_a_reused_id_is_refused()
     r = propose_and_accept()
     first = store.ClientRequest("req-1", "digest-1")
     held = NOW - timedelta(days=1)
-    logged = store.log_session(ORG, r.relationship_id, held, 30, "virtual", first)
-    again = store.log_session(ORG, r.relationship_id, held, 30, "virtual", first)
+    logged, events = store.log_session(ORG, r.relationship_id, held, 30, "virtual", first)
+    again, events_again = store.log_session(ORG, r.relationship_id, held, 30, "virtual", first)
     assert again.session_id == logged.session_id
+    # The retry delivers the first call's event again, under the same id.
+    assert [e.envelope.event_id for e in events_again] == [e.envelope.event_id for e in events]
     assert store.get_relationship(ORG, r.relationship_id).sessions == 1
     with pytest.raises(AlreadyExists, match="request_id"):
         store.log_session(
@@ -505,7 +518,9 @@ def test_a_retried_request_returns_the_first_result_and_a_reused_id_is_refused()
     same, created_again = goals.create_goal(
         ORG, r.relationship_id, "b", "Speak up", "", NOW, goal_request
     )
-    assert created and not created_again and same.goal_id == goal.goal_id
+    assert same.goal_id == goal.goal_id
+    assert [e.envelope.event_id for e in created_again] == [e.envelope.event_id for e in created]
+    assert Goal.objects(goal_id=goal.goal_id).count() == 1
 
 
 def test_a_logged_session_stored_but_not_counted_is_counted_by_the_retry() -> None:
@@ -522,7 +537,7 @@ def test_a_logged_session_stored_but_not_counted_is_counted_by_the_retry() -> No
         mode="virtual",
         counted=False,
     ).save()
-    retried = store.log_session(ORG, r.relationship_id, NOW, 40, "virtual", request)
+    retried, _ = store.log_session(ORG, r.relationship_id, NOW, 40, "virtual", request)
     assert retried.session_id == session_id
     assert store.get_relationship(ORG, r.relationship_id).minutes == 40
     store.log_session(ORG, r.relationship_id, NOW, 40, "virtual", request)

@@ -14,7 +14,7 @@ from services.common.events import new_event, stable_event_id
 from services.engagement import withdrawals
 from services.engagement.documents import Match, Relationship
 from services.enrollment import hr_consumer
-from services.matching import planner, pool
+from services.matching import planner, pool, releases
 from services.matching.configuration import load_taxonomy
 from services.matching.documents import PoolMember, Proposal
 from tests.unit import memory_db
@@ -89,7 +89,7 @@ def test_a_cut_below_what_is_taken_is_paid_back_before_anyone_is_proposed() -> N
     loaded = pool.load_pool(ORG, PROGRAM, load_taxonomy(ORG))
     assert [m.free_slots for m in loaded.mentors] == [0]  # the engine never sees below 0
     first = Proposal.objects(organization_id=ORG).order_by("created_at").first()
-    pool.release(ORG, first.match_id, "declined")
+    releases.decline(ORG, first.match_id)
     assert member("m1").free_slots == 0  # one live proposal, capacity one: still full
     assert planner.propose_continuously(ORG, PROGRAM) == 0
 
@@ -113,13 +113,13 @@ def test_a_withdrawn_mentee_releases_the_slot_and_is_never_proposed_again() -> N
     add("m1", "mentor", capacity=1)
     add("e1", "mentee")
     assert planner.propose_continuously(ORG, PROGRAM) == 1
-    released = pool.withdraw_member(ORG, PROGRAM, "e1", "mentee")
+    released = releases.withdraw(ORG, PROGRAM, "e1", "mentee").released
     assert [p.status for p in released] == ["withdrawn"]
     assert member("m1").free_slots == 1
     assert member("e1").withdrawn
     assert waiting() == set()
     assert planner.propose_continuously(ORG, PROGRAM) == 0
-    assert pool.withdraw_member(ORG, PROGRAM, "e1", "mentee") == []  # redelivery
+    assert releases.withdraw(ORG, PROGRAM, "e1", "mentee").released == []  # redelivery
     assert member("m1").free_slots == 1
     add("e2", "mentee")
     assert planner.propose_continuously(ORG, PROGRAM) == 1
@@ -133,11 +133,11 @@ def test_a_withdrawn_mentor_returns_their_mentees_to_the_pool() -> None:
     assert planner.propose_continuously(ORG, PROGRAM) == 2
     live = Proposal.objects(organization_id=ORG, mentee_id="e1").get()
     pool.accept(ORG, live.match_id)
-    released = pool.withdraw_member(ORG, PROGRAM, "m1", "mentor")
+    released = releases.withdraw(ORG, PROGRAM, "m1", "mentor").released
     assert sorted(p.mentee_id for p in released) == ["e1", "e2"]
     assert waiting() == {"e1", "e2"}
     # The relationship-ended that follows finds the proposal released already.
-    pool.release(ORG, live.match_id, "ended", only_from=pool.LIVE)
+    releases.end(ORG, live.match_id, exclude="")
     assert member("m1").free_slots == 2
     add("m2", "mentor", capacity=2)
     assert planner.propose_continuously(ORG, PROGRAM) == 2
@@ -145,7 +145,7 @@ def test_a_withdrawn_mentor_returns_their_mentees_to_the_pool() -> None:
 
 
 def test_a_withdrawal_that_overtakes_the_registration_keeps_them_out() -> None:
-    pool.withdraw_member(ORG, PROGRAM, "e1", "mentee")
+    releases.withdraw(ORG, PROGRAM, "e1", "mentee")
     add("e1", "mentee")
     add("m1", "mentor", capacity=1)
     assert member("e1").withdrawn

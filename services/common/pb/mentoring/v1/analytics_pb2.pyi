@@ -673,6 +673,8 @@ class IngestedEvent(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     ORGANISATION_COPY_FIELD_NUMBER: _builtins.int
+    PRODUCER_KEY_ID_FIELD_NUMBER: _builtins.int
+    PRODUCER_SIGNATURE_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
     partition: _builtins.int
     offset: _builtins.int
@@ -682,6 +684,12 @@ class IngestedEvent(_message.Message):
     """Set on the copy of a participant event routed to its organisation's partition, where the
     organisation-wide figures (retention) are kept.
     """
+    producer_key_id: _builtins.bytes
+    """The record's `mentoring-key-id` and `mentoring-signature` headers, empty when it had none:
+    an hr-event is folded only if its organisation's HR producer signed it
+    (services/common/hr_signatures.py).
+    """
+    producer_signature: _builtins.bytes
     def __init__(
         self,
         *,
@@ -691,10 +699,12 @@ class IngestedEvent(_message.Message):
         key: _builtins.bytes = ...,
         value: _builtins.bytes = ...,
         organisation_copy: _builtins.bool = ...,
+        producer_key_id: _builtins.bytes = ...,
+        producer_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "offset", b"offset", "organisation_copy", b"organisation_copy", "partition", b"partition", "topic", b"topic", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "offset", b"offset", "organisation_copy", b"organisation_copy", "partition", b"partition", "producer_key_id", b"producer_key_id", "producer_signature", b"producer_signature", "topic", b"topic", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,159 @@
+"""The transactional outbox: a change and the events that report it commit together.
+
+A store stages the events in the transaction that makes the change (`stage`); right after the
+commit the writer publishes them and marks them sent (`OutboxRelay.deliver`). A writer that dies
+between the commit and the broker's acknowledgement leaves them unsent, and the relay, which
+looks for unsent events every few seconds in every replica, publishes them. An event keeps its id
+however often it is published, so a consumer drops the second copy: never lost, never two
+different events for one change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from mongoengine import BinaryField, BooleanField, DateTimeField, Document, StringField
+from pymongo.errors import DuplicateKeyError
+
+from services.common import clock, metrics
+from services.common.events import topic_of
+from services.common.kafka import EventPublisher
+from services.common.pb.mentoring.v1.events_pb2 import Event
+from services.common.storage import Transaction, atomic, run_sync
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# An unsent event younger than this is its writer's to deliver: the relay leaves it alone, so
+# the two rarely publish the same event twice.
+SETTLE_SECONDS = 5.0
+# How often each replica's relay looks for what writers left unsent.
+RELAY_INTERVAL_SECONDS = 2.0
+RELAY_BATCH = 500
+# Sent events are kept this long (then a TTL index removes them), to see what went out.
+SENT_KEPT_DAYS = 7
+
+# Test-only: the process exits at this named step, as a crash would (tests/e2e/test_outbox.py).
+CRASH_AT_ENV = "MENTORING_TEST_CRASH_AT"
+CRASH_EXIT_CODE = 86
+_CRASH_AT = os.environ.get(CRASH_AT_ENV, "")
+
+
+class OutboxEntry(Document):
+    # Keyed by organisation and event id: a retried request stages its event once.
+    key = StringField(primary_key=True)
+    value = BinaryField(required=True)
+    created_at = DateTimeField(required=True)
+    sent = BooleanField(default=False)
+    sent_at = DateTimeField()
+    meta = {
+        "collection": "outbox",
+        "indexes": [
+            ["sent", "created_at"],
+            {"fields": ["sent_at"], "expireAfterSeconds": SENT_KEPT_DAYS * 86_400},
+        ],
+    }
+
+
+def _key(event: Event) -> str:
+    return f"{event.envelope.organization_id}/{event.envelope.event_id}"
+
+
+def crash_point(step: str) -> None:
+    """Exit here, as a crash would, when a test asks for it (MENTORING_TEST_CRASH_AT)."""
+    if step == _CRASH_AT:
+        log.warning("crashing at %s, as %s asks", step, CRASH_AT_ENV)
+        os._exit(CRASH_EXIT_CODE)
+
+
+def stage(tx: Transaction, events: Iterable[Event]) -> None:
+    """Store events to publish, in the transaction of the change they report."""
+    now = clock.now()
+    for event in events:
+        tx.update(
+            OutboxEntry,
+            {"key": _key(event)},
+            upsert=True,
+            set_on_insert__value=event.SerializeToString(),
+            set_on_insert__created_at=now,
+            set_on_insert__sent=False,
+        )
+
+
+def commit(work: Callable[[Transaction], tuple[T, list[Event]]]) -> tuple[T, list[Event]]:
+    """Run `work` in one transaction (storage.atomic) and stage the events it returns in it:
+    the change and its events commit together. Returns what `work` returns; the caller then
+    delivers the events (OutboxRelay.deliver)."""
+
+    def staged(tx: Transaction) -> tuple[T, list[Event]]:
+        result, events = work(tx)
+        stage(tx, events)
+        return result, events
+
+    return atomic(staged)
+
+
+def insert(doc: Any, events: list[Event]) -> bool:
+    """Insert a document and stage the events that announce it, in one transaction. False,
+    with nothing written, when a document with the same unique key exists already (a retry)."""
+
+    def write(tx: Transaction) -> tuple[None, list[Event]]:
+        tx.insert(doc)
+        return None, events
+
+    try:
+        commit(write)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+def _mark_sent(keys: Sequence[str]) -> None:
+    OutboxEntry.objects(key__in=list(keys)).update(set__sent=True, set__sent_at=clock.now())
+
+
+def _due(limit: int) -> list[Event]:
+    settled = clock.now() - timedelta(seconds=SETTLE_SECONDS)
+    entries = (
+        OutboxEntry.objects(sent=False, created_at__lte=settled)
+        .order_by("created_at")
+        .only("value")
+        .limit(limit)
+    )
+    return [Event.FromString(entry.value) for entry in entries]
+
+
+def unsent_count() -> int:
+    return int(OutboxEntry.objects(sent=False).count())
+
+
+class OutboxRelay:
+    """Publishes staged events: a writer's right after its commit, and any left unsent."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        """Publish events just committed with their change, and mark them sent. If this fails
+        (or the process dies) they stay unsent and the relay publishes them."""
+        if not events:
+            return
+        crash_point("outbox-committed")
+        await self._publisher.publish(events)
+        crash_point("outbox-published")
+        await run_sync(_mark_sent, [_key(e) for e in events])
+
+    async def relay_once(self) -> None:
+        """Publish what writers left unsent, oldest first; a periodic task calls this."""
+        while events := await run_sync(_due, RELAY_BATCH):
+            await self._publisher.publish(events)
+            await run_sync(_mark_sent, [_key(e) for e in events])
+            for event in events:
+                metrics.OUTBOX_RELAYED.labels(topic_of(event)).inc()
+            log.warning("relayed %d events their writer left unsent", len(events))
+            if len(events) < RELAY_BATCH:
+                return
