@@ -200,7 +200,11 @@ class AnalyticsApp:
                 if self.partition_of(key) != partition:
                     await self._dead_letter(item, f"key {item.key!r} does not match {key!r}")
                     continue
-                dedupe_id = ("org:" if item.organisation_copy else "") + env.event_id
+                # Scoped by organisation, as every consumer's handled events are: an id another
+                # organisation's producer reuses never hides this one's event.
+                dedupe_id = (
+                    "org:" if item.organisation_copy else ""
+                ) + f"{env.organization_id}/{env.event_id}"
                 if dedupe_id in self._index:
                     if not item.organisation_copy:
                         duplicates[item.topic] += 1
