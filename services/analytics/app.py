@@ -28,7 +28,7 @@ from services.analytics.routing import (
 )
 from services.common import metrics
 from services.common.config import Settings
-from services.common.events import DEAD_LETTER_TOPIC, EventDecodeError, dead_letter
+from services.common.events import DEAD_LETTER_TOPIC, EventDecodeError, dead_letter, scoped_id
 from services.common.hr_signatures import KEY_ID_HEADER, SIGNATURE_HEADER, HrProducers
 from services.common.idempotency import PROCESSED_EVENT_DAYS
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
@@ -202,9 +202,7 @@ class AnalyticsApp:
                     continue
                 # Scoped by organisation, as every consumer's handled events are: an id another
                 # organisation's producer reuses never hides this one's event.
-                dedupe_id = (
-                    "org:" if item.organisation_copy else ""
-                ) + f"{env.organization_id}/{env.event_id}"
+                dedupe_id = ("org:" if item.organisation_copy else "") + scoped_id(event)
                 if dedupe_id in self._index:
                     if not item.organisation_copy:
                         duplicates[item.topic] += 1

@@ -90,6 +90,13 @@ def partition_key(organization_id: str, program_id: str) -> bytes:
     return f"{organization_id}/{program_id}".encode()
 
 
+def scoped_id(event: Event) -> str:
+    """The event's id within its organisation, `organization_id/event_id`: what handled events,
+    the outbox and analytics key on, so an id one organisation's producer reuses (or guesses)
+    never stands for another organisation's event."""
+    return f"{event.envelope.organization_id}/{event.envelope.event_id}"
+
+
 def topic_of(event: Event) -> str:
     return TOPIC_BY_PAYLOAD[event.envelope.event_type]
 

@@ -14,7 +14,7 @@ from mongoengine.errors import NotUniqueError
 
 from services.common import clock, metrics
 from services.common.errors import AlreadyExists
-from services.common.events import topic_of
+from services.common.events import scoped_id, topic_of
 from services.common.pb.mentoring.v1.events_pb2 import Event
 
 # How long a handled event is remembered: a redelivery comes within minutes (a rebalance, a
@@ -39,17 +39,13 @@ class ProcessedEvent(Document):
     }
 
 
-def _key(event: Event) -> str:
-    return f"{event.envelope.organization_id}/{event.envelope.event_id}"
-
-
 def unprocessed(events: Sequence[Event], group: str) -> list[Event]:
     """The events not handled before, each once; duplicates are counted and dropped."""
-    keys = [_key(e) for e in events]
+    keys = [scoped_id(e) for e in events]
     seen = set(ProcessedEvent.objects(key__in=keys).scalar("key")) if keys else set()
     fresh: list[Event] = []
     for event in events:
-        key = _key(event)
+        key = scoped_id(event)
         if key in seen:
             metrics.EVENTS_DUPLICATE.labels(topic_of(event), group).inc()
             continue
@@ -64,7 +60,7 @@ def mark_processed(events: Iterable[Event], group: str) -> None:
     now = clock.now()
     expires = now + timedelta(days=PROCESSED_EVENT_DAYS)
     for event in events:
-        ProcessedEvent.objects(key=_key(event)).update_one(
+        ProcessedEvent.objects(key=scoped_id(event)).update_one(
             upsert=True,
             set_on_insert__organization_id=event.envelope.organization_id,
             set_on_insert__event_id=event.envelope.event_id,

@@ -20,7 +20,7 @@ from mongoengine import BinaryField, BooleanField, DateTimeField, Document, Stri
 from pymongo.errors import DuplicateKeyError
 
 from services.common import clock, metrics
-from services.common.events import topic_of
+from services.common.events import scoped_id, topic_of
 from services.common.kafka import EventPublisher
 from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import Transaction, atomic, run_sync
@@ -59,10 +59,6 @@ class OutboxEntry(Document):
     }
 
 
-def _key(event: Event) -> str:
-    return f"{event.envelope.organization_id}/{event.envelope.event_id}"
-
-
 def crash_point(step: str) -> None:
     """Exit here, as a crash would, when a test asks for it (MENTORING_TEST_CRASH_AT)."""
     if step == _CRASH_AT:
@@ -76,7 +72,7 @@ def stage(tx: Transaction, events: Iterable[Event]) -> None:
     for event in events:
         tx.update(
             OutboxEntry,
-            {"key": _key(event)},
+            {"key": scoped_id(event)},
             upsert=True,
             set_on_insert__value=event.SerializeToString(),
             set_on_insert__created_at=now,
@@ -127,10 +123,6 @@ def _due(limit: int) -> list[Event]:
     return [Event.FromString(entry.value) for entry in entries]
 
 
-def unsent_count() -> int:
-    return int(OutboxEntry.objects(sent=False).count())
-
-
 class OutboxRelay:
     """Publishes staged events: a writer's right after its commit, and any left unsent."""
 
@@ -145,13 +137,13 @@ class OutboxRelay:
         crash_point("outbox-committed")
         await self._publisher.publish(events)
         crash_point("outbox-published")
-        await run_sync(_mark_sent, [_key(e) for e in events])
+        await run_sync(_mark_sent, [scoped_id(e) for e in events])
 
     async def relay_once(self) -> None:
         """Publish what writers left unsent, oldest first; a periodic task calls this."""
         while events := await run_sync(_due, RELAY_BATCH):
             await self._publisher.publish(events)
-            await run_sync(_mark_sent, [_key(e) for e in events])
+            await run_sync(_mark_sent, [scoped_id(e) for e in events])
             for event in events:
                 metrics.OUTBOX_RELAYED.labels(topic_of(event)).inc()
             log.warning("relayed %d events their writer left unsent", len(events))

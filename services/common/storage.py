@@ -91,9 +91,10 @@ class Transaction:
         return [document._from_son(raw) for raw in cursor]
 
     def insert(self, doc: Any) -> None:
+        """Insert one document; a duplicate key raises DuplicateKeyError (insert_many's
+        BulkWriteError would not say which rule it broke)."""
         doc.validate()
-        son = doc.to_mongo()
-        inserted = doc._get_collection().insert_one(son, session=self._session)
+        inserted = doc._get_collection().insert_one(doc.to_mongo(), session=self._session)
         doc.pk = inserted.inserted_id
 
     def insert_many(self, docs: list[Any]) -> None:

@@ -268,16 +268,7 @@ def registered_event(doc: Participant) -> events_pb2.Event:
         program_id=doc.program_id,
         event_id=doc.event_id,
         occurred_at=doc.registered_at,
-        payload=events_pb2.ParticipantRegistered(
-            participant_id=doc.participant_id,
-            role=ROLE_VALUES[doc.role],
-            display_name=doc.display_name,
-            skills=doc.skills,
-            capacity=doc.capacity,
-            profile=shared_profile(doc),
-            campaign=doc.campaign or "",
-            leave=leave_message(doc),
-        ),
+        payload=events_pb2.ParticipantRegistered(**_person(doc), campaign=doc.campaign or ""),
     )
 
 
@@ -288,16 +279,21 @@ def updated_event(doc: Participant) -> events_pb2.Event:
         program_id=doc.program_id,
         event_id=doc.update_event_id,
         occurred_at=doc.updated_at,
-        payload=events_pb2.ParticipantUpdated(
-            participant_id=doc.participant_id,
-            role=ROLE_VALUES[doc.role],
-            display_name=doc.display_name,
-            skills=doc.skills,
-            capacity=doc.capacity,
-            profile=shared_profile(doc),
-            leave=leave_message(doc),
-        ),
+        payload=events_pb2.ParticipantUpdated(**_person(doc)),
     )
+
+
+def _person(doc: Participant) -> dict[str, Any]:
+    """The participant as participant-registered and participant-updated both describe them."""
+    return {
+        "participant_id": doc.participant_id,
+        "role": ROLE_VALUES[doc.role],
+        "display_name": doc.display_name,
+        "skills": doc.skills,
+        "capacity": doc.capacity,
+        "profile": shared_profile(doc),
+        "leave": leave_message(doc),
+    }
 
 
 def withdrawn_event(doc: Participant) -> events_pb2.Event:
