@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import random
 import secrets
 import signal
 import socket
@@ -54,10 +55,26 @@ class StackError(RuntimeError):
     pass
 
 
+# Below Linux's ephemeral range (32768-60999). A port bound to 0 comes from that range, and a
+# client's outgoing connection (Kafka, the database) could take it between the pick and the
+# server's own bind: a test stack then failed to start on "port already in use".
+_PICKABLE = range(20000, 32768)
+_picked: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on, not handed out before by this process."""
+    while True:
+        port = random.choice(_PICKABLE)
+        if port in _picked:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _picked.add(port)
+        return port
 
 
 def _die_with_parent() -> None:
