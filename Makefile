@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,report,local]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,report]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -20,8 +20,9 @@ up: install engines
 test: install system-deps engines lint typecheck
 	$(BIN)/python -m pytest
 
-# Apache Kafka's jars (Maven Central, ~46 MB) into the engines cache, once per machine; the
-# MongoDB-wire server comes with the `local` extra. See README.md, "Storage and messaging".
+# Apache Kafka's jars (Maven Central, ~46 MB) and the MongoDB-wire server (built from crates.io
+# with cargo, about ten minutes on two cores) into the engines cache, once per machine. See
+# README.md, "Storage and messaging".
 engines: install engine-deps
 	$(BIN)/mentoring engines install
 

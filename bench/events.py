@@ -40,6 +40,7 @@ from services.common.api import (
     events_pb2,
 )
 from services.common.events import PROGRAM_TOPICS, new_event, partition_key, topic_of
+from services.common.kafka import ensure_topics
 
 ORG = "bench-org"
 TARGET_RATE = 5000.0
@@ -168,6 +169,8 @@ async def raw_consumer_rate(
     """Reference: a bare aiokafka consumer group reading a fresh copy of the same mix."""
     events = event_mix(programs, count, rng)
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
+    # The launcher's broker creates no topic on first use, as in production.
+    await ensure_topics(bootstrap, 6, [topic])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
     await producer.start()
     for event in events:

@@ -8,36 +8,42 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import grpc
 import typer
-from google.protobuf.message import Message
-from rich.table import Table
 
-from mentoring.cli_analytics import analytics_app, print_kpis
-from mentoring.cli_analytics import kpis as kpis_command
-from mentoring.cli_analytics import report as report_command
-from mentoring.cli_auth import auth_app
-from mentoring.cli_engagement import engagement_app
-from mentoring.cli_engines import engines_app, mongodb_server_version
-from mentoring.cli_people import people_app
-from mentoring.cli_programs import programs_app
-from mentoring.clients import TOKEN_ENV, Clients, use_token
-from mentoring.output import console, rpc_errors
-from services.common.api import events_pb2, matching_pb2
+from mentoring.lazy_commands import lazy_group, placeholder
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from services.common.api import events_pb2, matching_pb2
+
+# gRPC, protobuf and the other command groups are imported where they are used (the groups
+# when their command runs, see lazy_commands), so that a local command such as
+# `match solve` does not pay for them.
+_LAZY = {
+    "kpis": "mentoring.cli_analytics:kpis",
+    "report": "mentoring.cli_analytics:report",
+    "engagement": "mentoring.cli_engagement:engagement_app",
+    "programs": "mentoring.cli_programs:programs_app",
+    "people": "mentoring.cli_people:people_app",
+    "analytics": "mentoring.cli_analytics:analytics_app",
+    "auth": "mentoring.cli_auth:auth_app",
+    "engines": "mentoring.cli_engines:engines_app",
+}
+# mentoring.clients.TOKEN_ENV, not imported from there: that would load gRPC for every command.
+TOKEN_ENV = "MENTORING_TOKEN"
 
 app = typer.Typer(
-    help="Open e-mentoring platform: run it, and talk to its services.", no_args_is_help=True
+    help="Open e-mentoring platform: run it, and talk to its services.",
+    no_args_is_help=True,
+    cls=lazy_group(_LAZY),
 )
 match_app = typer.Typer(help="Matching tools.", no_args_is_help=True)
 app.add_typer(match_app, name="match")
-app.add_typer(engagement_app, name="engagement")
-app.add_typer(programs_app, name="programs")
-app.add_typer(people_app, name="people")
-app.add_typer(analytics_app, name="analytics")
-app.add_typer(auth_app, name="auth")
-app.add_typer(engines_app, name="engines")
+for _group in ("engagement", "programs", "people", "analytics", "auth", "engines"):
+    app.add_typer(placeholder(), name=_group)
 
 
 @app.callback()
@@ -50,7 +56,11 @@ def main_options(
         show_default=False,
     ),
 ) -> None:
-    use_token(token)
+    # Without a token there is nothing to set unless an earlier call in this process did.
+    if token or "mentoring.clients" in sys.modules:
+        from mentoring.clients import use_token
+
+        use_token(token)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -68,7 +78,11 @@ def up(
     ),
 ) -> None:
     """Start Kafka, the database and the services on this machine; Ctrl-C stops them all."""
+    from rich.table import Table
+
+    from mentoring.engines import mongo
     from mentoring.engines.kafka import VERSION as KAFKA_VERSION
+    from mentoring.output import console
     from mentoring.stack import DEMO_KEY_ID, DEMO_ORGANIZATION, Ports, Stack, StackError
     from services.common.config import AuthSettings
 
@@ -93,7 +107,8 @@ def up(
         console.print(table)
         console.print(
             f"kafka is Apache Kafka {KAFKA_VERSION} (KRaft controller on "
-            f":{stack.ports.controller}); mongodb is SecantusDB {mongodb_server_version()}. "
+            f":{stack.ports.controller}); mongodb is SecantusDB's "
+            f"{mongo.BINARY} {mongo.VERSION}. "
             f"Each process logs to {log_dir}/<process>.log."
         )
         if AuthSettings.from_env(stack.env).enabled:
@@ -142,7 +157,10 @@ def demo(
     seed: int = typer.Option(7, help="Seed of the sample population."),
 ) -> None:
     """Load a sample program of 50 people, walk the journey and print the live KPIs."""
+    from mentoring.cli_analytics import print_kpis
+    from mentoring.clients import Clients
     from mentoring.demo import run_demo
+    from mentoring.output import console, rpc_errors
 
     with Clients() as clients, rpc_errors():
         kpis = run_demo(clients, console, organization, seed)
@@ -150,8 +168,9 @@ def demo(
 
 
 # In mentoring/cli_analytics.py with the `analytics` group; top-level for short commands.
-app.command("kpis")(kpis_command)
-app.command("report")(report_command)
+# Placeholders here (for their place in the listing), loaded by name (_LAZY).
+app.command("kpis")(placeholder)
+app.command("report")(placeholder)
 
 
 @app.command()
@@ -164,6 +183,7 @@ def topics(
     """Create the platform's Kafka topics (existing ones are left alone)."""
     import asyncio
 
+    from mentoring.output import console
     from services.common.events import ALL_TOPICS
     from services.common.kafka import ensure_topics
 
@@ -174,7 +194,10 @@ def topics(
 @app.command()
 def health(address: str = typer.Argument(..., help="host:port of a service's gRPC API.")) -> None:
     """Exit 0 if the service at ADDRESS reports SERVING (container health checks use this)."""
+    import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from mentoring.output import console, rpc_errors
 
     with grpc.insecure_channel(address) as channel, rpc_errors():
         reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -186,12 +209,14 @@ def health(address: str = typer.Argument(..., help="host:port of a service's gRP
         raise typer.Exit(1)
 
 
-M = TypeVar("M", bound=Message)
+M = TypeVar("M", bound="Message")
 
 
 def _read_json(file: Path, message: M) -> M:
     """A message from a proto-JSON file; a clear error and exit 2 if it is not one."""
     from google.protobuf import json_format
+
+    from mentoring.output import console
 
     try:
         return json_format.Parse(file.read_text(), message)
@@ -210,6 +235,10 @@ def match_config(
 ) -> None:
     """Show or set a program's matching criteria."""
     from google.protobuf import json_format
+
+    from mentoring.clients import Clients
+    from mentoring.output import console, rpc_errors
+    from services.common.api import matching_pb2
 
     with Clients() as clients, rpc_errors():
         if file is None:
@@ -234,6 +263,10 @@ def match_taxonomy(
 ) -> None:
     """Show or set the organisation's skill taxonomy (synonyms and parent skills)."""
     from google.protobuf import json_format
+
+    from mentoring.clients import Clients
+    from mentoring.output import console, rpc_errors
+    from services.common.api import matching_pb2
 
     with Clients() as clients, rpc_errors():
         if file is None:
@@ -263,7 +296,10 @@ def match_run(
     timeout: float = typer.Option(300, help="Seconds to wait for the result."),
 ) -> None:
     """Bulk-match a program (or cohort) and print the run report with its fairness table."""
+    from mentoring.clients import Clients
     from mentoring.demo import wait_for
+    from mentoring.output import console, rpc_errors
+    from services.common.api import events_pb2, matching_pb2
 
     algorithm = (
         events_pb2.MATCHING_ALGORITHM_STABLE if stable else events_pb2.MATCHING_ALGORITHM_OPTIMAL
@@ -302,6 +338,11 @@ def _shortfall(result: events_pb2.MatchingRunCompleted) -> float:
 
 
 def print_run(run: matching_pb2.MatchingRun) -> None:
+    from rich.table import Table
+
+    from mentoring.output import console
+    from services.common.api import events_pb2
+
     result = run.result
     if result.error:
         console.print(f"[red]run {run.run_id} failed:[/] {result.error}")
@@ -349,6 +390,12 @@ def match_recommend(
     limit: int = typer.Option(5),
 ) -> None:
     """A mentee's best mentors with free capacity, and why."""
+    from rich.table import Table
+
+    from mentoring.clients import Clients
+    from mentoring.output import console, rpc_errors
+    from services.common.api import matching_pb2
+
     with Clients() as clients, rpc_errors():
         found = clients.matching.RecommendMentors(
             matching_pb2.RecommendMentorsRequest(
@@ -371,8 +418,12 @@ def match_solve(
     out: Path = typer.Option(..., help="Where to write mentee_id,mentor_id,score."),
 ) -> None:
     """Optimal matching from your own scores: most mentees matched, then highest total score."""
+    # Not mentoring.output's console: that module loads gRPC, which this command does not use.
+    from rich.console import Console
+
     from services.matching.offline_csv import CsvFormatError, solve_files
 
+    console = Console()
     try:
         summary = solve_files(pairs, capacities, out)
     except (CsvFormatError, OSError) as exc:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
-from mentoring.engines import kafka
+from mentoring.engines import kafka, mongo
 from mentoring.output import console
 
 engines_app = typer.Typer(
@@ -15,16 +14,10 @@ engines_app = typer.Typer(
 )
 
 
-def mongodb_server_version() -> str | None:
-    try:
-        return version("secantusdb")
-    except PackageNotFoundError:
-        return None
-
-
 @engines_app.command()
 def install() -> None:
-    """Fetch Apache Kafka's jars from Maven Central into the cache, once per machine."""
+    """Fetch Apache Kafka's jars from Maven Central and build the MongoDB-wire server from
+    crates.io into the cache, once per machine."""
     if kafka.installed():
         console.print(f"Apache Kafka {kafka.VERSION}: ready in {kafka.libs_dir()}")
     else:
@@ -38,8 +31,17 @@ def install() -> None:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
         console.print(f"Apache Kafka {kafka.VERSION}: ready")
-    found = mongodb_server_version()
-    if found is None:
-        console.print("[red]error:[/] the MongoDB-wire server is missing: `make install`")
-        raise typer.Exit(1)
-    console.print(f"MongoDB-wire server SecantusDB {found}: installed")
+    server = f"MongoDB-wire server {mongo.CRATE} {mongo.VERSION}"
+    if mongo.installed():
+        console.print(f"{server}: ready in {mongo.server_dir()}")
+        return
+    console.print(
+        f"Building the {server} from crates.io into {mongo.server_dir()}: once per machine, "
+        "about ten minutes on two cores …"
+    )
+    try:
+        mongo.install()
+    except (kafka.EngineMissing, subprocess.CalledProcessError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{server}: ready")

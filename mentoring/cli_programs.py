@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import csv
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Protocol
 
-import grpc
 import typer
 from google.protobuf import json_format
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from mentoring.cli_participants import participant_app
 from mentoring.clients import Clients
 from mentoring.output import console, rpc_errors
 from services.common.api import common_pb2, enrollment_pb2, events_pb2
-from services.enrollment.hris_csv import CsvFormatError, ImportRow, RowError, read_rows
+from services.enrollment.hris_csv import CsvFormatError, ImportRow, RowError, count_rows, read_rows
 
 programs_app = typer.Typer(
     help="Programs: create and run them, screen applications, import people.",
@@ -281,38 +293,57 @@ def waitlist(
 
 
 class EnrollmentStub(Protocol):
-    def RegisterParticipant(
-        self, request: enrollment_pb2.RegisterParticipantRequest
-    ) -> enrollment_pb2.Participant: ...
-
-    def ListParticipants(
-        self, request: enrollment_pb2.ListParticipantsRequest
-    ) -> enrollment_pb2.ListParticipantsResponse: ...
+    def ImportParticipants(
+        self, request: enrollment_pb2.ImportParticipantsRequest
+    ) -> enrollment_pb2.ImportParticipantsResponse: ...
 
 
-# Per-row failures that say something about the row; any other failure stops the import.
-ROW_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS})
+# Rows per ImportParticipants call: the service commits each call in one transaction.
+BATCH_ROWS = 500
+# Calls outstanding at once: the service checks and publishes one while it writes another.
+IN_FLIGHT = 2
+
+OUTCOMES = enrollment_pb2.ImportOutcome
+Parsed = ImportRow | RowError
 
 
 @dataclass
 class ImportReport:
     registered: int = 0
     applied: int = 0
+    updated: int = 0
     unchanged: int = 0
     problems: list[RowError] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
-        return self.registered + self.applied + self.unchanged + len(self.problems)
+        return self.registered + self.applied + self.updated + self.unchanged + len(self.problems)
+
+    def add(self, result: enrollment_pb2.ImportRowResult, hr_person_id: str) -> None:
+        if result.outcome == OUTCOMES.IMPORT_OUTCOME_REGISTERED:
+            self.registered += 1
+        elif result.outcome == OUTCOMES.IMPORT_OUTCOME_APPLIED:
+            self.applied += 1
+        elif result.outcome == OUTCOMES.IMPORT_OUTCOME_UPDATED:
+            self.updated += 1
+        elif result.outcome == OUTCOMES.IMPORT_OUTCOME_UNCHANGED:
+            self.unchanged += 1
+        else:
+            self.problems.append(RowError(result.row, hr_person_id, result.field, result.reason))
 
 
-def registration_request(
-    organization: str, program: str, row: ImportRow
-) -> enrollment_pb2.RegisterParticipantRequest:
+def batched(
+    rows: Iterable[ImportRow | RowError], size: int
+) -> Iterator[list[ImportRow | RowError]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def import_row(row: ImportRow) -> enrollment_pb2.ImportRow:
     role = common_pb2.ROLE_MENTOR if row.role == "mentor" else common_pb2.ROLE_MENTEE
-    return enrollment_pb2.RegisterParticipantRequest(
-        organization_id=organization,
-        program_id=program,
+    return enrollment_pb2.ImportRow(
+        row=row.row,
         role=role,
         display_name=row.name,
         email=row.email,
@@ -333,59 +364,54 @@ def registration_request(
     )
 
 
-def field_of(details: str) -> tuple[str, str]:
-    """Split a status message "field: problem" as the services write it."""
-    name, sep, problem = details.partition(":")
-    if not sep or " " in name.strip():
-        return "", details.strip()
-    return name.strip(), problem.strip()
-
-
-def existing_participants(stub: EnrollmentStub, organization: str, program: str) -> set[str]:
-    request = enrollment_pb2.ListParticipantsRequest(
-        organization_id=organization, program_id=program, page_size=500
-    )
-    found: set[str] = set()
-    while True:
-        page = stub.ListParticipants(request)
-        found.update(p.participant_id for p in page.participants)
-        if not page.next_page_token:
-            return found
-        request.page_token = page.next_page_token
-
-
 def import_rows(
     stub: EnrollmentStub,
     organization: str,
     program: str,
     rows: Iterable[ImportRow | RowError],
-    advance: Callable[[], None] = lambda: None,
+    advance: Callable[[int], None] = lambda rows: None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    in_flight: int = IN_FLIGHT,
 ) -> ImportReport:
-    """Register each row. Registration is idempotent, so a person already in the program
-    (same e-mail, role and data) comes back as the participant they are: "unchanged"."""
+    """Send the rows in calls of `batch_rows`, reading the next while earlier ones are served:
+    memory holds a few calls' rows, whatever the file's size. Import is idempotent on the HR
+    person id, so a second run reports the people as unchanged. A row the service refuses is a
+    problem of that row; a failed call (the service down, an unknown program) stops the import
+    and raises its grpc.RpcError."""
     report = ImportReport()
-    known = existing_participants(stub, organization, program)
-    for row in rows:
-        if isinstance(row, RowError):
-            report.problems.append(row)
-            advance()
-            continue
+    pending: deque[tuple[Future[enrollment_pb2.ImportParticipantsResponse], dict[int, str]]]
+    pending = deque()
+
+    def settle() -> None:
+        call, hr_ids = pending.popleft()
+        for result in call.result().results:
+            report.add(result, hr_ids.get(result.row, ""))
+        advance(len(hr_ids))
+
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="import") as calls:
         try:
-            participant = stub.RegisterParticipant(registration_request(organization, program, row))
-        except grpc.RpcError as exc:
-            if exc.code() not in ROW_CODES:
-                raise
-            name, problem = field_of(exc.details() or "")
-            report.problems.append(RowError(row.row, row.hr_person_id, name, problem))
-        else:
-            if participant.participant_id in known:
-                report.unchanged += 1
-            elif participant.status == enrollment_pb2.PARTICIPANT_STATUS_APPLIED:
-                report.applied += 1
-            else:
-                report.registered += 1
-            known.add(participant.participant_id)
-        advance()
+            for batch in batched(rows, batch_rows):
+                request = enrollment_pb2.ImportParticipantsRequest(
+                    organization_id=organization, program_id=program
+                )
+                for row in batch:
+                    if isinstance(row, RowError):
+                        report.problems.append(row)
+                        advance(1)
+                    else:
+                        request.rows.append(import_row(row))
+                if not request.rows:
+                    continue
+                hr_ids = {r.row: r.profile.hr_person_id for r in request.rows}
+                pending.append((calls.submit(stub.ImportParticipants, request), hr_ids))
+                if len(pending) >= in_flight:
+                    settle()
+            while pending:
+                settle()
+        finally:
+            for call, _ in pending:
+                call.cancel()
     return report
 
 
@@ -395,29 +421,40 @@ def import_people(
     program: ProgramId,
     file: Annotated[Path, typer.Option(help="HRIS CSV export (see the README for columns).")],
 ) -> None:
-    """Register everyone in an HRIS CSV export; safe to run again with the same file."""
-    try:
-        with file.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(read_rows(handle))
-    except (CsvFormatError, OSError, UnicodeDecodeError) as exc:
-        console.print(f"[red]error:[/] {file}: {exc}")
-        raise typer.Exit(2) from None
-    progress = Progress(
-        TextColumn("[bold]Importing[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    with Clients() as clients, rpc_errors(), progress:
-        task = progress.add_task("import", total=len(rows))
-        report = import_rows(
-            clients.enrollment,
-            organization,
-            program,
-            rows,
-            advance=lambda: progress.advance(task),
+    """Register everyone in an HRIS CSV export; safe to run again with the same file (people
+    already imported are unchanged, or updated where their row changed)."""
+    with ExitStack() as opened:
+        try:
+            with file.open(newline="", encoding="utf-8-sig") as counting:
+                total = count_rows(counting)
+            handle = opened.enter_context(file.open(newline="", encoding="utf-8-sig"))
+            rows = read_rows(handle)
+        except (CsvFormatError, OSError, UnicodeDecodeError, csv.Error) as exc:
+            console.print(f"[red]error:[/] {file}: {exc}")
+            raise typer.Exit(2) from None
+        progress = Progress(
+            TextColumn("[bold]Importing[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
         )
+        with Clients() as clients, rpc_errors(), progress:
+            task = progress.add_task("import", total=total)
+            try:
+                report = import_rows(
+                    clients.enrollment,
+                    organization,
+                    program,
+                    rows,
+                    advance=lambda done: progress.advance(task, done),
+                )
+            except (UnicodeDecodeError, csv.Error) as exc:
+                progress.stop()
+                console.print(f"[red]error:[/] {file}: {exc} (rows before it are imported)")
+                raise typer.Exit(2) from None
     if report.problems:
         table = Table(title=f"Rows not imported ({len(report.problems)})")
         for column in ("row", "hr_person_id", "field", "problem"):
@@ -427,7 +464,8 @@ def import_people(
         console.print(table)
     console.print(
         f"{report.rows} rows: {report.registered} registered, {report.applied} applied "
-        f"(waiting for approval), {report.unchanged} unchanged, {len(report.problems)} rejected"
+        f"(waiting for approval), {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(report.problems)} rejected"
     )
     if report.problems:
         raise typer.Exit(1)

@@ -278,7 +278,7 @@ class Stack:
     def start_mongodb(self) -> Managed:
         node = self.mongodb
         self._fail_if_taken(node.port, "the MongoDB-wire server")
-        managed = self._spawn("mongodb", node.start_argv(), self.env, node.address)
+        managed = self._spawn("mongodb", node.start_argv(self.env), self.env, node.address)
         self._wait_port(managed, node.port, timeout=60.0)
         return managed
 

@@ -3,7 +3,8 @@
 State lives in Faust tables backed by changelog topics, so it survives a restart and moves with
 its partitions when a second worker joins. Every table is written while handling a message of
 the same `analytics-ingest` partition, so a key's changelog partition is the one its events
-arrive on.
+arrive on. A state is sharded (sharded.py): a small summary per program and organisation, and
+one value per entity, so no value grows with a program.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import faust
 from mode.utils.objects import cached_property
 from prometheus_client import Gauge
 
-from services.analytics import kpis, org_state, program_state
-from services.analytics.fold_step import FoldStep
+from services.analytics import journal, kpis, org_state, program_state, sharded
+from services.analytics.fold_step import FoldStep, Write
 from services.analytics.ingest import INGEST_TOPIC
 from services.analytics.routing import (
     organisation_state_key,
@@ -36,14 +37,16 @@ from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedE
 log = logging.getLogger(__name__)
 
 GROUP = "analytics"
-# Ingest messages folded per step: each program's state is written once per step, so a step
-# lasts a quarter of a second whatever the load (a program's state is one value of the size of
-# its people and relationships); the step is well inside the freshness target.
-TAKE_MESSAGES = 10_000
+# Ingest messages folded per step (up to 500 events each): a value an event changes is written
+# once per step, and a step lasts at most a quarter of a second, well inside the freshness
+# target. Bounded, so that catching up on a backlog folds it in steps of the same size.
+TAKE_MESSAGES = 20
 TAKE_WITHIN_SECONDS = 0.25
-# Event ids are remembered this long to drop an event published twice: as long as every other
-# consumer remembers them.
+# Event ids are remembered to drop an event published twice (an outbox relay republishes within
+# seconds): as long as every other consumer remembers them, and no more of them than this.
 DEDUPE_WINDOW_SECONDS = PROCESSED_EVENT_DAYS * 86_400
+DEDUPE_MAX_IDS = 2_000_000
+TABLE = "state"
 GAUGE_EVERY_SECONDS = 1.0
 FULL_REFRESH_SECONDS = 30.0
 
@@ -90,21 +93,27 @@ class AnalyticsApp:
             broker_session_timeout=10.0,
             broker_rebalance_timeout=10.0,
             broker_heartbeat_interval=3.0,
-            # A program's state is one table value of tens of kilobytes or more. aiokafka waits
-            # for a partition's batch to be acknowledged before starting the next one once it
-            # is full, so a 16 KB batch would send the changelog one value per round trip.
+            # A step writes thousands of small values to one changelog partition. aiokafka
+            # waits for a partition's batch to be acknowledged before starting the next one once
+            # it is full, so a 16 KB batch would send them a few dozen per round trip.
             producer_max_batch_size=1_000_000,
             producer_max_request_size=1_000_000,
             producer_compression_type="gzip",
             producer_linger=0.005,
         )
         self.app = app
-        self.programs = app.Table("programs", key_type=str, help="State per org/program.")
-        self.organisations = app.Table(
-            "organisations", key_type=str, help="Employment facts per organisation."
-        )
-        # "<partition>:<first offset>" -> [newest event time, [event ids]]: one write per step.
-        self.seen = app.Table("seen-events", key_type=str, help="Event ids already folded.")
+        # One table, so that a step's writes are one changelog partition's ordered records
+        # (journal.py): the summary of each program ("org/program") and organisation ("org/"),
+        # each of their entities ("org/program|people|p-1"), the steps' journals and the ids of
+        # the events folded ("~seen:<partition>:<offset>:<chunk>" -> [newest time, [ids]]).
+        self.state = app.Table(TABLE, key_type=str, help="Analytics state, sharded.")
+        # What folds load and readers scan: the summaries and entities held here.
+        self.index = sharded.Index()
+        # Per ingest partition, the last offset folded in; later ones only are folded.
+        self._applied: dict[int, int] = {}
+        # Per ingest partition, a committed journal found when loading, to write again before
+        # the partition's next step overwrites it.
+        self._replay: dict[int, list[Write]] = {}
         self.source = app.topic(
             INGEST_TOPIC, key_type=bytes, value_type=bytes, value_serializer="raw"
         )
@@ -113,9 +122,10 @@ class AnalyticsApp:
         )
         app.agent(self.source, name="fold-events")(self._fold)
         app.timer(GAUGE_EVERY_SECONDS, name="refresh-gauges")(self._refresh_gauges)
-        self._index: set[str] = set()
+        self._seen_ids: set[str] = set()
         self._expiry: dict[int, deque[tuple[float, str]]] = defaultdict(deque)
         self._indexed_generation: int | None = None
+        self._remembered = 0
         # Programs exported as gauges, and those changed since their last export.
         self._gauged: set[str] = set()
         self._dirty: set[str] = set()
@@ -128,12 +138,11 @@ class AnalyticsApp:
     # --- reading, for the servicer ------------------------------------------------------
 
     def changelog_topics(self) -> list[str]:
-        tables = (self.programs, self.organisations, self.seen)
-        return [str(table.changelog_topic.get_topic_name()) for table in tables]
+        return [self.state_topic]
 
     @cached_property
     def state_topic(self) -> str:
-        return str(self.programs.changelog_topic.get_topic_name())
+        return str(self.state.changelog_topic.get_topic_name())
 
     def partition_of(self, key: str) -> int:
         return partition_for(key.encode(), self.settings.topic_partitions)
@@ -153,16 +162,25 @@ class AnalyticsApp:
         if not self.settled():
             return None
         partition = self.partition_of(key)
-        for url, topics in self.app.router.table_metadata("programs").items():
+        for url, topics in self.app.router.table_metadata(TABLE).items():
             if partition in topics.get(self.state_topic, ()):
                 return str(url)
         return None
 
-    def program(self, key: str) -> dict[str, Any]:
-        return self.programs.get(key) or program_state.new_state()
+    def program(self, key: str) -> kpis.State:
+        return self._stored(key, False)
 
-    def organisation(self, key: str) -> dict[str, Any]:
-        return self.organisations.get(key) or org_state.new_state()
+    def organisation(self, key: str) -> kpis.State:
+        return self._stored(key, True)
+
+    def _stored(self, key: str, for_organisation: bool) -> sharded.StoredState:
+        self._index_if_assignment_changed()
+        summary = self.index.summary(key)
+        if summary is None:
+            new = org_state.new_state() if for_organisation else program_state.new_state()
+            summary = sharded.summary_of(new, for_organisation)
+        kinds = sharded.entity_kinds(for_organisation)
+        return sharded.StoredState(summary, self.index, key, kinds)
 
     # --- folding ---------------------------------------------------------------------
 
@@ -176,19 +194,22 @@ class AnalyticsApp:
                 await self._fold_partition(stream, partition, messages)
 
     async def _fold_partition(self, stream: Any, partition: int, messages: list[Any]) -> None:
-        step = FoldStep(self.program, self.organisation)
+        step = FoldStep(self.index.summary, self.index.entity)
         folded: list[str] = []
         consumed: Counter[str] = Counter()
         duplicates: Counter[str] = Counter()
         newest = 0.0
-        slot = str(partition)
+        applied = self._applied.get(partition, -1)
+        # A step delivered again after a crash: what it committed is in the state already.
+        messages = [message for message in messages if message.message.offset > applied]
+        if not messages:
+            return
         for message in messages:
-            offset = message.message.offset
             for item in IngestBatch.FromString(message.value).events:
                 try:
                     event = self._hr_producers.decode(item.topic, item.value, _headers(item))
                 except EventDecodeError as exc:
-                    await self._dead_letter(item, str(exc))
+                    await self._dead_letter(item, str(exc), folded)
                     continue
                 env = event.envelope
                 for_organisation = item.organisation_copy or not env.program_id
@@ -198,24 +219,25 @@ class AnalyticsApp:
                     else program_state_key(env.organization_id, env.program_id)
                 )
                 if self.partition_of(key) != partition:
-                    await self._dead_letter(item, f"key {item.key!r} does not match {key!r}")
+                    await self._dead_letter(
+                        item, f"key {item.key!r} does not match {key!r}", folded
+                    )
                     continue
                 # Scoped by organisation, as every consumer's handled events are: an id another
                 # organisation's producer reuses never hides this one's event.
                 dedupe_id = ("org:" if item.organisation_copy else "") + scoped_id(event)
-                if dedupe_id in self._index:
+                if dedupe_id in self._seen_ids:
                     if not item.organisation_copy:
                         duplicates[item.topic] += 1
-                    continue
-                # A redelivered batch: its events are in this state already.
-                if step.state(key, for_organisation)["applied"].get(slot, -1) >= offset:
                     continue
                 try:
                     step.apply(key, for_organisation, event)
                 except Exception as exc:
-                    await self._dead_letter(item, f"cannot be applied: {type(exc).__name__}: {exc}")
+                    await self._dead_letter(
+                        item, f"cannot be applied: {type(exc).__name__}: {exc}", folded
+                    )
                     continue
-                self._index.add(dedupe_id)
+                self._seen_ids.add(dedupe_id)
                 folded.append(dedupe_id)
                 newest = max(newest, env.occurred_at.seconds)
                 if not item.organisation_copy:
@@ -228,52 +250,82 @@ class AnalyticsApp:
         previous = stream.current_event
         stream._set_current_event(messages[-1])
         try:
-            for key, state in step.programs.items():
-                state["applied"][slot] = last
-                self.programs[key] = state
-                self.versions[key] += 1
-            for key, state in step.organisations.items():
-                state["applied"][slot] = last
-                self.organisations[key] = state
-            if folded:
-                seen_key = f"{partition}:{messages[0].message.offset}"
-                self.seen[seen_key] = [newest, folded]
-                self._expiry[partition].append((newest, seen_key))
-            self._expire(partition)
+            records = journal.step_records(
+                partition,
+                (messages[0].message.offset, last),
+                (newest, folded),
+                list(step.writes()),
+                self._replay.pop(partition, []),
+            )
+            for key, value in records:
+                self._store(key, value)
+            self._applied[partition] = last
+            self._expire()
         finally:
             stream._set_current_event(previous)
-        self._dirty.update(step.programs)
+        changed = step.changed(for_organisation=False)
+        for key in changed:
+            self.versions[key] += 1
+        self._dirty.update(changed)
         for topic, count in consumed.items():
             metrics.EVENTS_CONSUMED.labels(topic, GROUP).inc(count)
         for topic, count in duplicates.items():
             metrics.EVENTS_DUPLICATE.labels(topic, GROUP).inc(count)
 
+    def _store(self, key: str, value: Any) -> None:
+        if value is not None:
+            self.state[key] = value
+        elif key in self.state:
+            del self.state[key]
+        if not journal.is_bookkeeping(key):
+            self.index.put(key, value)
+        elif key.startswith(journal.SEEN):
+            self._expiry[journal.seen_partition(key)].append((value[0], key))
+            self._remembered += len(value[1])
+
     def _index_if_assignment_changed(self) -> None:
-        # After a rebalance the seen table may hold partitions recovered from the changelog.
+        # After a rebalance the tables may hold partitions recovered from their changelogs.
         generation = self.app.consumer_generation_id
-        if generation == self._indexed_generation:
+        if generation == self._indexed_generation or not self.settled():
             return
         self._indexed_generation = generation
-        self._index.clear()
+        loaded = journal.load(self.state.items())
+        self.index.clear()
+        for key, value in loaded.values.items():
+            self.index.put(key, value)
+        self._seen_ids.clear()
         self._expiry.clear()
-        for seen_key, (newest, ids) in sorted(self.seen.items(), key=lambda kv: kv[1][0]):
-            self._index.update(ids)
-            self._expiry[int(seen_key.split(":", 1)[0])].append((newest, seen_key))
+        self._remembered = 0
+        for newest, seen_key, ids in loaded.seen:
+            self._seen_ids.update(ids)
+            self._remembered += len(ids)
+            self._expiry[journal.seen_partition(seen_key)].append((newest, seen_key))
+        self._applied = {p: step.last_offset for p, step in loaded.committed.items()}
+        self._replay = {p: step.writes for p, step in loaded.committed.items()}
 
-    def _expire(self, partition: int) -> None:
+    def _expire(self) -> None:
+        """Forget event ids past the window, and the oldest beyond the count."""
         horizon = time.time() - DEDUPE_WINDOW_SECONDS
-        queue = self._expiry[partition]
-        while queue and queue[0][0] < horizon:
-            _, seen_key = queue.popleft()
-            entry = self.seen.pop(seen_key, None)
+        while True:
+            heads = [(queue[0][0], partition) for partition, queue in self._expiry.items() if queue]
+            if not heads:
+                return
+            newest, partition = min(heads)
+            if newest >= horizon and self._remembered <= DEDUPE_MAX_IDS:
+                return
+            _, seen_key = self._expiry[partition].popleft()
+            entry = self.state.pop(seen_key, None)
             if entry is not None:
-                self._index.difference_update(entry[1])
+                self._seen_ids.difference_update(entry[1])
+                self._remembered -= len(entry[1])
 
-    async def _dead_letter(self, item: IngestedEvent, reason: str) -> None:
+    async def _dead_letter(self, item: IngestedEvent, reason: str, folded: list[str]) -> None:
+        # Remembered as the step's folded events are, so a redelivered step sends it once.
         letter_id = f"dead:{item.topic}:{item.partition}:{item.offset}"
-        if letter_id in self._index:
+        if letter_id in self._seen_ids:
             return
-        self._index.add(letter_id)
+        self._seen_ids.add(letter_id)
+        folded.append(letter_id)
         value = dead_letter(
             topic=item.topic,
             partition=item.partition,
@@ -302,7 +354,8 @@ class AnalyticsApp:
         # the changelog, with no event to mark them changed. Every program now and then:
         # at-risk figures move with the clock, and a program whose partition moved to another
         # worker must stop being exported here.
-        due = self._dirty | {key for key in self.programs if key not in self._gauged}
+        programs = (key for key in self.index.summaries if not key.endswith("/"))
+        due = self._dirty | {key for key in programs if key not in self._gauged}
         self._dirty = set()
         generation = self.app.consumer_generation_id
         if time.monotonic() >= self._full_refresh_at or generation != self._gauged_generation:

@@ -2,48 +2,90 @@
 
 from __future__ import annotations
 
-import pickle
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
-from services.analytics import org_state, program_state
-from services.analytics.program_state import State
+from services.analytics import org_state, program_state, sharded
+from services.analytics.sharded import Cell, Working, WorkingState
 from services.common.pb.mentoring.v1.events_pb2 import Event
 
-Load = Callable[[str], State]
+LoadSummary = Callable[[str], sharded.State | None]
+LoadEntity = Callable[[str, str, str], Any]
+
+
+@dataclass(frozen=True)
+class Write:
+    """A table value the step changed: a state's summary, or one of its entities (None:
+    removed)."""
+
+    key: str
+    value: Any
 
 
 class FoldStep:
     """The states a step changes, as private copies of the stored values.
 
-    The tables change only when the step writes these back whole, so an event whose fold
-    raises leaves no trace: its state is rebuilt from the stored value and the events the step
-    folded into it before, and the caller dead-letters the event.
+    Nothing stored changes until the caller writes back `writes()`, so an event whose fold
+    raises leaves no trace: its state's copies are rebuilt from the stored values and the
+    events the step folded into them before, and the caller dead-letters the event. Only the
+    entities an event touches are loaded, so a step costs what its events do, whatever the
+    size of their programs.
     """
 
-    def __init__(self, load_program: Load, load_organisation: Load) -> None:
-        self._load = {False: load_program, True: load_organisation}
-        self.programs: dict[str, State] = {}
-        self.organisations: dict[str, State] = {}
-        self._folded: defaultdict[str, list[Event]] = defaultdict(list)
-
-    def state(self, key: str, for_organisation: bool) -> State:
-        states = self.organisations if for_organisation else self.programs
-        if key not in states:
-            # A copy, never the stored object itself; pickle copies plain data fastest.
-            stored = self._load[for_organisation](key)
-            states[key] = pickle.loads(pickle.dumps(stored, pickle.HIGHEST_PROTOCOL))
-        return states[key]
+    def __init__(self, load_summary: LoadSummary, load_entity: LoadEntity) -> None:
+        self._load_summary = load_summary
+        self._load_entity = load_entity
+        self._states: dict[tuple[str, bool], Working] = {}
+        self._folded: defaultdict[tuple[str, bool], list[Event]] = defaultdict(list)
 
     def apply(self, key: str, for_organisation: bool, event: Event) -> None:
         """Fold the event into the key's state; if that raises, the state is as before."""
         fold = org_state.apply if for_organisation else program_state.apply
+        place = (key, for_organisation)
         try:
-            fold(self.state(key, for_organisation), event)
+            fold(self._view(place), event)
         except Exception:
-            (self.organisations if for_organisation else self.programs).pop(key)
-            state = self.state(key, for_organisation)
-            for earlier in self._folded[key]:
-                fold(state, earlier)
+            del self._states[place]
+            for earlier in self._folded[place]:
+                fold(self._view(place), earlier)
             raise
-        self._folded[key].append(event)
+        self._folded[place].append(event)
+
+    def changed(self, for_organisation: bool) -> set[str]:
+        return {key for key, organisation in self._states if organisation == for_organisation}
+
+    def writes(self) -> Iterator[Write]:
+        """The values the step changed."""
+        for (key, _), working in self._states.items():
+            if working.summary != working.stored_summary:
+                yield Write(key, working.summary)
+            for (kind, entity_id), cell in working.cells.items():
+                if cell.value != cell.stored:
+                    yield Write(sharded.entity_key(key, kind, entity_id), cell.value)
+
+    # --- working copies ----------------------------------------------------------------
+
+    def _view(self, place: tuple[str, bool]) -> WorkingState:
+        key, for_organisation = place
+        working = self._states.get(place)
+        if working is None:
+            stored = self._load_summary(key)
+            if stored is None:
+                new = org_state.new_state() if for_organisation else program_state.new_state()
+                summary = sharded.summary_of(new, for_organisation)
+            else:
+                summary = sharded.copied(stored)
+            working = Working(summary=summary, stored_summary=stored)
+            self._states[place] = working
+
+        def cell(kind: str, entity_id: str) -> Cell:
+            found = working.cells.get((kind, entity_id))
+            if found is None:
+                stored = self._load_entity(key, kind, entity_id)
+                found = Cell(value=sharded.copied(stored), stored=stored)
+                working.cells[(kind, entity_id)] = found
+            return found
+
+        return WorkingState(working, sharded.entity_kinds(for_organisation), cell)

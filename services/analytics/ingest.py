@@ -22,7 +22,9 @@ from services.common.kafka import EventConsumer
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
 INGEST_TOPIC = "analytics-ingest"
-INGEST_GROUP = "analytics-ingest"
+# Renamed with the sharded state (its table is new): a worker upgraded from the one-value-per-
+# program state reads every event the topics still hold again, into the new table.
+INGEST_GROUP = "analytics-ingest-sharded"
 # Well under Kafka's default 1 MB message limit with events of a few hundred bytes.
 EVENTS_PER_MESSAGE = 500
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +33,8 @@ from services.analytics.program_state import (
     R_RATING,
     R_SESSIONS,
     R_STARTED_AT,
-    State,
     new_state,
+    split_day_key,
 )
 from services.common.pb.mentoring.v1.common_pb2 import ROLE_MENTEE, ROLE_MENTOR
 
@@ -73,6 +73,8 @@ WEEKLY_COUNTERS: tuple[str, ...] = (
     "feedback_responses",
     "goals_achieved",
 )
+# A program's state as read: a plain dict, or a stored sharded state.
+State = Mapping[str, Any]
 RATINGS = range(1, 6)
 TREND_WEEKS = 4
 # A pair is at risk when it has not been in touch for this many expected meeting intervals.
@@ -105,11 +107,10 @@ class Figures:
 
 
 def _days(state: State, cohort: str) -> Iterator[tuple[int, dict[str, int]]]:
-    for name, days in state["days"].items():
-        if cohort and name != cohort:
-            continue
-        for day, counters in days.items():
-            yield int(day), counters
+    for key, counters in state["days"].items():
+        name, day = split_day_key(key)
+        if not cohort or name == cohort:
+            yield day, counters
 
 
 def _people(state: State, cohort: str) -> Iterator[list[Any]]:
@@ -173,7 +174,7 @@ def figures(state: State, cohort: str, days: DayRange, now: float) -> Figures:
     scalars["sessions_per_relationship"] = _share(sum(r[R_SESSIONS] for r in relationships), pairs)
     scalars["hours_per_relationship"] = _share(sum(r[R_MINUTES] for r in relationships), pairs) / 60
     scalars["messages_per_relationship"] = _share(sum(r[R_MESSAGES] for r in relationships), pairs)
-    scalars["relationships_at_risk"] = len(at_risk(state, cohort, now))
+    scalars["relationships_at_risk"] = count_at_risk(state, cohort, now)
     scalars["goal_completion_rate"] = _share(totals["goals_achieved"], totals["goals_set"])
 
     out.satisfaction_distribution = [totals[f"rating_{r}"] for r in RATINGS]
@@ -234,6 +235,18 @@ class RiskRow:
     days_since_contact: int
     latest_rating: int
     reasons: tuple[str, ...]
+
+
+def count_at_risk(state: State, cohort: str, now: float) -> int:
+    """How many pairs `at_risk` lists, without listing them (a figure of every KPI read)."""
+    # Out of touch: last contact before this moment.
+    since = now - (MISSED_MEETINGS_AT_RISK * int(state["cadence_days"]) + 1) * DAY_SECONDS
+    return sum(
+        1
+        for _, r in _relationships(state, cohort)
+        if r[R_ACTIVE]
+        and (r[R_LAST_CONTACT] <= since or (r[R_RATING] and r[R_RATING] <= LOW_RATING))
+    )
 
 
 def at_risk(state: State, cohort: str, now: float) -> list[RiskRow]:

@@ -6,13 +6,15 @@ employed N months later, against people who never joined one over the same horiz
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from services.analytics.program_state import DAY_SECONDS, seconds
 from services.common.pb.mentoring.v1.events_pb2 import Event
 
-State = dict[str, Any]
+# A plain dict, or the working view of a sharded state.
+State = MutableMapping[str, Any]
 
 MONTH_SECONDS = 30.4375 * DAY_SECONDS
 DEFAULT_HORIZONS = (6, 12)
@@ -20,10 +22,10 @@ DEFAULT_HORIZONS = (6, 12)
 E_STARTED_AT, E_LEFT_AT = range(2)
 
 
-def new_state() -> State:
+def new_state() -> dict[str, Any]:
     # employees: HR person id -> [employed since, left at or None]
     # joined: HR person id -> {program id: first sign-up time}
-    return {"employees": {}, "joined": {}, "applied": {}}
+    return {"employees": {}, "joined": {}}
 
 
 def apply(state: State, event: Event) -> None:
@@ -90,7 +92,7 @@ def _still_there(employee: list[Any] | None, at: float) -> bool:
 
 
 def retention(
-    state: State, program_id: str, horizons: tuple[int, ...], now: float
+    state: Mapping[str, Any], program_id: str, horizons: tuple[int, ...], now: float
 ) -> list[RetentionRow]:
     employees = state["employees"]
     joins: dict[str, float] = {}

@@ -1,8 +1,7 @@
 """A program's analytics state, and how each event moves it. Pure: no I/O.
 
-The state is one JSON-friendly dict per program (a Faust table value), so a batch of events
-costs one changelog write per program rather than one per participant or relationship:
-- `days`: per cohort, per UTC day, the flow counters (what happened that day);
+The state is a mapping of JSON-friendly values (stored sharded, see sharded.py):
+- `days`: per `<cohort>|<UTC day>`, the flow counters (what happened that day);
 - `people` and `relationships`: the little per-entity memory that stock figures need (who is
   enrolled and matched, skills, last contact, latest rating);
 - `goals` and `applicants`: enough to count each goal and application once;
@@ -12,6 +11,7 @@ costs one changelog write per program rather than one per participant or relatio
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from services.common.pb.mentoring.v1.common_pb2 import (
@@ -27,7 +27,8 @@ from services.common.pb.mentoring.v1.events_pb2 import (
     Event,
 )
 
-State = dict[str, Any]
+# A plain dict, or the working view of a sharded state.
+State = MutableMapping[str, Any]
 
 DAY_SECONDS = 86_400
 DEFAULT_CADENCE_DAYS = 14
@@ -48,7 +49,7 @@ P_ROLE, P_COHORT, P_APPROVED_AT, P_ACTIVE, P_MATCHED_AT, P_TRAINED, P_SKILLS, P_
 ) = range(11)
 
 
-def new_state() -> State:
+def new_state() -> dict[str, Any]:
     return {
         "events": 0,
         "cadence_days": DEFAULT_CADENCE_DAYS,
@@ -59,7 +60,6 @@ def new_state() -> State:
         "applicants": {},
         "campaigns": {},
         "unregistered_mentees": {},
-        "applied": {},
     }
 
 
@@ -70,9 +70,17 @@ def seconds(event: Event) -> float:
 
 
 def bump(state: State, cohort: str, at: float, counter: str, by: int = 1) -> None:
-    day = str(int(at // DAY_SECONDS))
-    counters = state["days"].setdefault(cohort, {}).setdefault(day, {})
+    counters = state["days"].setdefault(day_key(cohort, int(at // DAY_SECONDS)), {})
     counters[counter] = counters.get(counter, 0) + by
+
+
+def day_key(cohort: str, day: int) -> str:
+    return f"{cohort}|{day}"
+
+
+def split_day_key(key: str) -> tuple[str, int]:
+    cohort, _, day = key.rpartition("|")
+    return cohort, int(day)
 
 
 def cohort_of(state: State, participant_id: str) -> str:

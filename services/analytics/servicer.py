@@ -190,7 +190,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         version = self._analytics.versions[key]
         now = time.time()
         cached = self._cache.get((key, cohort, days))
-        if cached is not None and cached[0] == version and now - cached[1] < FIGURES_TTL_SECONDS:
+        # Unchanged: good for a second (at-risk figures move with the clock). Changed: still
+        # good for a moment, so that dashboards polling a program under load do not spend the
+        # worker's time recomputing what the next step changes again.
+        fresh_for = FIGURES_TTL_SECONDS if cached is not None and cached[0] == version else 0.25
+        if cached is not None and now - cached[1] < fresh_for:
             return cached[2]
         figures = kpis.figures(self._analytics.program(key), cohort, days, now)
         if len(self._cache) >= FIGURES_CACHED:

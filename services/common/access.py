@@ -132,6 +132,9 @@ POLICY: Mapping[str, Mapping[str, Access]] = {
             participants=True, acts_as="participant_id", identity=IDENTITY_FIELDS
         ),
         "WithdrawParticipant": participant("participant_id"),
+        # Rows set HR identifiers, which only HR, imports and staff set: RegisterParticipant's
+        # rule for anyone who may give them.
+        "ImportParticipants": COORDINATORS,
         # Subject access and erasure requests go through the organisation's staff (a DPO).
         "ExportPersonalData": COORDINATORS,
         "ErasePerson": COORDINATORS,

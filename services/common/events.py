@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from google.protobuf.message import DecodeError, Message
@@ -132,34 +133,59 @@ def decode_event(value: bytes | None, topic: str | None = None) -> Event:
     return event
 
 
+_SCALAR, _MESSAGE, _TIMESTAMP = range(3)
+
+
+@cache
+def _rules(field: Any) -> tuple[int, int, int, bool, bool]:
+    """A field's bounds and shape, read once: every event checks every field it sets."""
+    options = field.GetOptions()
+    message_type = field.message_type
+    is_map = message_type is not None and message_type.GetOptions().map_entry
+    if is_map:
+        kind = _SCALAR if message_type.fields_by_name["value"].message_type is None else _MESSAGE
+    elif message_type is None:
+        kind = _SCALAR
+    else:
+        kind = _TIMESTAMP if message_type.full_name == Timestamp.DESCRIPTOR.full_name else _MESSAGE
+    return (
+        _bound(options, bounds_pb2.max_length, MAX_LENGTH),
+        _bound(options, bounds_pb2.max_items, MAX_ITEMS),
+        kind,
+        bool(field.is_repeated),
+        bool(is_map),
+    )
+
+
 def _check_fields(message: Message, path: str) -> None:
     """Every field of the message, however deep, within its bounds (bounds.proto), and every
     Timestamp within what a datetime holds; the first one past names itself."""
     for field, value in message.ListFields():
-        name = f"{path}{field.name}"
-        options = field.GetOptions()
-        max_length = _bound(options, bounds_pb2.max_length, MAX_LENGTH)
-        if field.is_repeated:
-            limit = _bound(options, bounds_pb2.max_items, MAX_ITEMS)
-            if len(value) > limit:
-                raise EventDecodeError(f"{name} has {len(value)} items, more than {limit}")
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            items = [(f"{name}[{str(k)[:40]!r}]", v) for k, v in value.items()]
-            _check_length(name, list(value), max_length)
-        elif field.is_repeated:
-            items = [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        max_length, max_items, kind, repeated, is_map = _rules(field)
+        name = field.name
+        if repeated and len(value) > max_items:
+            raise EventDecodeError(f"{path}{name} has {len(value)} items, more than {max_items}")
+        if is_map:
+            _check_length(f"{path}{name}", list(value), max_length)
+            places: Any = ((f"[{str(k)[:40]!r}]", v) for k, v in value.items())
+        elif repeated:
+            places = ((f"[{i}]", v) for i, v in enumerate(value))
         else:
-            items = [(name, value)]
-        for where, item in items:
-            if isinstance(item, Timestamp):
+            places = (("", value),)
+        for where, item in places:
+            if kind == _SCALAR:
+                if isinstance(item, str | bytes) and len(item) > max_length:
+                    raise EventDecodeError(
+                        f"{path}{name}{where} is longer than {max_length} characters"
+                    )
+            elif kind == _TIMESTAMP:
                 if not (_MIN_SECONDS <= item.seconds <= _MAX_SECONDS and 0 <= item.nanos < 10**9):
                     raise EventDecodeError(
-                        f"{where} is out of range (seconds={item.seconds}, nanos={item.nanos})"
+                        f"{path}{name}{where} is out of range "
+                        f"(seconds={item.seconds}, nanos={item.nanos})"
                     )
-            elif isinstance(item, Message):
-                _check_fields(item, f"{where}.")
             else:
-                _check_length(where, [item], max_length)
+                _check_fields(item, f"{path}{name}{where}.")
 
 
 def _check_length(where: str, values: list[Any], limit: int) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from google.protobuf.message import Message
 from mongoengine import DateTimeField, Document, StringField
 from mongoengine.errors import NotUniqueError
+from pymongo.errors import BulkWriteError
 
 from services.common import clock, metrics
 from services.common.errors import AlreadyExists
@@ -19,6 +20,7 @@ from services.common.pb.mentoring.v1.events_pb2 import Event
 
 # How long a handled event is remembered: a redelivery comes within minutes (a rebalance, a
 # restart); a week covers a consumer group rewound by an operator as well.
+DUPLICATE_KEY = 11000
 PROCESSED_EVENT_DAYS = 7
 
 
@@ -55,19 +57,30 @@ def unprocessed(events: Sequence[Event], group: str) -> list[Event]:
 
 
 def mark_processed(events: Iterable[Event], group: str) -> None:
-    """Record events as handled. Call after applying them: handlers must tolerate a replay
-    of what they applied just before a crash, and they do by using conditional updates."""
+    """Record events as handled, in one round trip. Call after applying them: handlers must
+    tolerate a replay of what they applied just before a crash, and they do by using
+    conditional updates."""
     now = clock.now()
     expires = now + timedelta(days=PROCESSED_EVENT_DAYS)
-    for event in events:
-        ProcessedEvent.objects(key=scoped_id(event)).update_one(
-            upsert=True,
-            set_on_insert__organization_id=event.envelope.organization_id,
-            set_on_insert__event_id=event.envelope.event_id,
-            set_on_insert__consumer=group,
-            set_on_insert__processed_at=now,
-            set_on_insert__expires_at=expires,
-        )
+    records = [
+        {
+            "_id": scoped_id(event),
+            "organization_id": event.envelope.organization_id,
+            "event_id": event.envelope.event_id,
+            "consumer": group,
+            "processed_at": now,
+            "expires_at": expires,
+        }
+        for event in events
+    ]
+    if not records:
+        return
+    try:
+        ProcessedEvent._get_collection().insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        # Recorded before (a replayed batch), or by another worker at the same moment.
+        if any(error.get("code") != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+            raise
 
 
 # --- client request ids (idempotency keys) -------------------------------------------------

@@ -13,10 +13,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from mongoengine import BinaryField, BooleanField, DateTimeField, Document, StringField
+from mongoengine import (
+    BinaryField,
+    BooleanField,
+    DateTimeField,
+    Document,
+    ListField,
+    StringField,
+)
 from pymongo.errors import DuplicateKeyError
 
 from services.common import clock, metrics
@@ -34,6 +41,9 @@ SETTLE_SECONDS = 5.0
 # How often each replica's relay looks for what writers left unsent.
 RELAY_INTERVAL_SECONDS = 2.0
 RELAY_BATCH = 500
+# A bulk write stages its events in entries of about this many bytes (stage_together): one
+# document per event would cost the database as many index writes as the rows it reports.
+TOGETHER_BYTES = 1 << 20
 # Sent events are kept this long (then a TTL index removes them), to see what went out.
 SENT_KEPT_DAYS = 7
 
@@ -50,6 +60,8 @@ class OutboxEntry(Document):
     created_at = DateTimeField(required=True)
     sent = BooleanField(default=False)
     sent_at = DateTimeField()
+    # Events staged with `value` by one bulk write (stage_together), published after it.
+    more = ListField(BinaryField())
     meta = {
         "collection": "outbox",
         "indexes": [
@@ -80,14 +92,47 @@ def stage(tx: Transaction, events: Iterable[Event]) -> None:
         )
 
 
-def commit(work: Callable[[Transaction], tuple[T, list[Event]]]) -> tuple[T, list[Event]]:
+def stage_together(tx: Transaction, events: Sequence[Event]) -> None:
+    """Stage new events (ids never staged before) as few entries of about TOGETHER_BYTES, each
+    under its first event's key: a bulk write's. The relay and `deliver` treat them as the
+    events they hold; marking the events sent marks their entries."""
+    now = clock.now()
+    entries: list[OutboxEntry] = []
+    group: list[tuple[str, bytes]] = []
+    size = 0
+    for event in events:
+        data = event.SerializeToString()
+        if group and size + len(data) > TOGETHER_BYTES:
+            entries.append(_together(group, now))
+            group, size = [], 0
+        group.append((scoped_id(event), data))
+        size += len(data)
+    if group:
+        entries.append(_together(group, now))
+    tx.insert_many(entries)
+
+
+def _together(group: list[tuple[str, bytes]], now: datetime) -> OutboxEntry:
+    (key, first), rest = group[0], group[1:]
+    return OutboxEntry(
+        key=key, value=first, more=[data for _, data in rest], created_at=now, sent=False
+    )
+
+
+def commit(
+    work: Callable[[Transaction], tuple[T, list[Event]]], *, together: bool = False
+) -> tuple[T, list[Event]]:
     """Run `work` in one transaction (storage.atomic) and stage the events it returns in it:
     the change and its events commit together. Returns what `work` returns; the caller then
-    delivers the events (OutboxRelay.deliver)."""
+    delivers the events (OutboxRelay.deliver). `together`: the events are new and many (a bulk
+    write's), staged by stage_together."""
 
     def staged(tx: Transaction) -> tuple[T, list[Event]]:
         result, events = work(tx)
-        stage(tx, events)
+        if together:
+            stage_together(tx, events)
+        else:
+            stage(tx, events)
         return result, events
 
     return atomic(staged)
@@ -117,10 +162,10 @@ def _due(limit: int) -> list[Event]:
     entries = (
         OutboxEntry.objects(sent=False, created_at__lte=settled)
         .order_by("created_at")
-        .only("value")
+        .only("value", "more")
         .limit(limit)
     )
-    return [Event.FromString(entry.value) for entry in entries]
+    return [Event.FromString(value) for entry in entries for value in (entry.value, *entry.more)]
 
 
 class OutboxRelay:

@@ -16,6 +16,7 @@ from services.engagement.privacy import PersonalDataServicer
 
 async def serve(settings: Settings) -> None:
     storage.connect(settings)
+    await storage.run_sync(storage.prepare)
     publisher = EventPublisher(settings)
     consumer = EventConsumer(
         settings,

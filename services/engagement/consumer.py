@@ -49,8 +49,7 @@ def _apply_state(events: list[Event]) -> None:
     for event in events:
         if event.HasField("program_changed"):
             programs.apply_program_changed(event)
-        else:
-            directory.apply(event)
+    directory.apply_all([e for e in events if not e.HasField("program_changed")])
 
 
 def _apply_withdrawals(events: list[Event]) -> list[Event]:

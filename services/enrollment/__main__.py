@@ -14,6 +14,7 @@ from services.enrollment.privacy import PersonalDataServicer
 
 async def serve(settings: Settings) -> None:
     storage.connect(settings)
+    await storage.run_sync(storage.prepare)
     publisher = EventPublisher(settings)
     binding = grpc_server.ServiceBinding.of(
         enrollment_pb2.DESCRIPTOR,

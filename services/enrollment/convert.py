@@ -5,7 +5,7 @@ retried request republishes the same ids and consumers drop the copies."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -15,6 +15,9 @@ from services.common.errors import InvalidArgument
 from services.common.events import new_event
 from services.enrollment import domain
 from services.enrollment.documents import Cohort, Participant, Program
+
+if TYPE_CHECKING:
+    from services.enrollment.imports import RowResult
 
 ROLE_NAMES = {common_pb2.ROLE_MENTOR: domain.MENTOR, common_pb2.ROLE_MENTEE: domain.MENTEE}
 
@@ -308,4 +311,14 @@ def withdrawn_event(doc: Participant) -> events_pb2.Event:
             role=ROLE_VALUES[doc.role],
             reason=doc.status_reason,
         ),
+    )
+
+
+def import_result_message(result: RowResult) -> enrollment_pb2.ImportRowResult:
+    return enrollment_pb2.ImportRowResult(
+        row=result.row,
+        outcome=enrollment_pb2.ImportOutcome.Value(f"IMPORT_OUTCOME_{result.outcome.upper()}"),
+        participant_id=result.participant_id,
+        field=result.field,
+        reason=result.reason,
     )

@@ -80,6 +80,9 @@ class Participant(Document):
     campaign = StringField(default="")
     # Copied from the profile, to find the person again by their HR id.
     hr_person_id = StringField(default="")
+    # A digest of the import row the participant was last imported or updated from: the same
+    # row again is "unchanged" even after the person edited their profile since.
+    import_digest = StringField(default="")
     # The last participant-updated / participant-withdrawn events, republished on a retry.
     updated_at = DateTimeField()
     update_event_id = StringField(default="")
@@ -95,9 +98,10 @@ class Participant(Document):
             {"fields": ["organization_id", "program_id", "email", "role"], "unique": True},
             ["organization_id", "program_id", "role", "participant_id"],
             ["organization_id", "program_id", "status", "participant_id"],
-            ["organization_id", "program_id", "role", "hr_person_id"],
             # A person across programs (HR events, personal-data export and erasure).
             ["organization_id", "email"],
+            # Also one HR person's registrations in a program (filtered there: a person is in
+            # few programs); one index fewer for every registration to write.
             ["organization_id", "hr_person_id"],
         ],
     }

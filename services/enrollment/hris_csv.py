@@ -146,11 +146,23 @@ def parse_row(row: int, record: Mapping[str, str | None]) -> ImportRow | RowErro
 
 
 def read_rows(lines: Iterable[str]) -> Iterator[ImportRow | RowError]:
-    """Every data row of a CSV export, numbered as a spreadsheet shows it (header = row 1)."""
+    """Every data row of a CSV export, numbered as a spreadsheet shows it (header = row 1),
+    read as they are consumed. The header is checked at once, before any row is asked for."""
     reader = csv.DictReader(lines)
     check_header(reader.fieldnames)
+    return _records(reader)
+
+
+def _records(reader: csv.DictReader[str]) -> Iterator[ImportRow | RowError]:
     for record in reader:
         if not any((v or "").strip() for k, v in record.items() if k is not None):
             continue  # a line of empty cells
         # The line the record ends on: blank lines are skipped by the reader, not by the count.
         yield parse_row(reader.line_num, record)
+
+
+def count_rows(lines: Iterable[str]) -> int:
+    """How many rows read_rows yields, without building them (for a progress bar)."""
+    reader = csv.reader(lines)
+    next(reader, None)  # the header
+    return sum(1 for record in reader if any(cell.strip() for cell in record))

@@ -301,8 +301,9 @@ def apply_erasure(
                 changes["status_changed_at"] = now
             if status == domain.REGISTERED:
                 changes["withdraw_event_id"] = withdrawal_event_id(org, doc.participant_id)
-            # Unconditional: an erasure wins over any change made at the same moment.
-            tx.update(
+            # Unconditional: an erasure wins over any change made at the same moment. A rewrite,
+            # since the e-mail is in a unique index: the person may register again with it.
+            tx.rewrite(
                 Participant,
                 {"organization_id": org, "participant_id": doc.participant_id},
                 unset__leave_starts_on=True,

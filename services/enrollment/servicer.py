@@ -20,6 +20,7 @@ from services.enrollment import domain
 from services.enrollment.convert import (
     ROLE_NAMES,
     cohort_message,
+    import_result_message,
     participant_message,
     participant_status_name,
     program_message,
@@ -27,6 +28,8 @@ from services.enrollment.convert import (
     validate_profile,
     validate_settings,
 )
+from services.enrollment.import_store import import_rows
+from services.enrollment.imports import MAX_ROWS
 from services.enrollment.store import (
     change_status,
     create_cohort,
@@ -247,3 +250,16 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         doc, events = await run_sync(screen, org, participant_id, domain.WITHDRAW, reason)
         await self._outbox.deliver(events)
         return participant_message(doc)
+
+    async def ImportParticipants(
+        self, request: enrollment_pb2.ImportParticipantsRequest, context: aio.ServicerContext
+    ) -> enrollment_pb2.ImportParticipantsResponse:
+        org = require_id("organization_id", request.organization_id)
+        program_id = require_id("program_id", request.program_id)
+        if not 1 <= len(request.rows) <= MAX_ROWS:
+            raise InvalidArgument("rows", f"1-{MAX_ROWS:,} rows per call, got {len(request.rows)}")
+        results, events = await run_sync(import_rows, org, program_id, request.rows)
+        await self._outbox.deliver(events)
+        return enrollment_pb2.ImportParticipantsResponse(
+            results=[import_result_message(r) for r in results]
+        )

@@ -233,13 +233,17 @@ def _require_hr_id_free(
     organization_id: str, program_id: str, role: str, hr_person_id: str, email: str
 ) -> None:
     """One participant per HR person and role in a program."""
-    other = Participant.objects(
-        organization_id=organization_id,
-        program_id=program_id,
-        role=role,
-        hr_person_id=hr_person_id,
-        email__ne=email,
-    ).first()
+    # By organisation and HR id, the index the lookup has; the person's other registrations
+    # are filtered here.
+    registrations = Participant.objects(organization_id=organization_id, hr_person_id=hr_person_id)
+    other = next(
+        (
+            r
+            for r in registrations
+            if r.program_id == program_id and r.role == role and r.email != email
+        ),
+        None,
+    )
     if other is not None:
         raise AlreadyExists(
             f"profile.hr_person_id: {hr_person_id!r} is already registered as {role} "
@@ -285,8 +289,8 @@ def register(
         campaign=campaign,
         hr_person_id=parsed.hr_person_id,
     )
-    if outbox.insert(doc, _registration_events(doc)):
-        return doc, _registration_events(doc)
+    if outbox.insert(doc, registration_events(doc)):
+        return doc, registration_events(doc)
     existing = Participant.objects(
         organization_id=draft.organization_id,
         program_id=draft.program_id,
@@ -305,10 +309,10 @@ def register(
         raise AlreadyExists(
             f"email: {draft.email} is already registered as {draft.role} in this program"
         )
-    return existing, _registration_events(existing)
+    return existing, registration_events(existing)
 
 
-def _registration_events(doc: Participant) -> list[Event]:
+def registration_events(doc: Participant) -> list[Event]:
     # An application waiting for approval is announced only once approved.
     events = [application_submitted_event(doc)]
     if (doc.status or domain.REGISTERED) == domain.REGISTERED:

@@ -18,6 +18,7 @@ from services.matching.worker import GROUP, TOPICS, MatchingWorker
 
 async def serve(settings: Settings) -> None:
     storage.connect(settings)
+    await storage.run_sync(storage.prepare)
     publisher = EventPublisher(settings)
     # Publishes what each change committed, right after it (see publication.py).
     publication = Publication(publisher)

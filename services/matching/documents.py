@@ -42,13 +42,36 @@ class PoolMember(Document):
     withdrawn = BooleanField(default=False)
     # Pseudonymised on request (participant-erased): withdrawn too, and never filled in again.
     erased = BooleanField(default=False)
+    # Mentors: the program's revision (ProgramRevision) of the last change to anything the
+    # recommendations see (profile, free slots, withdrawal), stamped in the change's transaction
+    # so every worker's in-process index can read what changed since it last looked (live.py).
+    revision = IntField(default=0)
+    # Mentees: waiting for the continuous planner to consider them (registered, updated, or
+    # back in the pool); it clears the flag once it has (arrivals.py).
+    unplanned = BooleanField(default=False)
     meta = {
         "collection": "pool",
         "indexes": [
             {"fields": ["organization_id", "participant_id"], "unique": True},
             ["organization_id", "program_id", "role", "matched"],
             ["organization_id", "hr_person_id"],
+            ["organization_id", "program_id", "revision"],
+            ["organization_id", "program_id", "unplanned"],
         ],
+    }
+
+
+class ProgramRevision(Document):
+    """A program's change counter: each change to one of its mentors takes the next value in
+    the change's transaction (pool.next_revision), so values commit in order and a reader who
+    sees value R also sees every change stamped up to R."""
+
+    organization_id = StringField(required=True)
+    program_id = StringField(required=True)
+    revision = IntField(default=0)
+    meta = {
+        "collection": "program_revisions",
+        "indexes": [{"fields": ["organization_id", "program_id"], "unique": True}],
     }
 
 
@@ -112,7 +135,9 @@ class Exclusion(Document):
             {
                 "fields": ["organization_id", "program_id", "mentor_id", "mentee_id"],
                 "unique": True,
-            }
+            },
+            # A mentee's exclusions, read fresh for each recommendation (live.py).
+            ["organization_id", "program_id", "mentee_id"],
         ],
     }
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.common.api import events_pb2, matching_pb2
-from services.matching import configuration, pool, profiles
+from services.matching import arrivals, configuration, live, pool, profiles
 from services.matching.documents import PoolMember, Proposal
 from services.matching.domain.assignment import Assignment
 from services.matching.domain.candidates import CandidateIndex, generate_pairs
 from services.matching.domain.criteria import evaluate
 from services.matching.domain.fairness import fairness_report, nearest_rank
-from services.matching.domain.model import MatchingConfig, Person
+from services.matching.domain.model import Constraints, MatchingConfig, Person
 from services.matching.domain.optimum import Bound, match
 from services.matching.domain.stable import stable_match
 from services.matching.domain.taxonomy import Taxonomy
@@ -46,6 +46,8 @@ class Plan:
     pairs: list[pool.Pair] = field(default_factory=list)
     # Each planned mentee's score as the solver saw it (what a run reports).
     scores: dict[str, float] = field(default_factory=dict)
+    # CONTINUOUS plans: the program's live index, told which pairs the store refused (settle).
+    online: live.LiveProgram | None = None
 
     def chunks(self) -> Iterator[list[pool.Pair]]:
         for start in range(0, len(self.pairs), CHUNK):
@@ -149,19 +151,74 @@ def _plan(
 
 
 def plan_continuously(organization_id: str, program_id: str) -> Plan:
-    """After new events: the pairs to propose to waiting mentees, if the program matches
-    continuously (else none)."""
+    """After new events: the pairs to propose to the program's arrivals, if it matches
+    continuously (else none). Incremental (arrivals.py): the first batch in a process solves
+    every waiting mentee against every free mentor; later ones assign only what changed."""
     settings = configuration.load_config(organization_id, program_id)
     if settings.mode != matching_pb2.MATCHING_MODE_CONTINUOUS:
         return Plan()
-    taxonomy = configuration.load_taxonomy(organization_id)
-    config = configuration.engine_config(settings)
-    p = pool.load_pool(organization_id, program_id, taxonomy)
+    program = live.program(organization_id, program_id, settings)
+    with program.lock:
+        program.sync()
+        if not arrivals.started(program):
+            return _first_batch(program)
+        batch = arrivals.assign(program)
+    constraints = batch.blocks.constraints() if batch.blocks else Constraints()
+    config, taxonomy = program.config, program.taxonomy
+    return Plan(
+        keys=batch.keys,
+        pairs=[
+            pool.Pair(
+                a.mentor_id,
+                a.mentee_id,
+                evaluate(
+                    batch.mentors[a.mentor_id],
+                    batch.mentees[a.mentee_id],
+                    config,
+                    taxonomy,
+                    constraints,
+                ),
+            )
+            for a in batch.assignments
+        ],
+        scores={a.mentee_id: a.score for a in batch.assignments},
+        online=program,
+    )
+
+
+def _first_batch(program: live.LiveProgram) -> Plan:
+    """Every waiting mentee against every free mentor (the optimum), as before the program's
+    state was held here; whoever it leaves waiting starts the incremental bookkeeping."""
+    config, taxonomy = program.config, program.taxonomy
+    p = pool.load_pool(program.organization_id, program.program_id, taxonomy)
     free = [m for m in p.mentors if m.free_slots > 0]
-    if not p.waiting_mentees or not free:
-        return Plan()
-    planned, _, _ = _optimal(p.waiting_mentees, free, config, p, taxonomy)
-    return _plan(planned, p, config, taxonomy)
+    planned: list[Assignment] = []
+    if p.waiting_mentees and free:
+        planned, _, _ = _optimal(p.waiting_mentees, free, config, p, taxonomy)
+    taken = {a.mentee_id for a in planned}
+    arrivals.start(
+        program,
+        [(m, p.keys[m.participant_id]) for m in p.waiting_mentees if m.participant_id not in taken],
+        [p.keys[m.participant_id] for m in p.waiting_mentees],
+    )
+    plan = _plan(planned, p, config, taxonomy)
+    plan.online = program
+    return plan
+
+
+def settle(plan: Plan, stored: Sequence[Proposal]) -> None:
+    """Tell a continuous plan's program which pairs the store refused (arrivals.settle)."""
+    if plan.online is None:
+        return
+    made = {p.mentee_id for p in stored}
+    refused = [pair for pair in plan.pairs if pair.mentee_id not in made]
+    if refused:
+        with plan.online.lock:
+            arrivals.settle(
+                plan.online,
+                [pair.mentor_id for pair in refused],
+                [plan.keys[pair.mentee_id] for pair in refused],
+            )
 
 
 def store(organization_id: str, program_id: str, plan: Plan, run_id: str = "") -> list[Proposal]:
@@ -176,7 +233,9 @@ def store(organization_id: str, program_id: str, plan: Plan, run_id: str = "") -
 def propose_continuously(organization_id: str, program_id: str) -> int:
     """Plan and store at once (the worker publishes each chunk as it is stored instead)."""
     plan = plan_continuously(organization_id, program_id)
-    return len(store(organization_id, program_id, plan))
+    stored = store(organization_id, program_id, plan)
+    settle(plan, stored)
+    return len(stored)
 
 
 @dataclass

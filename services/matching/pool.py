@@ -22,6 +22,7 @@ from services.matching.documents import (
     CriterionScore,
     Exclusion,
     PoolMember,
+    ProgramRevision,
     Proposal,
     ReportingLine,
 )
@@ -30,6 +31,39 @@ from services.matching.domain.taxonomy import Taxonomy
 from services.matching.profiles import person
 
 LIVE = ("proposed", "accepted")
+
+
+def next_revision(tx: Transaction, organization_id: str, program_id: str) -> int:
+    """The program's next revision, taken in the caller's transaction, to stamp the mentors it
+    changes with. Two transactions taking one clash on it and the store runs one again, so
+    revisions commit in the order they are taken (what live.py's changed-since read needs)."""
+    keys = {"organization_id": organization_id, "program_id": program_id}
+    return int(tx.update_and_get(ProgramRevision, keys, upsert=True, inc__revision=1).revision)
+
+
+def current_revision(organization_id: str, program_id: str) -> int:
+    """The program's last committed revision (0 before any)."""
+    found = (
+        ProgramRevision.objects(organization_id=organization_id, program_id=program_id)
+        .only("revision")
+        .first()
+    )
+    return int(found.revision) if found is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A participant as participant-registered describes them."""
+
+    participant_id: str
+    role: str
+    display_name: str
+    skills: list[str]
+    capacity: int
+    profile: bytes
+    hr_person_id: str
+    manager_id: str
+    cohort_id: str
 
 
 def add_member(
@@ -45,22 +79,80 @@ def add_member(
     manager_id: str,
     cohort_id: str,
 ) -> None:
-    # set_on_insert: a redelivered registration must not hand a mentor their slots back.
-    PoolMember.objects(organization_id=organization_id, participant_id=participant_id).update_one(
-        upsert=True,
-        set_on_insert__program_id=program_id,
-        set_on_insert__role=role,
-        set_on_insert__display_name=display_name,
-        set_on_insert__skills=skills,
-        set_on_insert__capacity=capacity,
-        set_on_insert__free_slots=capacity if role == "mentor" else 0,
-        set_on_insert__matched=False,
-        set_on_insert__profile=profile,
-        set_on_insert__hr_person_id=hr_person_id,
-        set_on_insert__cohort_id=cohort_id,
+    add_members(
+        organization_id,
+        program_id,
+        [
+            Registration(
+                participant_id,
+                role,
+                display_name,
+                skills,
+                capacity,
+                profile,
+                hr_person_id,
+                manager_id,
+                cohort_id,
+            )
+        ],
     )
-    if hr_person_id and manager_id:
-        set_manager(organization_id, hr_person_id, manager_id)
+
+
+def add_members(
+    organization_id: str, program_id: str, registrations: Sequence[Registration]
+) -> None:
+    """Store a program's registrations in one transaction, a round trip for the members and
+    one for their reporting lines; the mentors among them stamped with one revision."""
+    if not registrations:
+        return
+
+    def work(tx: Transaction) -> None:
+        mentors = any(r.role == "mentor" for r in registrations)
+        # Stamped (again, on a redelivery: harmless) so every worker's index reads them.
+        revision = next_revision(tx, organization_id, program_id) if mentors else 0
+        tx.update_each(
+            PoolMember,
+            [
+                (
+                    {"organization_id": organization_id, "participant_id": r.participant_id},
+                    _registered(program_id, r, revision),
+                )
+                for r in registrations
+            ],
+            upsert=True,
+        )
+        lines = [
+            (
+                {"organization_id": organization_id, "hr_person_id": r.hr_person_id},
+                {"set__manager_id": r.manager_id},
+            )
+            for r in registrations
+            if r.hr_person_id and r.manager_id
+        ]
+        tx.update_each(ReportingLine, lines, upsert=True)
+
+    storage.atomic(work)
+
+
+def _registered(program_id: str, r: Registration, revision: int) -> dict[str, Any]:
+    # set_on_insert: a redelivered registration must not hand a mentor their slots back.
+    fields: dict[str, Any] = {
+        "set_on_insert__program_id": program_id,
+        "set_on_insert__role": r.role,
+        "set_on_insert__display_name": r.display_name,
+        "set_on_insert__skills": r.skills,
+        "set_on_insert__capacity": r.capacity,
+        "set_on_insert__free_slots": r.capacity if r.role == "mentor" else 0,
+        "set_on_insert__matched": False,
+        "set_on_insert__profile": r.profile,
+        "set_on_insert__hr_person_id": r.hr_person_id,
+        "set_on_insert__cohort_id": r.cohort_id,
+    }
+    if r.role == "mentor":
+        fields["set__revision"] = revision
+    else:
+        fields["set_on_insert__unplanned"] = True
+    return fields
 
 
 def set_manager(organization_id: str, hr_person_id: str, manager_id: str) -> None:
@@ -104,36 +196,64 @@ def update_member(
         return
     if existing.erased:
         return  # an update sent before the erasure must not bring the person back
-    PoolMember.objects(pk=existing.pk).update_one(
-        set__display_name=display_name,
-        set__skills=skills,
-        set__profile=profile,
-        set__hr_person_id=hr_person_id,
-        set__cohort_id=cohort_id,
-    )
+    changes: dict[str, Any] = {
+        "set__display_name": display_name,
+        "set__skills": skills,
+        "set__profile": profile,
+        "set__hr_person_id": hr_person_id,
+        "set__cohort_id": cohort_id,
+    }
     if existing.role == "mentor":
-        change_capacity(organization_id, participant_id, capacity)
+
+        def work(tx: Transaction) -> None:
+            revision = next_revision(tx, existing.organization_id, existing.program_id)
+            tx.update(PoolMember, {"pk": existing.pk}, set__revision=revision, **changes)
+            _resize(tx, existing.pk, capacity)
+
+        storage.atomic(work)
+    else:
+        # The planner considers them again, as they are now.
+        PoolMember.objects(pk=existing.pk).update_one(set__unplanned=True, **changes)
     if hr_person_id and manager_id:
         set_manager(organization_id, hr_person_id, manager_id)
 
 
 def change_capacity(organization_id: str, participant_id: str, capacity: int) -> int:
-    """Set a mentor's capacity and move their free slots by the difference, in one update
-    conditional on the capacity it was computed from. Returns the difference applied."""
-    for _ in range(10):
-        member = get_member(organization_id, participant_id)
-        if member is None or member.role != "mentor" or capacity < 1:
-            return 0
-        delta = capacity - member.capacity
-        if delta == 0:
-            return 0
-        # Free slots may go negative when the cut is below what is taken: releases then pay
-        # the debt back before anyone is proposed (see PoolMember.free_slots).
-        if PoolMember.objects(pk=member.pk, capacity=member.capacity).update_one(
-            set__capacity=capacity, inc__free_slots=delta
-        ):
-            return delta
-    raise RuntimeError(f"capacity of {participant_id} keeps changing; retry")
+    """Set a mentor's capacity and move their free slots by the difference, in one transaction
+    with its revision stamp. Returns the difference applied."""
+    member = get_member(organization_id, participant_id)
+    if member is None or member.role != "mentor" or capacity < 1:
+        return 0
+
+    def work(tx: Transaction) -> int:
+        revision = next_revision(tx, member.organization_id, member.program_id)
+        delta = _resize(tx, member.pk, capacity)
+        if delta:
+            tx.update(PoolMember, {"pk": member.pk}, set__revision=revision)
+        return delta
+
+    return storage.atomic(work)
+
+
+def _resize(tx: Transaction, mentor_key: Any, capacity: int) -> int:
+    """A mentor's new capacity, their free slots moved by the difference; the difference."""
+    member = tx.find(PoolMember, pk=mentor_key)
+    if member is None or capacity < 1:
+        return 0
+    delta = capacity - member.capacity
+    if delta == 0:
+        return 0
+    # Free slots may go negative when the cut is below what is taken: releases then pay the
+    # debt back before anyone is proposed (see PoolMember.free_slots). Conditional on the
+    # capacity read (what keeps two resizes apart where there are no transactions: unit tests).
+    if tx.update(
+        PoolMember,
+        {"pk": mentor_key, "capacity": member.capacity},
+        set__capacity=capacity,
+        inc__free_slots=delta,
+    ):
+        return delta
+    return 0
 
 
 def _involving(participant_id: str) -> dict[str, Any]:
@@ -149,11 +269,17 @@ def withdraw_member(
     are then `unanswered_withdrawn`."""
     # Upsert: a withdrawal that overtook the registration leaves a withdrawn stub, and the
     # registration's insert-only fields then find the member stored.
+    stamp: dict[str, Any] = (
+        {"set__revision": next_revision(tx, organization_id, program_id)}
+        if role == "mentor"
+        else {"set__unplanned": False}
+    )
     tx.update(
         PoolMember,
         {"organization_id": organization_id, "participant_id": participant_id},
         upsert=True,
         set__withdrawn=True,
+        **stamp,
         set_on_insert__program_id=program_id,
         set_on_insert__role=role,
         set_on_insert__display_name="",
@@ -225,8 +351,18 @@ def release(
     ):
         return None
     member = {"organization_id": organization_id}
-    tx.update(PoolMember, {**member, "participant_id": proposal.mentor_id}, inc__free_slots=1)
-    tx.update(PoolMember, {**member, "participant_id": proposal.mentee_id}, set__matched=False)
+    tx.update(
+        PoolMember,
+        {**member, "participant_id": proposal.mentor_id},
+        inc__free_slots=1,
+        set__revision=next_revision(tx, organization_id, proposal.program_id),
+    )
+    tx.update(
+        PoolMember,
+        {**member, "participant_id": proposal.mentee_id},
+        set__matched=False,
+        set__unplanned=True,
+    )
     if exclude:
         add_exclusion(
             tx,
@@ -310,26 +446,78 @@ def load_pool(
     )
 
 
-def reserve(tx: Transaction, mentor_key: Any, mentee_key: Any) -> bool:
+def reserve(tx: Transaction, mentor_key: Any, mentee_key: Any, revision: int | None = None) -> bool:
     """Take a mentor slot and the mentee (by document id), in the caller's transaction, or
-    neither: each only while free, and not from someone who has withdrawn meanwhile.
+    neither: each only while free, and not from someone who has withdrawn meanwhile. The
+    mentor is stamped with `revision` (pool.next_revision of their program; taken here when
+    None: a caller reserving many pairs takes one for all).
 
     By id plus the condition: the local MongoDB-wire server plans a filter from one index at a
     time, and a condition beside the `(organization_id, participant_id)` key makes it scan the
     organisation (see storage.update_if); the pool's snapshot (`Pool.keys`) has the ids.
     """
+    if revision is None:
+        mentor = tx.find(PoolMember, pk=mentor_key)
+        if mentor is None:
+            return False
+        revision = next_revision(tx, mentor.organization_id, mentor.program_id)
     if not tx.update(
         PoolMember,
         {"pk": mentor_key, "free_slots__gt": 0, "withdrawn__ne": True},
         dec__free_slots=1,
+        set__revision=revision,
     ):
         return False
     if tx.update(
-        PoolMember, {"pk": mentee_key, "matched": False, "withdrawn__ne": True}, set__matched=True
+        PoolMember,
+        {"pk": mentee_key, "matched": False, "withdrawn__ne": True},
+        set__matched=True,
+        set__unplanned=False,
     ):
         return True
     tx.update(PoolMember, {"pk": mentor_key}, inc__free_slots=1)
     return False
+
+
+def reserve_all(tx: Transaction, pairs: Sequence[tuple[Any, Any]], revision: int) -> list[bool]:
+    """`reserve` for many (mentor id, mentee id) pairs, in order, in a round trip for the
+    mentors' slots and one for the mentees (and one more to give back the slots of pairs whose
+    mentee was taken): which pairs were reserved, by position. The mentors are stamped with
+    `revision`.
+
+    A slot taken for a pair whose mentee is refused comes back after every slot is taken, so it
+    may refuse a later pair of the batch that a pair at a time would reserve: never more than
+    the capacity, and the planner offers the refused again (arrivals.settle)."""
+    slots = tx.update_each(
+        PoolMember,
+        [
+            (
+                {"pk": mentor, "free_slots__gt": 0, "withdrawn__ne": True},
+                {"dec__free_slots": 1, "set__revision": revision},
+            )
+            for mentor, _ in pairs
+        ],
+    )
+    holding = [n for n, took in enumerate(slots) if took]
+    mentees = tx.update_each(
+        PoolMember,
+        [
+            (
+                {"pk": pairs[n][1], "matched": False, "withdrawn__ne": True},
+                {"set__matched": True, "set__unplanned": False},
+            )
+            for n in holding
+        ],
+    )
+    reserved = [False] * len(pairs)
+    given_back = []
+    for n, took in zip(holding, mentees, strict=True):
+        if took:
+            reserved[n] = True
+        else:
+            given_back.append(({"pk": pairs[n][0]}, {"inc__free_slots": 1}))
+    tx.update_each(PoolMember, given_back)
+    return reserved
 
 
 def new_proposal(
@@ -395,6 +583,10 @@ def propose(
     """
 
     def work(tx: Transaction) -> list[Proposal]:
+        revision = next_revision(tx, organization_id, program_id)
+        reserved = reserve_all(
+            tx, [(keys[pair.mentor_id], keys[pair.mentee_id]) for pair in pairs], revision
+        )
         stored = [
             new_proposal(
                 organization_id,
@@ -404,8 +596,8 @@ def propose(
                 pair.evaluation,
                 run_id=run_id,
             )
-            for pair in pairs
-            if reserve(tx, keys[pair.mentor_id], keys[pair.mentee_id])
+            for pair, took in zip(pairs, reserved, strict=True)
+            if took
         ]
         tx.insert_many(stored)
         return stored
@@ -460,6 +652,7 @@ def complete(organization_id: str, match_id: str) -> None:
                 PoolMember,
                 {"organization_id": organization_id, "participant_id": proposal.mentor_id},
                 inc__free_slots=1,
+                set__revision=next_revision(tx, organization_id, proposal.program_id),
             )
 
     storage.atomic(work)

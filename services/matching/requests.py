@@ -12,13 +12,12 @@ from services.common import clock, storage
 from services.common.api import matching_pb2
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.storage import Transaction
-from services.matching import configuration, pool
+from services.matching import configuration, live, pool
+from services.matching.blocks import Blocks
 from services.matching.documents import PoolMember, Proposal
-from services.matching.domain.candidates import CandidateIndex
 from services.matching.domain.criteria import evaluate
 from services.matching.domain.model import Evaluation, MatchingConfig, Person
 from services.matching.domain.taxonomy import Taxonomy
-from services.matching.planner import ranked
 from services.matching.profiles import person
 
 # A soft criterion scoring below this earns the coordinator a warning.
@@ -54,23 +53,33 @@ def _people(organization_id: str, program_id: str, *ids: str) -> tuple[pool.Pool
 def recommend(
     organization_id: str, program_id: str, mentee_id: str, limit: int
 ) -> list[Recommendation]:
+    """The mentee's best mentors with a free slot, from the program's live index (live.py):
+    what ranking one index over every free mentor would give, without loading the pool."""
     settings = configuration.load_config(organization_id, program_id)
-    config = configuration.engine_config(settings)
-    taxonomy = configuration.load_taxonomy(organization_id)
-    p, (mentee,) = _people(organization_id, program_id, mentee_id)
-    if mentee.role != "mentee":
+    member = pool.get_member(organization_id, mentee_id)
+    if member is None or member.program_id != program_id:
+        raise NotFound(f"{mentee_id!r} is not a participant of this program")
+    if member.withdrawn:
+        raise FailedPrecondition(f"{mentee_id!r} has withdrawn from the program")
+    if member.role != "mentee":
         raise InvalidArgument("mentee_id", "is a mentor")
-    free = [m for m in p.mentors if m.free_slots > 0]
-    by_id = {m.participant_id: m for m in free}
-    top = ranked(CandidateIndex(free, config, taxonomy, p.constraints), mentee, limit)
-    return [
-        Recommendation(
-            by_id[mentor_id],
-            p.names.get(mentor_id, ""),
-            evaluate(by_id[mentor_id], mentee, config, taxonomy, p.constraints),
-        )
-        for mentor_id, _ in top
-    ]
+    if member.matched:
+        raise FailedPrecondition(f"mentee_id: {mentee_id!r} already has a live match")
+    program = live.program(organization_id, program_id, settings)
+    with program.lock:
+        program.sync()
+        mentee = person(member, program.taxonomy)
+        blocks = Blocks(organization_id, program_id, program.config.reporting_rule, [mentee])
+        top = program.top(mentee, limit, blocks)
+        constraints = blocks.constraints()
+        return [
+            Recommendation(
+                m.person,
+                m.name,
+                evaluate(m.person, mentee, program.config, program.taxonomy, constraints),
+            )
+            for m, _ in top
+        ]
 
 
 @dataclass(frozen=True, slots=True)

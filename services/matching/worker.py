@@ -101,15 +101,22 @@ def _apply(events: list[events_pb2.Event]) -> Applied:
     left to run (see Applied)."""
     applied = Applied()
     touched, committed = applied.touched, applied.committed
+    # Registrations wait here to be stored a program's at a time (the bulk of what arrives);
+    # any other event stores them first, as it may be about one of them.
+    registered: dict[tuple[str, str], list[pool.Registration]] = {}
     for event in events:
         env = event.envelope
         org, program = env.organization_id, env.program_id
         kind = event.WhichOneof("payload")
-        if kind in ("participant_registered", "participant_updated"):
-            # Both payloads describe the person whole; an update replaces what was stored.
-            store = pool.add_member if kind == "participant_registered" else pool.update_member
-            person = getattr(event, kind)
-            store(
+        if kind == "participant_registered":
+            registered.setdefault((org, program), []).append(_registration(event))
+            touched.add((org, program))
+            continue
+        _register(registered)
+        if kind == "participant_updated":
+            # The payload describes the person whole; an update replaces what was stored.
+            person = event.participant_updated
+            pool.update_member(
                 org,
                 program,
                 person.participant_id,
@@ -156,7 +163,30 @@ def _apply(events: list[events_pb2.Event]) -> Applied:
             touched.add((org, program))
         elif kind == "matching_run_requested":
             applied.runs.append(event)
+    _register(registered)
     return applied
+
+
+def _registration(event: events_pb2.Event) -> pool.Registration:
+    person = event.participant_registered
+    return pool.Registration(
+        person.participant_id,
+        ROLES[person.role],
+        person.display_name,
+        list(person.skills),
+        person.capacity,
+        person.profile.SerializeToString(),
+        person.profile.hr_person_id,
+        person.profile.manager_id,
+        person.profile.cohort_id,
+    )
+
+
+def _register(registered: dict[tuple[str, str], list[pool.Registration]]) -> None:
+    """Store the registrations waiting, a transaction per program, and forget them."""
+    for (org, program), registrations in registered.items():
+        pool.add_members(org, program, registrations)
+    registered.clear()
 
 
 class MatchingWorker:
@@ -185,7 +215,8 @@ class MatchingWorker:
         for organization_id, program_id in sorted(applied.touched):
             started = time.perf_counter()
             plan = await run_sync(planner.plan_continuously, organization_id, program_id)
-            await self._store(organization_id, program_id, plan)
+            stored = await self._store(organization_id, program_id, plan)
+            await run_sync(planner.settle, plan, stored)
             PLAN_SECONDS.observe(time.perf_counter() - started)
         await self._run(applied.runs)
         return rejected

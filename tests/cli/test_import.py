@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from mentoring.cli_programs import field_of, import_rows, registration_request
+from mentoring.cli_programs import import_row, import_rows
 from services.common.api import common_pb2, enrollment_pb2
 from services.enrollment.hris_csv import ImportRow, RowError, read_rows
 
@@ -18,6 +19,7 @@ HEADER = (
     "hr_person_id,role,name,email,skills,capacity,department,location,timezone,languages,"
     "job_level,manager_id,cohort_id,campaign\n"
 )
+OUTCOME = enrollment_pb2.ImportOutcome
 
 
 class Failure(grpc.RpcError):
@@ -32,39 +34,42 @@ class Failure(grpc.RpcError):
 
 
 class FakeEnrollment:
-    """Registration as the service does it: idempotent on e-mail and role, checks e-mails."""
+    """ImportParticipants as the service does it: idempotent on HR id and role, checks
+    e-mails row by row."""
 
     def __init__(self) -> None:
-        self.people: dict[tuple[str, int], enrollment_pb2.Participant] = {}
-        self.calls: list[enrollment_pb2.RegisterParticipantRequest] = []
+        self.people: dict[tuple[str, int], enrollment_pb2.ImportRow] = {}
+        self.calls: list[enrollment_pb2.ImportParticipantsRequest] = []
         self.down = False
+        self.on_call: Callable[[], None] = lambda: None
 
-    def RegisterParticipant(
-        self, request: enrollment_pb2.RegisterParticipantRequest
-    ) -> enrollment_pb2.Participant:
+    def ImportParticipants(
+        self, request: enrollment_pb2.ImportParticipantsRequest
+    ) -> enrollment_pb2.ImportParticipantsResponse:
+        self.on_call()
         self.calls.append(request)
         if self.down:
             raise Failure(grpc.StatusCode.UNAVAILABLE, "connection refused")
-        if "@" not in request.email:
-            raise Failure(grpc.StatusCode.INVALID_ARGUMENT, "email: is not an e-mail address")
-        key = (request.email, request.role)
-        if key not in self.people:
-            self.people[key] = enrollment_pb2.Participant(
-                participant_id=f"p{len(self.people) + 1}",
-                email=request.email,
-                status=enrollment_pb2.PARTICIPANT_STATUS_REGISTERED,
-            )
-        return self.people[key]
-
-    def ListParticipants(
-        self, request: enrollment_pb2.ListParticipantsRequest
-    ) -> enrollment_pb2.ListParticipantsResponse:
-        # Two pages, to prove the importer reads them all.
-        people = sorted(self.people.values(), key=lambda p: p.participant_id)
-        start = int(request.page_token or 0)
-        page = people[start : start + 1]
-        token = str(start + 1) if start + 1 < len(people) else ""
-        return enrollment_pb2.ListParticipantsResponse(participants=page, next_page_token=token)
+        reply = enrollment_pb2.ImportParticipantsResponse()
+        for row in request.rows:
+            result = reply.results.add(row=row.row)
+            key = (row.profile.hr_person_id, row.role)
+            content = enrollment_pb2.ImportRow()
+            content.CopyFrom(row)
+            content.row = 0
+            if "@" not in row.email:
+                result.outcome = OUTCOME.IMPORT_OUTCOME_FAILED
+                result.field, result.reason = "email", "is not an e-mail address"
+                continue
+            if key not in self.people:
+                result.outcome = OUTCOME.IMPORT_OUTCOME_REGISTERED
+            elif self.people[key] == content:
+                result.outcome = OUTCOME.IMPORT_OUTCOME_UNCHANGED
+            else:
+                result.outcome = OUTCOME.IMPORT_OUTCOME_UPDATED
+            self.people[key] = content
+            result.participant_id = f"p-{key[0]}"
+        return reply
 
 
 CSV = HEADER + (
@@ -75,8 +80,8 @@ CSV = HEADER + (
 )
 
 
-def rows() -> list[ImportRow | RowError]:
-    return list(read_rows(CSV.splitlines(keepends=True)))
+def rows(text: str = CSV) -> list[ImportRow | RowError]:
+    return list(read_rows(text.splitlines(keepends=True)))
 
 
 def test_import_reports_bad_rows_by_row_and_field_and_twice_changes_nothing() -> None:
@@ -84,23 +89,32 @@ def test_import_reports_bad_rows_by_row_and_field_and_twice_changes_nothing() ->
     first = import_rows(service, "org", "prog", rows())
     assert (first.registered, first.unchanged) == (2, 0)
     assert [(p.row, p.hr_person_id, p.field) for p in first.problems] == [
+        (4, "E3", "role"),  # refused by the file's own checks, never sent
         (3, "E2", "email"),
-        (4, "E3", "role"),
     ]
-    assert first.problems[0].problem == "is not an e-mail address"
+    assert first.problems[1].problem == "is not an e-mail address"
     assert first.rows == 4
+    assert [r.row for call in service.calls for r in call.rows] == [2, 3, 5]
 
     again = import_rows(service, "org", "prog", rows())
-    assert (again.registered, again.applied, again.unchanged) == (0, 0, 2)
-    assert [(p.row, p.field) for p in again.problems] == [(3, "email"), (4, "role")]
+    assert (again.registered, again.applied, again.updated, again.unchanged) == (0, 0, 0, 2)
+    assert sorted((p.row, p.field) for p in again.problems) == [(3, "email"), (4, "role")]
     assert len(service.people) == 2
 
 
 def test_the_same_person_twice_in_one_file_is_unchanged_the_second_time() -> None:
     service = FakeEnrollment()
-    text = HEADER + "E1,mentee,Ada,ada@x.org,go,,,,,,,,,\n" * 2
-    report = import_rows(service, "org", "prog", read_rows(text.splitlines(keepends=True)))
+    report = import_rows(
+        service, "org", "prog", rows(HEADER + "E1,mentee,Ada,ada@x.org,go,,,,,,,,,\n" * 2)
+    )
     assert (report.registered, report.unchanged, report.problems) == (1, 1, [])
+
+
+def test_a_changed_row_is_reported_as_updated() -> None:
+    service = FakeEnrollment()
+    import_rows(service, "org", "prog", rows())
+    changed = import_rows(service, "org", "prog", rows(CSV.replace("Di,", "Dina,")))
+    assert (changed.registered, changed.updated, changed.unchanged) == (0, 1, 1)
 
 
 def test_an_outage_stops_the_import_instead_of_blaming_rows() -> None:
@@ -110,11 +124,35 @@ def test_an_outage_stops_the_import_instead_of_blaming_rows() -> None:
         import_rows(service, "org", "prog", rows())
 
 
-def test_a_row_becomes_a_registration_request() -> None:
+def test_the_file_is_sent_in_calls_while_it_is_read() -> None:
+    """Memory holds a few calls' rows, however long the file: rows are read as calls go."""
+    service = FakeEnrollment()
+    read = 0
+    ahead: list[int] = []
+
+    def people() -> Iterator[ImportRow | RowError]:
+        nonlocal read
+        for n in range(1000):
+            read += 1
+            yield ImportRow(n + 2, f"E{n}", "mentee", f"P{n}", f"p{n}@x.org", ("go",), 0)
+
+    def answered() -> int:
+        return sum(len(c.rows) for c in service.calls)
+
+    service.on_call = lambda: ahead.append(read - answered())
+    done: list[int] = []
+    report = import_rows(service, "org", "prog", people(), done.append, batch_rows=50, in_flight=2)
+    assert report.registered == 1000
+    assert sum(done) == 1000
+    assert [len(c.rows) for c in service.calls] == [50] * 20
+    assert max(ahead) <= 50 * 3  # the call being made, one outstanding, one being read
+
+
+def test_a_row_becomes_an_import_row() -> None:
     row = rows()[0]
     assert isinstance(row, ImportRow)
-    request = registration_request("org", "prog", row)
-    assert request.role == common_pb2.ROLE_MENTOR
+    request = import_row(row)
+    assert (request.row, request.role) == (2, common_pb2.ROLE_MENTOR)
     assert (request.display_name, request.email, request.capacity) == ("Ada", "ada@example.org", 2)
     assert list(request.skills) == ["python", "go"]
     assert request.profile.hr_person_id == "E1"
@@ -123,25 +161,6 @@ def test_a_row_becomes_a_registration_request() -> None:
     assert list(request.profile.languages) == ["en", "no"]
     assert request.profile.job_level == 5
     assert request.campaign == "intranet"
-
-
-@pytest.mark.parametrize(
-    ("details", "expected"),
-    [
-        ("email: is not an e-mail address", ("email", "is not an e-mail address")),
-        ("answers[goal]: is required", ("answers[goal]", "is required")),
-        (
-            "profile.languages[0]: must be a code: e.g. en",
-            ("profile.languages[0]", "must be a code: e.g. en"),
-        ),
-        ("something went wrong", ("", "something went wrong")),
-        ("internal error: x", ("", "internal error: x")),
-    ],
-)
-def test_the_field_comes_from_the_details_before_the_colon(
-    details: str, expected: tuple[str, str]
-) -> None:
-    assert field_of(details) == expected
 
 
 @pytest.mark.parametrize(

@@ -485,7 +485,10 @@ def test_cli_import_reports_bad_rows_and_a_second_import_changes_nothing(
     assert "Rows not imported (2)" in out
     assert re.search(r"│ 4 +│ E102 +│ email +│ is not an e-mail address", out), out
     assert re.search(r"│ 6 +│ E104 +│ profile\.cohort_id +│ no cohort 'no-such-cohort'", out), out
-    assert "6 rows: 4 registered, 0 applied (waiting for approval), 0 unchanged, 2 rejected" in out
+    assert (
+        "6 rows: 4 registered, 0 applied (waiting for approval), 0 updated, 0 unchanged, "
+        "2 rejected" in out
+    )
 
     listed = clients.enrollment.ListParticipants(
         enrollment_pb2.ListParticipantsRequest(organization_id=org, program_id=pid)
@@ -505,8 +508,9 @@ def test_cli_import_reports_bad_rows_and_a_second_import_changes_nothing(
     assert len(ids) == 4
 
     again = cli(stack, "import", "-o", org, "-p", pid, "--file", str(people))
-    assert "6 rows: 0 registered, 0 applied (waiting for approval), 4 unchanged, 2 rejected" in (
-        again.stdout
+    assert (
+        "6 rows: 0 registered, 0 applied (waiting for approval), 0 updated, 4 unchanged, "
+        "2 rejected" in again.stdout
     ), again.stdout + again.stderr
     relisted = clients.enrollment.ListParticipants(
         enrollment_pb2.ListParticipantsRequest(organization_id=org, program_id=pid)
@@ -516,6 +520,27 @@ def test_cli_import_reports_bad_rows_and_a_second_import_changes_nothing(
     assert {
         e.envelope.event_id for e in events_of(stack, "participant-registered", org, pid)
     } == ids
+
+    # HR moved Di to Ops: her row changes, she is updated (and announced), nobody else.
+    people.write_text(
+        people.read_text().replace("di@acme.example,go,,Sales", "di@acme.example,go,,Ops")
+    )
+    moved = cli(stack, "import", "-o", org, "-p", pid, "--file", str(people))
+    assert (
+        "6 rows: 0 registered, 0 applied (waiting for approval), 1 updated, 3 unchanged, "
+        "2 rejected" in moved.stdout
+    ), moved.stdout + moved.stderr
+    di = clients.enrollment.GetParticipant(
+        enrollment_pb2.GetParticipantRequest(
+            organization_id=org, participant_id=by_hr["E103"].participant_id
+        )
+    )
+    assert (di.profile.department, di.profile.location) == ("Ops", "Lima")
+    updated = events_of(stack, "participant-updated", org, pid)
+    assert [
+        (e.participant_updated.participant_id, e.participant_updated.profile.department)
+        for e in updated
+    ] == [(di.participant_id, "Ops")]
 
 
 def test_cli_runs_a_program_and_screens_applications(stack: Stack, clients: Clients) -> None:

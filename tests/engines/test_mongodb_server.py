@@ -22,7 +22,9 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from mentoring.stack import Managed, Stack
+from services.common import storage
 from services.common.storage import update_if
+from tests.engines.conftest import connect_fresh
 
 PROCESSES = 4
 ATTEMPTS = 25  # per process: 100 in all
@@ -183,3 +185,25 @@ def test_a_ttl_index_removes_expired_documents(collection: pymongo.collection.Co
     while collection.count_documents({"_id": "expired"}) and time.monotonic() < deadline:
         time.sleep(1)
     assert [d["_id"] for d in collection.find()] == ["kept"]
+
+
+class Person(mongoengine.Document):
+    email = mongoengine.StringField()
+    meta = {"collection": "people_rewritten", "indexes": [{"fields": ["email"], "unique": True}]}
+
+
+def test_a_rewritten_unique_key_is_free_for_someone_else(stack: Stack) -> None:
+    # This server keeps a changed field's old key in a unique index (an update_one from
+    # "ada@…" to "erased@…" would leave "ada@…" refused forever), so the services change such a
+    # field with Transaction.rewrite: after an erasure, the person may register again.
+    connect_fresh(stack, "enrollment")
+    Person.ensure_indexes()
+    Person(email="ada@acme.example").save()
+    matched = storage.atomic(
+        lambda tx: tx.rewrite(Person, {"email": "ada@acme.example"}, set__email="x@erased.invalid")
+    )
+    assert matched == 1
+    Person(email="ada@acme.example").save()
+    assert sorted(p.email for p in Person.objects) == ["ada@acme.example", "x@erased.invalid"]
+    with pytest.raises(mongoengine.NotUniqueError):
+        Person(email="x@erased.invalid").save()

@@ -372,3 +372,33 @@ def test_every_gauged_figure_is_a_program_kpis_field() -> None:
     fields = set(analytics_pb2.ProgramKpis.DESCRIPTOR.fields_by_name)
     assert set(kpis.GAUGED) <= fields
     assert {"relationships_at_risk", "match_rate", "satisfaction_mean"} <= set(kpis.GAUGED)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.floats(0, 200 * 86_400, allow_nan=False),
+                st.integers(0, 200).map(lambda days: days * 86_400.0),
+            ),
+            st.integers(0, 5),
+            st.booleans(),
+            st.integers(0, 3),
+        ),
+        max_size=30,
+    ),
+    st.integers(1, 30),
+    st.sampled_from([0.0, 0.5, 86_399.999, 86_400.0]),
+)
+def test_the_at_risk_figure_counts_the_at_risk_list(
+    pairs: list[tuple[float, int, bool, int]], cadence: int, offset: float
+) -> None:
+    state = program_state.new_state()
+    state["cadence_days"] = cadence
+    now = START.timestamp() + 200 * 86_400 + offset
+    for n, (ago, rating, active, sessions) in enumerate(pairs):
+        state["relationships"][f"r{n}"] = [
+            "m", "e", "", START.timestamp(), active, now - ago, sessions, 0, 0, rating, None
+        ]  # fmt: skip
+    assert kpis.count_at_risk(state, "", now) == len(kpis.at_risk(state, "", now))

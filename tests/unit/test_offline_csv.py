@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import pickle
+import random
 from pathlib import Path
 
 import pytest
 
-from services.matching.domain.assignment import Assignment, Pair
+from services.matching import offline_csv
+from services.matching.domain.assignment import Assignment, Pair, solve_assignment
 from services.matching.offline_csv import (
     CsvFormatError,
     SolveSummary,
     read_capacities,
+    read_pair_columns,
     read_pairs,
     solve_files,
     write_matches,
@@ -275,3 +278,123 @@ def test_solve_files_with_no_pairs_writes_header_only(tmp_path: Path) -> None:
     summary = solve_files(pairs, capacities, out)
     assert out.read_text(encoding="utf-8") == "mentee_id,mentor_id,score\n"
     assert summary == SolveSummary(0, 0, 1, 0, 0.0)
+
+
+# --- the column reader: read_pairs' results and errors, without a Pair per row ------------
+
+
+def _as_pairs(path: Path) -> list[Pair]:
+    columns = read_pair_columns(path)
+    return [
+        Pair(columns.mentee_ids[e], columns.mentor_ids[m], s)
+        for e, m, s in zip(
+            columns.mentee_idx.tolist(),
+            columns.mentor_idx.tolist(),
+            columns.scores.tolist(),
+            strict=True,
+        )
+    ]
+
+
+COLUMN_FILES = [
+    pytest.param("mentee_id,mentor_id,score\nb,y,0.5\na,x,1\na,y,-2.25e-1\n", id="plain"),
+    pytest.param("mentee_id,mentor_id,score\r\nb,y,0.5\r\na,x,1\r\n", id="crlf"),
+    pytest.param("score,mentee_id,mentor_id\n0.5,b,y\n1,a,x", id="reordered-no-final-newline"),
+    pytest.param('mentee_id,mentor_id,score\n"b,c",y,0.5\na,x,1\n', id="quoted"),
+    pytest.param("mentee_id,mentor_id,score\nb , y,0.5\na,x, 1\n", id="spaces"),
+    pytest.param("mentee_id,mentor_id,score\nb,y,0.5\n\na,x,1\n,,\n", id="blank-rows"),
+    pytest.param("mentee_id,mentor_id,score\nzoë,ÿ,0.5\nzoe,y,1_0\n", id="non-ascii"),
+    pytest.param("mentee_id,mentor_id,score\nzoë\u00a0,ÿ,0.5\n", id="no-break-space"),
+    pytest.param("mentee_id,mentor_id,score\nb,y,0.5\ra,x,1\r", id="cr-only"),
+    pytest.param("mentee_id,mentor_id,score\n", id="header-only"),
+]
+
+
+@pytest.mark.parametrize("text", COLUMN_FILES)
+def test_read_pair_columns_reads_what_read_pairs_reads(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path / "pairs.csv", text, bom=True)
+    expected = sorted(read_pairs(path), key=lambda p: (p.mentee_id, p.mentor_id))
+    got = _as_pairs(path)
+    assert sorted(got, key=lambda p: (p.mentee_id, p.mentor_id)) == expected
+    columns = read_pair_columns(path)
+    assert columns.mentee_ids == sorted({p.mentee_id for p in expected})
+    assert columns.mentor_ids == sorted({p.mentor_id for p in expected})
+
+
+PLAIN_ERRORS = [
+    pytest.param("mentee_id,mentor_id,score\na,x,1\nb,x,1\na,x,3\n", id="duplicate"),
+    pytest.param("mentee_id,mentor_id,score\na,x,1\nb,x,\n", id="empty-last-field"),
+    pytest.param("mentee_id,mentor_id,score\na,x,1\n,x,1\n", id="empty-first-field"),
+    pytest.param("mentee_id,mentor_id,score\na,x,1,2\nb,y\n", id="fields-shifted"),
+    pytest.param("mentee_id,mentor_id,score\na,x,1\nb,y,inf\n", id="infinite"),
+    pytest.param("mentee_id,mentor_id,score\na,x,1\nb,y,0x1p3\n", id="hex-score"),
+    pytest.param("mentee_id,mentor_id,score\na,x,1\nb,ghost,1\n", id="unknown-mentor"),
+]
+
+
+@pytest.mark.parametrize(
+    "text", PLAIN_ERRORS + [pytest.param(p.values[0], id=p.id) for p in PAIRS_ERRORS]
+)
+def test_read_pair_columns_reports_read_pairs_errors(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path / "pairs.csv", text)
+    with pytest.raises(CsvFormatError) as expected:
+        read_pairs(path, mentors={"x", "y"})
+    with pytest.raises(CsvFormatError) as got:
+        read_pair_columns(path, mentors={"x", "y"})
+    assert str(got.value) == str(expected.value)
+
+
+def test_solve_files_matches_solve_assignment_whatever_the_row_order(tmp_path: Path) -> None:
+    # Scarce places and many equal scores: the solver's tie-breaking shows if the numbering
+    # differs from solve_assignment's.
+    rng = random.Random(3)
+    mentors = {f"m{j}": rng.randint(0, 3) for j in range(40)}
+    rows = [
+        (f"e{i}", m, rng.choice(["0.5", "0.25", "1", "0.125", "-0.5"]))
+        for i in range(150)
+        for m in rng.sample(sorted(mentors), 6)
+    ]
+    capacities = _write(
+        tmp_path / "capacities.csv",
+        "mentor_id,capacity\n" + "".join(f"{m},{c}\n" for m, c in mentors.items()),
+    )
+    expected = solve_assignment(
+        [Pair(e, m, float(s)) for e, m, s in rows], read_capacities(capacities)
+    )
+    assert expected
+    for attempt in range(3):
+        rng.shuffle(rows)
+        pairs = _write(
+            tmp_path / "pairs.csv",
+            "mentee_id,mentor_id,score\n" + "".join(f"{e},{m},{s}\n" for e, m, s in rows),
+        )
+        out = tmp_path / f"matches-{attempt}.csv"
+        summary = solve_files(pairs, capacities, out)
+        with out.open(encoding="utf-8", newline="") as f:
+            got = [
+                Assignment(r["mentee_id"], r["mentor_id"], float(r["score"]))
+                for r in csv.DictReader(f)
+            ]
+        assert got == expected
+        assert (summary.pairs_read, summary.matched) == (len(rows), len(expected))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        p
+        for p in COLUMN_FILES
+        if p.id in {"plain", "crlf", "reordered-no-final-newline", "non-ascii"}
+    ],
+)
+def test_a_plain_file_is_read_by_columns(
+    tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path / "pairs.csv", text, bom=True)
+    expected = sorted(_as_pairs(path), key=lambda p: (p.mentee_id, p.mentor_id))
+
+    def row_by_row(*args: object, **kwargs: object) -> list[Pair]:
+        raise AssertionError("a plain file went through the row-by-row reader")
+
+    monkeypatch.setattr(offline_csv, "read_pairs", row_by_row)
+    assert sorted(_as_pairs(path), key=lambda p: (p.mentee_id, p.mentor_id)) == expected

@@ -231,6 +231,36 @@ def test_the_directory_keeps_the_newest_whatever_the_order() -> None:
     )
 
 
+def test_a_batch_of_participant_events_ends_as_applying_them_one_by_one() -> None:
+    with_capacity = registered("d", MENTOR)
+    with_capacity.participant_registered.capacity = 3
+    batch = [
+        updated("a", MENTOR, "c-2"),
+        registered("a", MENTOR, "c-1"),  # overtaken by the update
+        registered("b", MENTEE, "c-1"),
+        withdrawn("c", MENTEE),
+        registered("c", MENTEE),  # after its withdrawal
+        with_capacity,
+        registered("b", MENTEE, "c-1"),  # redelivered
+    ]
+
+    def stored() -> list[tuple[object, ...]]:
+        return sorted(
+            (p.participant_id, p.role, p.cohort_id, p.withdrawn, p.capacity, p.program_id)
+            for p in ProgramParticipant.objects(organization_id=ORG)
+        )
+
+    for one in batch:
+        directory.apply(one)
+    one_by_one = stored()
+    ProgramParticipant.objects(organization_id=ORG).delete()
+    directory.apply_all(batch)
+    assert stored() == one_by_one
+    assert ("d", "mentor", "", False, 3, PROGRAM) in one_by_one
+    directory.apply_all(batch)  # the whole batch again changes nothing
+    assert stored() == one_by_one
+
+
 def leave_of(pid: str) -> ParticipantLeave:
     found = directory.leave_of(ORG, pid)
     assert found is not None

@@ -39,6 +39,7 @@ __all__ = [
     "Pair",
     "solve_assignment",
     "solve_flow",
+    "solve_numbered",
 ]
 
 SCORE_SCALE: int = 10**6
@@ -102,14 +103,7 @@ def solve_assignment(pairs: Iterable[Pair], capacities: Mapping[str, int]) -> li
     mentee_col = [p.mentee_id for p in pair_list]
     mentor_col = [p.mentor_id for p in pair_list]
     raw_scores = np.array([p.score for p in pair_list], dtype=np.float64)
-
-    not_finite = ~np.isfinite(raw_scores)
-    if not_finite.any():
-        i = int(np.flatnonzero(not_finite)[0])
-        raise ValueError(
-            f"score of pair (mentee {mentee_col[i]!r}, mentor {mentor_col[i]!r}) "
-            f"is not finite: {raw_scores[i]!r}"
-        )
+    del pair_list
 
     # Sorted id -> index maps make node numbering, and hence the solver's tie-breaking,
     # independent of input order. Sorted mentee indices also mean the solution comes
@@ -120,7 +114,34 @@ def solve_assignment(pairs: Iterable[Pair], capacities: Mapping[str, int]) -> li
     mentor_index = {m: i for i, m in enumerate(mentor_ids)}
     mentee_idx = np.fromiter(map(mentee_index.__getitem__, mentee_col), np.int64, n_pairs)
     mentor_idx = np.fromiter(map(mentor_index.__getitem__, mentor_col), np.int64, n_pairs)
-    del mentee_col, mentor_col, pair_list
+    del mentee_col, mentor_col
+    return solve_numbered(mentee_idx, mentor_idx, raw_scores, mentee_ids, mentor_ids, capacities)
+
+
+def solve_numbered(
+    mentee_idx: npt.NDArray[np.int64],
+    mentor_idx: npt.NDArray[np.int64],
+    raw_scores: npt.NDArray[np.float64],
+    mentee_ids: list[str],
+    mentor_ids: list[str],
+    capacities: Mapping[str, int],
+) -> list[Assignment]:
+    """solve_assignment on pairs already numbered, for callers that read them as columns.
+
+    Pair i is (mentee_ids[mentee_idx[i]], mentor_ids[mentor_idx[i]], raw_scores[i]). With
+    both id lists sorted and holding exactly the ids that occur in the pairs (as
+    solve_assignment numbers them), the result is solve_assignment's, pair for pair.
+    Same errors as solve_assignment.
+    """
+    if mentee_idx.size == 0:
+        return []
+    not_finite = ~np.isfinite(raw_scores)
+    if not_finite.any():
+        i = int(np.flatnonzero(not_finite)[0])
+        raise ValueError(
+            f"score of pair (mentee {mentee_ids[mentee_idx[i]]!r}, "
+            f"mentor {mentor_ids[mentor_idx[i]]!r}) is not finite: {raw_scores[i]!r}"
+        )
 
     # One int64 key sorts several times faster than np.lexsort on two columns; it cannot
     # overflow because both counts are bounded by the number of pairs.

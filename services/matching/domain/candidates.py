@@ -460,6 +460,8 @@ class CandidateIndex:
         self.taxonomy = taxonomy
         self.constraints = constraints
         self.n_mentors = len(people)
+        # Mentors left out of every result since the index was built (see retire).
+        self._retired: Bool | None = None
 
         specs: list[_Spec] = []
         total_weight = 0.0
@@ -543,6 +545,14 @@ class CandidateIndex:
             self.avail_count = np.fromiter((len(ivs) for ivs in merged), np.int64, len(people))
 
     # --- public API ------------------------------------------------------------------------
+
+    def retire(self, positions: Iterable[int]) -> None:
+        """Leave these mentors (positions in mentor_ids) out of every later result, as if they
+        had no free slot: an index kept up to date in place (services/matching/live.py) drops
+        a mentor who filled up or left without encoding the others again."""
+        if self._retired is None:
+            self._retired = np.zeros(self.n_mentors, np.bool_)
+        self._retired[np.fromiter(positions, np.int64)] = True
 
     def top(self, mentee: Person, k: int | None = None) -> list[tuple[str, float]]:
         """The k best allowed mentors with score >= min_score: (mentor id, score), best first.
@@ -782,12 +792,13 @@ class CandidateIndex:
         raise ValueError(f"unknown criterion kind {kind!r}")  # pragma: no cover
 
     def _unblocked(self, c: _Chunk, pe: I64, pm: I64) -> Bool:
+        live: Bool = np.ones(pe.size, np.bool_) if self._retired is None else ~self._retired[pm]
         if c.blocked.size == 0:
-            return np.ones(pe.size, np.bool_)
+            return live
         keys = pe * self.n_mentors + pm
         pos = np.searchsorted(c.blocked, keys)
         pos[pos >= c.blocked.size] = 0
-        unblocked: Bool = c.blocked[pos] != keys
+        unblocked: Bool = (c.blocked[pos] != keys) & live
         return unblocked
 
     def _combine(self, parts: Mapping[int, F64], size: int) -> F64:

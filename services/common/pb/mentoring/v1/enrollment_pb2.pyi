@@ -49,6 +49,39 @@ PARTICIPANT_STATUS_REGISTERED: ParticipantStatus.ValueType  # 4
 PARTICIPANT_STATUS_WITHDRAWN: ParticipantStatus.ValueType  # 5
 Global___ParticipantStatus: _TypeAlias = ParticipantStatus  # noqa: Y015
 
+class _ImportOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImportOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImportOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMPORT_OUTCOME_UNSPECIFIED: _ImportOutcome.ValueType  # 0
+    IMPORT_OUTCOME_REGISTERED: _ImportOutcome.ValueType  # 1
+    """New in the program and announced on participant-registered."""
+    IMPORT_OUTCOME_APPLIED: _ImportOutcome.ValueType  # 2
+    """New in the program, waiting for a coordinator's approval (APPLIED)."""
+    IMPORT_OUTCOME_UPDATED: _ImportOutcome.ValueType  # 3
+    """In the program already; their profile changed (participant-updated when REGISTERED)."""
+    IMPORT_OUTCOME_UNCHANGED: _ImportOutcome.ValueType  # 4
+    """In the program already, as the row says: nothing written, nothing published."""
+    IMPORT_OUTCOME_FAILED: _ImportOutcome.ValueType  # 5
+    """Not imported: see field and reason."""
+
+class ImportOutcome(_ImportOutcome, metaclass=_ImportOutcomeEnumTypeWrapper): ...
+
+IMPORT_OUTCOME_UNSPECIFIED: ImportOutcome.ValueType  # 0
+IMPORT_OUTCOME_REGISTERED: ImportOutcome.ValueType  # 1
+"""New in the program and announced on participant-registered."""
+IMPORT_OUTCOME_APPLIED: ImportOutcome.ValueType  # 2
+"""New in the program, waiting for a coordinator's approval (APPLIED)."""
+IMPORT_OUTCOME_UPDATED: ImportOutcome.ValueType  # 3
+"""In the program already; their profile changed (participant-updated when REGISTERED)."""
+IMPORT_OUTCOME_UNCHANGED: ImportOutcome.ValueType  # 4
+"""In the program already, as the row says: nothing written, nothing published."""
+IMPORT_OUTCOME_FAILED: ImportOutcome.ValueType  # 5
+"""Not imported: see field and reason."""
+Global___ImportOutcome: _TypeAlias = ImportOutcome  # noqa: Y015
+
 @_typing.final
 class Program(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -741,6 +774,165 @@ class WithdrawParticipantRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WithdrawParticipantRequest: _TypeAlias = WithdrawParticipantRequest  # noqa: Y015
+
+@_typing.final
+class ImportRow(_message.Message):
+    """One person of an HR export; the fields mean what they mean in RegisterParticipantRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class AnswersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ROW_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    row: _builtins.int
+    """Where the row is in the client's file (e.g. its line), echoed in its result."""
+    role: _common_pb2.Role.ValueType
+    display_name: _builtins.str
+    email: _builtins.str
+    capacity: _builtins.int
+    campaign: _builtins.str
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def profile(self) -> _common_pb2.Profile:
+        """profile.hr_person_id is required."""
+
+    @_builtins.property
+    def answers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Kept from the first import: a later row does not change an application's answers."""
+
+    def __init__(
+        self,
+        *,
+        row: _builtins.int = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        display_name: _builtins.str = ...,
+        email: _builtins.str = ...,
+        skills: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _builtins.int = ...,
+        profile: _common_pb2.Profile | None = ...,
+        answers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        campaign: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "campaign", b"campaign", "capacity", b"capacity", "display_name", b"display_name", "email", b"email", "profile", b"profile", "role", b"role", "row", b"row", "skills", b"skills"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportRow: _TypeAlias = ImportRow  # noqa: Y015
+
+@_typing.final
+class ImportParticipantsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    program_id: _builtins.str
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportRow]:
+        """1-1,000 rows."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        rows: _abc.Iterable[Global___ImportRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "program_id", b"program_id", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportParticipantsRequest: _TypeAlias = ImportParticipantsRequest  # noqa: Y015
+
+@_typing.final
+class ImportRowResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    row: _builtins.int
+    """The request row's `row`."""
+    outcome: Global___ImportOutcome.ValueType
+    participant_id: _builtins.str
+    """The participant the row is; empty when it failed."""
+    field: _builtins.str
+    """For FAILED: the field as RegisterParticipant names it ("email", "profile.cohort_id",
+    "answers[goal]"), and what is wrong with it.
+    """
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        row: _builtins.int = ...,
+        outcome: Global___ImportOutcome.ValueType = ...,
+        participant_id: _builtins.str = ...,
+        field: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "outcome", b"outcome", "participant_id", b"participant_id", "reason", b"reason", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportRowResult: _TypeAlias = ImportRowResult  # noqa: Y015
+
+@_typing.final
+class ImportParticipantsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportRowResult]:
+        """One per request row, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ImportRowResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportParticipantsResponse: _TypeAlias = ImportParticipantsResponse  # noqa: Y015
 
 @_typing.final
 class PersonRef(_message.Message):

@@ -111,6 +111,11 @@ class EnrollmentServiceStub:
                 request_serializer=mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
                 _registered_method=True)
+        self.ImportParticipants = channel.unary_unary(
+                '/mentoring.v1.EnrollmentService/ImportParticipants',
+                request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ImportParticipantsRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ImportParticipantsResponse.FromString,
+                _registered_method=True)
         self.ExportPersonalData = channel.unary_unary(
                 '/mentoring.v1.EnrollmentService/ExportPersonalData',
                 request_serializer=mentoring_dot_v1_dot_enrollment__pb2.ExportPersonalDataRequest.SerializeToString,
@@ -239,6 +244,23 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportParticipants(self, request, context):
+        """Bulk registration from an HR export: a client sends a file as consecutive calls of up to
+        1,000 rows each (bounded memory on both sides, progress after each call). Every row needs
+        profile.hr_person_id: a person is one HR person id and role in the program, the rule
+        RegisterParticipant and the hr-events consumer apply. A row of someone not yet in the
+        program registers them exactly as RegisterParticipant does (same checks, same events); a
+        row of someone already there is UNCHANGED when it repeats the row they were imported with,
+        else their profile is updated as UpdateParticipantProfile does (the row's non-empty profile
+        fields, name, skills and capacity replace the stored ones; what the person added stays).
+        A registration made without an HR id is adopted by the row with its e-mail and role.
+        A row that cannot be imported is reported with its field and reason and the others go
+        ahead; the rows of one call commit together with their events. Safe to retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExportPersonalData(self, request, context):
         """--- Personal data (coordinator / data protection officer). A person is every registration
         in the organisation that shares their e-mail or HR person id.
@@ -346,6 +368,11 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     servicer.WithdrawParticipant,
                     request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_enrollment__pb2.Participant.SerializeToString,
+            ),
+            'ImportParticipants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportParticipants,
+                    request_deserializer=mentoring_dot_v1_dot_enrollment__pb2.ImportParticipantsRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_enrollment__pb2.ImportParticipantsResponse.SerializeToString,
             ),
             'ExportPersonalData': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportPersonalData,
@@ -770,6 +797,33 @@ class EnrollmentService:
             '/mentoring.v1.EnrollmentService/WithdrawParticipant',
             mentoring_dot_v1_dot_enrollment__pb2.WithdrawParticipantRequest.SerializeToString,
             mentoring_dot_v1_dot_enrollment__pb2.Participant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportParticipants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EnrollmentService/ImportParticipants',
+            mentoring_dot_v1_dot_enrollment__pb2.ImportParticipantsRequest.SerializeToString,
+            mentoring_dot_v1_dot_enrollment__pb2.ImportParticipantsResponse.FromString,
             options,
             channel_credentials,
             insecure,

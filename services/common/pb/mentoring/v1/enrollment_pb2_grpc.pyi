@@ -71,6 +71,19 @@ class EnrollmentServiceStub:
     """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
     withdrawal is published on participant-withdrawn.
     """
+    ImportParticipants: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ImportParticipantsRequest, _enrollment_pb2.ImportParticipantsResponse]
+    """Bulk registration from an HR export: a client sends a file as consecutive calls of up to
+    1,000 rows each (bounded memory on both sides, progress after each call). Every row needs
+    profile.hr_person_id: a person is one HR person id and role in the program, the rule
+    RegisterParticipant and the hr-events consumer apply. A row of someone not yet in the
+    program registers them exactly as RegisterParticipant does (same checks, same events); a
+    row of someone already there is UNCHANGED when it repeats the row they were imported with,
+    else their profile is updated as UpdateParticipantProfile does (the row's non-empty profile
+    fields, name, skills and capacity replace the stored ones; what the person added stays).
+    A registration made without an HR id is adopted by the row with its e-mail and role.
+    A row that cannot be imported is reported with its field and reason and the others go
+    ahead; the rows of one call commit together with their events. Safe to retry.
+    """
     ExportPersonalData: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ExportPersonalDataRequest, _enrollment_pb2.EnrollmentPersonalData]
     """--- Personal data (coordinator / data protection officer). A person is every registration
     in the organisation that shares their e-mail or HR person id.
@@ -131,6 +144,19 @@ class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
     WithdrawParticipant: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.WithdrawParticipantRequest, _enrollment_pb2.Participant]  # type: ignore[assignment]
     """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
     withdrawal is published on participant-withdrawn.
+    """
+    ImportParticipants: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ImportParticipantsRequest, _enrollment_pb2.ImportParticipantsResponse]  # type: ignore[assignment]
+    """Bulk registration from an HR export: a client sends a file as consecutive calls of up to
+    1,000 rows each (bounded memory on both sides, progress after each call). Every row needs
+    profile.hr_person_id: a person is one HR person id and role in the program, the rule
+    RegisterParticipant and the hr-events consumer apply. A row of someone not yet in the
+    program registers them exactly as RegisterParticipant does (same checks, same events); a
+    row of someone already there is UNCHANGED when it repeats the row they were imported with,
+    else their profile is updated as UpdateParticipantProfile does (the row's non-empty profile
+    fields, name, skills and capacity replace the stored ones; what the person added stays).
+    A registration made without an HR id is adopted by the row with its e-mail and role.
+    A row that cannot be imported is reported with its field and reason and the others go
+    ahead; the rows of one call commit together with their events. Safe to retry.
     """
     ExportPersonalData: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ExportPersonalDataRequest, _enrollment_pb2.EnrollmentPersonalData]  # type: ignore[assignment]
     """--- Personal data (coordinator / data protection officer). A person is every registration
@@ -279,6 +305,25 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_enrollment_pb2.Participant, _abc.Awaitable[_enrollment_pb2.Participant]]:
         """Any status but REJECTED -> WITHDRAWN; reason required. A REGISTERED participant's
         withdrawal is published on participant-withdrawn.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportParticipants(
+        self,
+        request: _enrollment_pb2.ImportParticipantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.ImportParticipantsResponse, _abc.Awaitable[_enrollment_pb2.ImportParticipantsResponse]]:
+        """Bulk registration from an HR export: a client sends a file as consecutive calls of up to
+        1,000 rows each (bounded memory on both sides, progress after each call). Every row needs
+        profile.hr_person_id: a person is one HR person id and role in the program, the rule
+        RegisterParticipant and the hr-events consumer apply. A row of someone not yet in the
+        program registers them exactly as RegisterParticipant does (same checks, same events); a
+        row of someone already there is UNCHANGED when it repeats the row they were imported with,
+        else their profile is updated as UpdateParticipantProfile does (the row's non-empty profile
+        fields, name, skills and capacity replace the stored ones; what the person added stays).
+        A registration made without an HR id is adopted by the row with its e-mail and role.
+        A row that cannot be imported is reported with its field and reason and the others go
+        ahead; the rows of one call commit together with their events. Safe to retry.
         """
 
     @_abc_1.abstractmethod
