@@ -19,7 +19,7 @@ import faust
 from mode.utils.objects import cached_property
 from prometheus_client import Gauge
 
-from services.analytics import journal, kpis, org_state, program_state, sharded
+from services.analytics import journal, kpis, sharded
 from services.analytics.fold_step import FoldStep, Write
 from services.analytics.ingest import INGEST_TOPIC
 from services.analytics.routing import (
@@ -175,12 +175,7 @@ class AnalyticsApp:
 
     def _stored(self, key: str, for_organisation: bool) -> sharded.StoredState:
         self._index_if_assignment_changed()
-        summary = self.index.summary(key)
-        if summary is None:
-            new = org_state.new_state() if for_organisation else program_state.new_state()
-            summary = sharded.summary_of(new, for_organisation)
-        kinds = sharded.entity_kinds(for_organisation)
-        return sharded.StoredState(summary, self.index, key, kinds)
+        return self.index.stored(key, for_organisation)
 
     # --- folding ---------------------------------------------------------------------
 

@@ -72,11 +72,9 @@ class FoldStep:
         working = self._states.get(place)
         if working is None:
             stored = self._load_summary(key)
-            if stored is None:
-                new = org_state.new_state() if for_organisation else program_state.new_state()
-                summary = sharded.summary_of(new, for_organisation)
-            else:
-                summary = sharded.copied(stored)
+            summary = (
+                sharded.new_summary(for_organisation) if stored is None else sharded.copied(stored)
+            )
             working = Working(summary=summary, stored_summary=stored)
             self._states[place] = working
 

@@ -5,8 +5,6 @@ The state is a mapping of JSON-friendly values (stored sharded, see sharded.py):
 - `people` and `relationships`: the little per-entity memory that stock figures need (who is
   enrolled and matched, skills, last contact, latest rating);
 - `goals` and `applicants`: enough to count each goal and application once;
-- `applied`: per ingest partition, the offset of the last batch folded in, which makes a
-  redelivered batch a no-op.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from collections.abc import Callable, ItemsView, Iterator, Mapping, MutableMappi
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.analytics import org_state, program_state
+
 State = dict[str, Any]
 
 SEPARATOR = "|"
@@ -28,10 +30,11 @@ def entity_kinds(for_organisation: bool) -> frozenset[str]:
     return ORGANISATION_ENTITIES if for_organisation else PROGRAM_ENTITIES
 
 
-def summary_of(state: State, for_organisation: bool) -> State:
-    """The part of a whole (unsharded) state that is stored as its summary."""
+def new_summary(for_organisation: bool) -> State:
+    """The summary of a state nothing was folded into yet: its fields but its entities."""
+    new = org_state.new_state() if for_organisation else program_state.new_state()
     kinds = entity_kinds(for_organisation)
-    return {name: value for name, value in state.items() if name not in kinds}
+    return {name: value for name, value in new.items() if name not in kinds}
 
 
 def entity_key(state_key: str, kind: str, entity_id: str) -> str:
@@ -83,6 +86,11 @@ class Index:
             self._entities.get(state_key, {}).get(kind, {}).pop(entity_id, None)
         else:
             self._entities.setdefault(state_key, {}).setdefault(kind, {})[entity_id] = value
+
+    def stored(self, state_key: str, for_organisation: bool) -> StoredState:
+        """The state as the KPI functions read it (a new one's, when nothing is stored)."""
+        summary = self.summary(state_key) or new_summary(for_organisation)
+        return StoredState(summary, self, state_key, entity_kinds(for_organisation))
 
     def size(self, state_key: str) -> int:
         return sum(len(entities) for entities in self._entities.get(state_key, {}).values())

@@ -11,16 +11,15 @@ from datetime import timedelta
 from google.protobuf.message import Message
 from mongoengine import DateTimeField, Document, StringField
 from mongoengine.errors import NotUniqueError
-from pymongo.errors import BulkWriteError
 
 from services.common import clock, metrics
 from services.common.errors import AlreadyExists
 from services.common.events import scoped_id, topic_of
 from services.common.pb.mentoring.v1.events_pb2 import Event
+from services.common.storage import insert_new
 
 # How long a handled event is remembered: a redelivery comes within minutes (a rebalance, a
 # restart); a week covers a consumer group rewound by an operator as well.
-DUPLICATE_KEY = 11000
 PROCESSED_EVENT_DAYS = 7
 
 
@@ -73,14 +72,8 @@ def mark_processed(events: Iterable[Event], group: str) -> None:
         }
         for event in events
     ]
-    if not records:
-        return
-    try:
-        ProcessedEvent._get_collection().insert_many(records, ordered=False)
-    except BulkWriteError as exc:
-        # Recorded before (a replayed batch), or by another worker at the same moment.
-        if any(error.get("code") != DUPLICATE_KEY for error in exc.details["writeErrors"]):
-            raise
+    # Recorded before (a replayed batch), or by another worker at the same moment: left out.
+    insert_new(ProcessedEvent, records)
 
 
 # --- client request ids (idempotency keys) -------------------------------------------------

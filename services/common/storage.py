@@ -14,6 +14,7 @@ from mongoengine.queryset import transform
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.errors import (
+    BulkWriteError,
     ClientBulkWriteException,
     DuplicateKeyError,
     OperationFailure,
@@ -72,6 +73,24 @@ def prepare() -> None:
         pending.extend(document.__subclasses__())
         if not document._meta.get("abstract"):
             document.ensure_indexes()
+
+
+DUPLICATE_KEY = 11000
+
+
+def insert_new(document: Any, raws: list[dict[str, Any]]) -> set[int]:
+    """Insert documents of one class, in their stored shape, in one round trip; those whose
+    unique key another document holds already are left out. Their positions in `raws`."""
+    if not raws:
+        return set()
+    try:
+        document._get_collection().insert_many(raws, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details["writeErrors"]
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {error["index"] for error in errors}
+    return set()
 
 
 def update_if(query: Any, condition: dict[str, Any], **update: Any) -> int:

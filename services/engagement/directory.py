@@ -16,11 +16,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.errors import BulkWriteError
-
 from services.common import clock
 from services.common.api import common_pb2, events_pb2
-from services.common.idempotency import DUPLICATE_KEY
+from services.common.storage import insert_new
 from services.engagement import domain
 from services.engagement.documents import ParticipantLeave, ProgramParticipant
 
@@ -171,16 +169,9 @@ def _new_registrations(events: list[events_pb2.Event]) -> set[int]:
         }
         for org, pid in places
     ]
-    if not entries:
-        return set()
-    try:
-        ProgramParticipant._get_collection().insert_many(entries, ordered=False)
-    except BulkWriteError as exc:
-        # Entries made meanwhile (an accept): those registrations go through `apply`.
-        if any(error.get("code") != DUPLICATE_KEY for error in exc.details["writeErrors"]):
-            raise
-        failed = {error["index"] for error in exc.details["writeErrors"]}
-        places = [place for n, place in enumerate(places) if n not in failed]
+    # Entries made meanwhile (an accept): those registrations go through `apply`.
+    refused = insert_new(ProgramParticipant, entries)
+    places = [place for n, place in enumerate(places) if n not in refused]
     return {id(plain[place]) for place in places}
 
 

@@ -161,61 +161,37 @@ def set_manager(organization_id: str, hr_person_id: str, manager_id: str) -> Non
     )
 
 
-def update_member(
-    organization_id: str,
-    program_id: str,
-    participant_id: str,
-    role: str,
-    display_name: str,
-    skills: list[str],
-    capacity: int,
-    profile: bytes,
-    hr_person_id: str,
-    manager_id: str,
-    cohort_id: str,
-) -> None:
+def update_member(organization_id: str, program_id: str, person: Registration) -> None:
     """The participant as they are now (participant-updated). A mentor's new capacity moves
     their free slots by the difference; a redelivery finds nothing to change."""
-    existing = get_member(organization_id, participant_id)
+    existing = get_member(organization_id, person.participant_id)
     if existing is None:
         # The update overtook the registration (the topics are not ordered together): store
         # the member as updated; the registration, when it comes, finds them stored.
-        add_member(
-            organization_id,
-            program_id,
-            participant_id,
-            role,
-            display_name,
-            skills,
-            capacity,
-            profile,
-            hr_person_id,
-            manager_id,
-            cohort_id,
-        )
+        add_members(organization_id, program_id, [person])
         return
     if existing.erased:
         return  # an update sent before the erasure must not bring the person back
     changes: dict[str, Any] = {
-        "set__display_name": display_name,
-        "set__skills": skills,
-        "set__profile": profile,
-        "set__hr_person_id": hr_person_id,
-        "set__cohort_id": cohort_id,
+        "set__display_name": person.display_name,
+        "set__skills": person.skills,
+        "set__profile": person.profile,
+        "set__hr_person_id": person.hr_person_id,
+        "set__cohort_id": person.cohort_id,
     }
     if existing.role == "mentor":
 
         def work(tx: Transaction) -> None:
             revision = next_revision(tx, existing.organization_id, existing.program_id)
             tx.update(PoolMember, {"pk": existing.pk}, set__revision=revision, **changes)
-            _resize(tx, existing.pk, capacity)
+            _resize(tx, existing.pk, person.capacity)
 
         storage.atomic(work)
     else:
         # The planner considers them again, as they are now.
         PoolMember.objects(pk=existing.pk).update_one(set__unplanned=True, **changes)
-    if hr_person_id and manager_id:
-        set_manager(organization_id, hr_person_id, manager_id)
+    if person.hr_person_id and person.manager_id:
+        set_manager(organization_id, person.hr_person_id, person.manager_id)
 
 
 def change_capacity(organization_id: str, participant_id: str, capacity: int) -> int:

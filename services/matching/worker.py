@@ -109,26 +109,13 @@ def _apply(events: list[events_pb2.Event]) -> Applied:
         org, program = env.organization_id, env.program_id
         kind = event.WhichOneof("payload")
         if kind == "participant_registered":
-            registered.setdefault((org, program), []).append(_registration(event))
+            registered.setdefault((org, program), []).append(_person(event.participant_registered))
             touched.add((org, program))
             continue
         _register(registered)
         if kind == "participant_updated":
             # The payload describes the person whole; an update replaces what was stored.
-            person = event.participant_updated
-            pool.update_member(
-                org,
-                program,
-                person.participant_id,
-                ROLES[person.role],
-                person.display_name,
-                list(person.skills),
-                person.capacity,
-                person.profile.SerializeToString(),
-                person.profile.hr_person_id,
-                person.profile.manager_id,
-                person.profile.cohort_id,
-            )
+            pool.update_member(org, program, _person(event.participant_updated))
             touched.add((org, program))
         elif kind == "participant_withdrawn":
             # Their proposals released, a mentee whose requested mentor left asked their next
@@ -167,8 +154,9 @@ def _apply(events: list[events_pb2.Event]) -> Applied:
     return applied
 
 
-def _registration(event: events_pb2.Event) -> pool.Registration:
-    person = event.participant_registered
+def _person(
+    person: events_pb2.ParticipantRegistered | events_pb2.ParticipantUpdated,
+) -> pool.Registration:
     return pool.Registration(
         person.participant_id,
         ROLES[person.role],

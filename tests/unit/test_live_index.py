@@ -161,19 +161,7 @@ def apply(op: tuple) -> None:  # type: ignore[type-arg]
         skills, department, hr, manager, level = op[2]
         capacity = op[3] if kind != "mentee" else 0
         role = "mentee" if kind == "mentee" else "mentor"
-        if kind == "update":
-            existing = pool.get_member(ORG, pid)
-            if existing is None or existing.role != "mentor":
-                return
-            store = pool.update_member
-        else:
-            existing = pool.get_member(ORG, pid)
-            if existing is not None and existing.role != role:
-                return
-            store = pool.add_member
-        store(
-            ORG,
-            PROGRAM,
+        person = pool.Registration(
             pid,
             role,
             pid.upper() + str(level),
@@ -184,6 +172,12 @@ def apply(op: tuple) -> None:  # type: ignore[type-arg]
             manager,
             "",
         )
+        existing = pool.get_member(ORG, pid)
+        if kind == "update":
+            if existing is not None and existing.role == "mentor":
+                pool.update_member(ORG, PROGRAM, person)
+        elif existing is None or existing.role == role:
+            pool.add_members(ORG, PROGRAM, [person])
     elif kind == "withdraw":
         member = pool.get_member(ORG, op[1])
         if member is not None:

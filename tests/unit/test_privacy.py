@@ -245,7 +245,11 @@ def test_matching_erases_a_member_once_and_keeps_scores_and_exclusions(database:
     assert mentor.free_slots == 2  # the slot went back once, not twice
 
     # A profile update sent before the erasure and delivered after it changes nothing.
-    pool.update_member(ORG, PROGRAM, "e-1", "mentee", "Ada", ["sql"], 0, profile, "hr-7", "", "")
+    pool.update_member(
+        ORG,
+        PROGRAM,
+        pool.Registration("e-1", "mentee", "Ada", ["sql"], 0, profile, "hr-7", "", ""),
+    )
     assert PoolMember.objects.get(organization_id=ORG, participant_id="e-1").display_name == ""
 
 

@@ -74,11 +74,7 @@ class Tables:
         self.store(self.records(messages), messages[-1][0])
 
     def stored(self, key: str, for_organisation: bool) -> sharded.StoredState:
-        summary = self.index.summary(key)
-        if summary is None:
-            new = org_state.new_state() if for_organisation else program_state.new_state()
-            summary = sharded.summary_of(new, for_organisation)
-        return sharded.StoredState(summary, self.index, key, sharded.entity_kinds(for_organisation))
+        return self.index.stored(key, for_organisation)
 
 
 def event(payload: Any, at: float) -> events_pb2.Event:

@@ -42,15 +42,17 @@ def update(pid: str, role: str, capacity: int = 0, **profile: str) -> None:
     pool.update_member(
         ORG,
         PROGRAM,
-        pid,
-        role,
-        f"{pid.upper()} renamed",
-        ["python", "go"],
-        capacity,
-        p.SerializeToString(),
-        p.hr_person_id,
-        p.manager_id,
-        p.cohort_id,
+        pool.Registration(
+            pid,
+            role,
+            f"{pid.upper()} renamed",
+            ["python", "go"],
+            capacity,
+            p.SerializeToString(),
+            p.hr_person_id,
+            p.manager_id,
+            p.cohort_id,
+        ),
     )
 
 
