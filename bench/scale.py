@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -30,7 +31,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,8 @@ class Stage:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     unit: str = "calls"
+    # CPU seconds each process spent during the stage, by process name.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -175,6 +178,11 @@ async def until(what: str, ready: Callable[[], Awaitable[Any]], limit: float) ->
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_memory(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -244,6 +252,18 @@ class Run:
     def channel(self, service: str) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(self.stack.ports.address(service))
 
+    def _cpu(self) -> dict[tuple[str, int], float]:
+        return {(m.name, m.process.pid): cpu_seconds(m.process.pid) for m in self.stack.processes}
+
+    @contextlib.contextmanager
+    def charged(self, stage: Stage) -> Iterator[None]:
+        """Add the CPU every process spends in the block to the stage's (a process started in
+        it counts from its start)."""
+        before = self._cpu()
+        yield
+        for key, seconds in self._cpu().items():
+            stage.cpu[key[0]] = stage.cpu.get(key[0], 0.0) + seconds - before.get(key, 0.0)
+
 
 async def import_people(run: Run, rows: list[enrollment_pb2.ImportRow]) -> None:
     stage = run.stages.setdefault("import", Stage("import (ImportParticipants)", unit="rows"))
@@ -268,7 +288,8 @@ async def import_people(run: Run, rows: list[enrollment_pb2.ImportRow]) -> None:
 
         chunks = [rows[i : i + ROWS_PER_CALL] for i in range(0, len(rows), ROWS_PER_CALL)]
         start = time.perf_counter()
-        await pool(IMPORT_CALLS_IN_FLIGHT, [call(chunk) for chunk in chunks])
+        with run.charged(stage):
+            await pool(IMPORT_CALLS_IN_FLIGHT, [call(chunk) for chunk in chunks])
         stage.seconds = time.perf_counter() - start
         stage.count = len(rows)
         if failed:
@@ -328,31 +349,34 @@ async def bulk_run(run: Run) -> list[engagement_pb2.Match]:
         before = metric(
             engagement_metrics, "mentoring_events_consumed_total", topic="match-proposed"
         )
-        start = time.perf_counter()
-        started = await stub.StartMatchingRun(
-            matching_pb2.StartMatchingRunRequest(organization_id=ORG, program_id=run.program)
-        )
-        request = matching_pb2.GetMatchingRunRequest(organization_id=ORG, run_id=started.run_id)
+        with run.charged(stage):
+            start = time.perf_counter()
+            started = await stub.StartMatchingRun(
+                matching_pb2.StartMatchingRunRequest(organization_id=ORG, program_id=run.program)
+            )
+            request = matching_pb2.GetMatchingRunRequest(organization_id=ORG, run_id=started.run_id)
 
-        async def completed() -> Any:
-            got = await stub.GetMatchingRun(request)
-            return got if got.status == matching_pb2.RUN_STATUS_COMPLETED else None
+            async def completed() -> Any:
+                got = await stub.GetMatchingRun(request)
+                return got if got.status == matching_pb2.RUN_STATUS_COMPLETED else None
 
-        done = await until("the run to complete", completed, limit=1800)
-        run.notes["run completed (s)"] = time.perf_counter() - start
-        matched = done.result.matched
-        await until(
-            "engagement to hold every proposal",
-            lambda: _async(
-                metric(
-                    engagement_metrics, "mentoring_events_consumed_total", topic="match-proposed"
-                )
-                - before
-                >= matched
-            ),
-            limit=1800,
-        )
-        stage.seconds = time.perf_counter() - start
+            done = await until("the run to complete", completed, limit=1800)
+            run.notes["run completed (s)"] = time.perf_counter() - start
+            matched = done.result.matched
+            await until(
+                "engagement to hold every proposal",
+                lambda: _async(
+                    metric(
+                        engagement_metrics,
+                        "mentoring_events_consumed_total",
+                        topic="match-proposed",
+                    )
+                    - before
+                    >= matched
+                ),
+                limit=1800,
+            )
+            stage.seconds = time.perf_counter() - start
         stage.count = matched
         stage.latencies = [stage.seconds]
         run.notes["mentees matched"] = matched
@@ -400,7 +424,8 @@ async def accept_all(run: Run, matches: list[engagement_pb2.Match], clients: int
             return answer
 
         start = time.perf_counter()
-        await pool(clients, [both(m) for m in matches])
+        with run.charged(stage):
+            await pool(clients, [both(m) for m in matches])
         stage.seconds = time.perf_counter() - start
     return relationships
 
@@ -486,8 +511,9 @@ async def activity(
         live = count // 2
         watcher = asyncio.create_task(probe())
         start = time.perf_counter()
-        await pool(clients, [action(n) for n in range(live)])
-        await until("the KPIs to count every action", lambda: counted(live), limit=1800)
+        with run.charged(stage):
+            await pool(clients, [action(n) for n in range(live)])
+            await until("the KPIs to count every action", lambda: counted(live), limit=1800)
         done.set()
         await watcher
         stage.seconds = time.perf_counter() - start
@@ -499,7 +525,8 @@ async def activity(
         run.peaks["analytics (before restart)"] = peak_memory(worker.process.pid)
         run.stack.stop_process(worker)
         start = time.perf_counter()
-        await pool(clients, [action(n) for n in range(live, count)])
+        with run.charged(stage):
+            await pool(clients, [action(n) for n in range(live, count)])
         stage.seconds += time.perf_counter() - start
         restarted = run.stack.start_service("analytics")
         run.stack.wait_serving(restarted, run.stack.ports.address("analytics"))
@@ -515,7 +542,8 @@ async def activity(
         run.notes["analytics restart to first fold (s)"] = time.perf_counter() - start
         first_seen = actions(await kpis(reader, run.program))
         start = time.perf_counter()
-        await until("the KPIs to count every action", lambda: counted(count), limit=1800)
+        with run.charged(folded):
+            await until("the KPIs to count every action", lambda: counted(count), limit=1800)
         folded.seconds = time.perf_counter() - start
         folded.count = count - first_seen
 
@@ -576,6 +604,12 @@ def report(run: Run, references: dict[str, float], rows: list[tuple[str, float, 
     print()
     for name, value in run.notes.items():
         print(f"{name:<44}{value:>10,.1f}")
+    charged = [stage for stage in run.stages.values() if stage.cpu and stage.count]
+    names = sorted({name for stage in charged for name in stage.cpu})
+    print(f"\n{'CPU ms per unit':<44}" + "".join(f"{name[:11]:>12}" for name in names))
+    for stage in charged:
+        per = {name: seconds * 1000 / stage.count for name, seconds in stage.cpu.items()}
+        print(f"{stage.name[:43]:<44}" + "".join(f"{per.get(name, 0.0):>12.2f}" for name in names))
     print(f"\n{'reference (same run)':<44}{'per s':>21}")
     for name, value in references.items():
         print(f"{name:<44}{value:>21,.0f}")

@@ -6,9 +6,9 @@ Starts Apache Kafka, the MongoDB-wire server and one matching worker as `make up
 program to bulk mode over gRPC, publishes its mentees and mentors (one mentor for four mentees,
 four slots each, skills from a shared pool) on `participant-registered` with librdkafka, waits
 until matching has stored them all, then times StartMatchingRun until the run is completed and
-until every proposal it made is published. Reference row in the same run: the registrations
-matching stored per second while it loaded the pool. bench/matching.py runs it after the
-engine's own rows (--stack-mentees).
+until every proposal it made is published, and the worker's peak memory. Reference row in
+the same run: the registrations matching stored per second while it loaded the pool.
+bench/matching.py runs it after the engine's own rows (--stack-mentees).
 """
 
 from __future__ import annotations
@@ -58,6 +58,14 @@ def samples(metrics_port: int, name: str) -> list[tuple[dict[str, str], float]]:
         for sample in family.samples
         if sample.name == name
     ]
+
+
+def peak_memory(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def wait(what: str, ready: Callable[[], Any], timeout: float) -> Any:
@@ -158,6 +166,7 @@ def run_on_stack(n_mentees: int, seed: int) -> dict[str, float]:
                     timeout=1800,
                 )
                 published = time.perf_counter() - start
+                peak = peak_memory(worker.process.pid)
         finally:
             stack.stop()
     return {
@@ -167,6 +176,7 @@ def run_on_stack(n_mentees: int, seed: int) -> dict[str, float]:
         "published": published,
         "considered": done.result.mentees_considered,
         "matched": matched,
+        "peak": peak,
     }
 
 
@@ -177,6 +187,7 @@ def report(figures: dict[str, float], n_mentees: int) -> None:
     print(f"  ... to every proposal published    {figures['published']:>8.1f} s")
     considered, matched = figures["considered"], figures["matched"]
     print(f"  mentees considered / matched       {considered:,.0f} / {matched:,.0f}")
+    print(f"  matching worker peak memory        {figures['peak'] / 1024**2:>8,.0f} MB")
     print(f"  reference: registrations stored    {figures['load_rate']:>8.0f} /s")
 
 

@@ -25,6 +25,9 @@ POM = DEPLOY / "kafka" / "pom.xml"
 LOG4J = DEPLOY / "kafka" / "log4j.properties"
 # A single local node needs little heap; Kafka's own scripts default to 1 GB.
 HEAP_OPTS = ("-Xms256m", "-Xmx512m")
+# What a message may weigh: services.common.kafka.MAX_MESSAGE_BYTES (not imported here: the
+# launcher does not load the services' Kafka client).
+MESSAGE_MAX_BYTES = 16 * 1024 * 1024
 
 
 class EngineMissing(RuntimeError):
@@ -118,6 +121,8 @@ class KafkaNode:
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
+            # The largest message the services send (services/common/kafka.py).
+            "message.max.bytes": str(MESSAGE_MAX_BYTES),
         }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 

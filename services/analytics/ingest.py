@@ -18,7 +18,7 @@ from services.analytics.routing import destinations, partition_for
 from services.common.config import Settings
 from services.common.events import EVENT_TOPICS
 from services.common.hr_signatures import signature_headers
-from services.common.kafka import EventConsumer
+from services.common.kafka import MAX_MESSAGE_BYTES, EventConsumer
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
 INGEST_TOPIC = "analytics-ingest"
@@ -67,6 +67,8 @@ class IngestStage:
             client_id=f"{settings.service}-ingest",
             acks="all",
             linger_ms=2,
+            # A batch holding one of the largest events is as large.
+            max_request_size=MAX_MESSAGE_BYTES,
         )
         self._consumer = EventConsumer(
             settings,

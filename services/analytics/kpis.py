@@ -12,24 +12,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.analytics import stocks
 from services.analytics.program_state import (
     DAY_SECONDS,
     P_ACTIVE,
-    P_APPROVED_AT,
     P_CAPACITY,
     P_COHORT,
     P_MATCHED_AT,
     P_ROLE,
     P_SKILLS,
-    P_TRAINED,
     R_ACTIVE,
     R_COHORT,
     R_LAST_CONTACT,
     R_LAST_SESSION,
     R_MENTEE,
     R_MENTOR,
-    R_MESSAGES,
-    R_MINUTES,
     R_RATING,
     R_SESSIONS,
     R_STARTED_AT,
@@ -79,7 +76,6 @@ RATINGS = range(1, 6)
 TREND_WEEKS = 4
 # A pair is at risk when it has not been in touch for this many expected meeting intervals.
 MISSED_MEETINGS_AT_RISK = 2
-LOW_RATING = 2
 
 
 @dataclass(frozen=True)
@@ -150,31 +146,34 @@ def figures(state: State, cohort: str, days: DayRange, now: float) -> Figures:
     scalars["session_hours"] = totals["session_minutes"] / 60.0
     scalars["events"] = state["events"]
 
-    people = list(_people(state, cohort))
-    mentees = [p for p in people if p[P_ROLE] == ROLE_MENTEE]
-    scalars["mentors"] = sum(1 for p in people if p[P_ROLE] == ROLE_MENTOR)
-    scalars["mentees"] = len(mentees)
-    matched = [p for p in mentees if p[P_MATCHED_AT] is not None]
-    scalars["mentees_matched"] = len(matched)
-    scalars["match_rate"] = _share(len(matched), len(mentees))
-    waits = [
-        (p[P_MATCHED_AT] - p[P_APPROVED_AT]) / DAY_SECONDS
-        for p in matched
-        if days.holds(p[P_MATCHED_AT])
-    ]
-    scalars["median_days_to_match"] = statistics.median(waits) if waits else 0.0
-    scalars["mean_days_to_match"] = statistics.fmean(waits) if waits else 0.0
-    trained = sum(1 for p in people if p[P_TRAINED])
-    scalars["participants_trained"] = trained
-    scalars["training_completion_rate"] = _share(trained, len(people))
+    stock = stocks.tally(state, cohort)
+    scalars["mentors"] = stock.mentors
+    scalars["mentees"] = stock.mentees
+    scalars["mentees_matched"] = stock.matched
+    scalars["match_rate"] = _share(stock.matched, stock.mentees)
+    if days.first is None and days.last is None:
+        scalars["median_days_to_match"] = stock.median_wait()
+        scalars["mean_days_to_match"] = stock.mean_wait()
+    else:
+        # Matched within a range: rarely asked, so counted from the mentees themselves.
+        waits = [
+            stocks.days_to_match(p)
+            for p in _people(state, cohort)
+            if p[P_ROLE] == ROLE_MENTEE
+            and p[P_MATCHED_AT] is not None
+            and days.holds(p[P_MATCHED_AT])
+        ]
+        scalars["median_days_to_match"] = statistics.median(waits) if waits else 0.0
+        scalars["mean_days_to_match"] = statistics.fmean(waits) if waits else 0.0
+    scalars["participants_trained"] = stock.trained
+    scalars["training_completion_rate"] = _share(stock.trained, stock.people)
 
-    relationships = [r for _, r in _relationships(state, cohort)]
-    scalars["active_relationships"] = sum(1 for r in relationships if r[R_ACTIVE])
-    pairs = len(relationships)
-    scalars["sessions_per_relationship"] = _share(sum(r[R_SESSIONS] for r in relationships), pairs)
-    scalars["hours_per_relationship"] = _share(sum(r[R_MINUTES] for r in relationships), pairs) / 60
-    scalars["messages_per_relationship"] = _share(sum(r[R_MESSAGES] for r in relationships), pairs)
-    scalars["relationships_at_risk"] = count_at_risk(state, cohort, now)
+    scalars["active_relationships"] = stock.active
+    pairs = stock.relationships
+    scalars["sessions_per_relationship"] = _share(stock.sessions, pairs)
+    scalars["hours_per_relationship"] = _share(stock.minutes, pairs) / 60
+    scalars["messages_per_relationship"] = _share(stock.messages, pairs)
+    scalars["relationships_at_risk"] = stock.at_risk(_out_of_touch_since(state, now))
     scalars["goal_completion_rate"] = _share(totals["goals_achieved"], totals["goals_set"])
 
     out.satisfaction_distribution = [totals[f"rating_{r}"] for r in RATINGS]
@@ -237,16 +236,14 @@ class RiskRow:
     reasons: tuple[str, ...]
 
 
+def _out_of_touch_since(state: State, now: float) -> float:
+    """A pair whose last contact is at or before this moment is out of touch."""
+    return now - (MISSED_MEETINGS_AT_RISK * int(state["cadence_days"]) + 1) * DAY_SECONDS
+
+
 def count_at_risk(state: State, cohort: str, now: float) -> int:
     """How many pairs `at_risk` lists, without listing them (a figure of every KPI read)."""
-    # Out of touch: last contact before this moment.
-    since = now - (MISSED_MEETINGS_AT_RISK * int(state["cadence_days"]) + 1) * DAY_SECONDS
-    return sum(
-        1
-        for _, r in _relationships(state, cohort)
-        if r[R_ACTIVE]
-        and (r[R_LAST_CONTACT] <= since or (r[R_RATING] and r[R_RATING] <= LOW_RATING))
-    )
+    return stocks.tally(state, cohort).at_risk(_out_of_touch_since(state, now))
 
 
 def at_risk(state: State, cohort: str, now: float) -> list[RiskRow]:
@@ -263,7 +260,7 @@ def at_risk(state: State, cohort: str, now: float) -> list[RiskRow]:
                 reasons.append(f"no contact for {quiet} days")
             else:
                 reasons.append(f"no session in the {quiet} days since the start")
-        if r[R_RATING] and r[R_RATING] <= LOW_RATING:
+        if stocks.low_rated(r):
             reasons.append(f"latest check-in rating {r[R_RATING]}/5")
         if reasons:
             rows.append(

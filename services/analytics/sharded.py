@@ -15,7 +15,7 @@ from collections.abc import Callable, ItemsView, Iterator, Mapping, MutableMappi
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.analytics import org_state, program_state
+from services.analytics import org_state, program_state, stocks
 
 State = dict[str, Any]
 
@@ -59,10 +59,13 @@ class Index:
     def __init__(self) -> None:
         self.summaries: dict[str, State] = {}
         self._entities: dict[str, dict[str, dict[str, Any]]] = {}
+        # Per program, its stock figures as its people and relationships stand.
+        self._tallies: dict[str, stocks.Tallies] = {}
 
     def clear(self) -> None:
         self.summaries.clear()
         self._entities.clear()
+        self._tallies.clear()
 
     def summary(self, state_key: str) -> State | None:
         return self.summaries.get(state_key)
@@ -83,9 +86,20 @@ class Index:
             return
         state_key, kind, entity_id = split_entity_key(key)
         if value is None:
-            self._entities.get(state_key, {}).get(kind, {}).pop(entity_id, None)
+            old = self._entities.get(state_key, {}).get(kind, {}).pop(entity_id, None)
         else:
-            self._entities.setdefault(state_key, {}).setdefault(kind, {})[entity_id] = value
+            entities = self._entities.setdefault(state_key, {}).setdefault(kind, {})
+            old = entities.get(entity_id)
+            entities[entity_id] = value
+        if kind in stocks.TALLIED and (old is not None or value is not None):
+            tallies = self._tallies.get(state_key)
+            if tallies is None:
+                tallies = self._tallies[state_key] = stocks.Tallies()
+            tallies.replace(kind, old, value)
+
+    def tally(self, state_key: str, cohort: str) -> stocks.Tally:
+        tallies = self._tallies.get(state_key)
+        return tallies.of(cohort) if tallies is not None else stocks.Tally()
 
     def stored(self, state_key: str, for_organisation: bool) -> StoredState:
         """The state as the KPI functions read it (a new one's, when nothing is stored)."""
@@ -140,6 +154,10 @@ class StoredState(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._summary) + len(self._kinds)
+
+    def tally(self, cohort: str) -> stocks.Tally:
+        """The stock figures' tally, kept as the entities were written (stocks.Tallied)."""
+        return self._index.tally(self._key, cohort)
 
 
 @dataclass

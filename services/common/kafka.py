@@ -44,6 +44,11 @@ OUTAGES: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError, async
 ERROR_ATTEMPTS = 3
 # How long a topic just created may take to show in the broker's metadata.
 TOPICS_LISTED_SECONDS = 30.0
+# The largest message a producer sends. An event may hold up to 100,000 list items (a bulk run's
+# unmatched mentees: 2.9 MB for 30,000 of them), past Kafka's 1 MB default, which left such a
+# run's completion unpublishable. The broker takes as much (message.max.bytes, set by
+# mentoring/engines/kafka.py and docker-compose.yml; tests/deploy checks they agree).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class _Stopping(Exception):
@@ -127,6 +132,7 @@ class EventPublisher:
             client_id=settings.service,
             acks="all",
             linger_ms=2,
+            max_request_size=MAX_MESSAGE_BYTES,
         )
 
     async def start(self) -> None:
@@ -253,6 +259,7 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_min_bytes=settings.fetch_min_bytes,
             # Range assignment gives one member the same partition number of every topic, and
             # all topics are keyed by program: so a member sees all of a program's events.
             partition_assignment_strategy=(RangePartitionAssignor,),
@@ -406,6 +413,7 @@ class BroadcastReader:
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_min_bytes=settings.fetch_min_bytes,
         )
         self._task: asyncio.Task[None] | None = None
 

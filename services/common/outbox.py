@@ -10,6 +10,7 @@ different events for one change.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -81,15 +82,21 @@ def crash_point(step: str) -> None:
 def stage(tx: Transaction, events: Iterable[Event]) -> None:
     """Store events to publish, in the transaction of the change they report."""
     now = clock.now()
-    for event in events:
-        tx.update(
-            OutboxEntry,
-            {"key": scoped_id(event)},
-            upsert=True,
-            set_on_insert__value=event.SerializeToString(),
-            set_on_insert__created_at=now,
-            set_on_insert__sent=False,
-        )
+    tx.update_each(
+        OutboxEntry,
+        [
+            (
+                {"key": scoped_id(event)},
+                {
+                    "set_on_insert__value": event.SerializeToString(),
+                    "set_on_insert__created_at": now,
+                    "set_on_insert__sent": False,
+                },
+            )
+            for event in events
+        ],
+        upsert=True,
+    )
 
 
 def stage_together(tx: Transaction, events: Sequence[Event]) -> None:
@@ -173,6 +180,10 @@ class OutboxRelay:
 
     def __init__(self, publisher: EventPublisher) -> None:
         self._publisher = publisher
+        # Keys published and not yet marked sent, marked by one update for every writer that
+        # delivered meanwhile: under load that is one round trip for many requests, not one each.
+        self._unmarked: list[str] = []
+        self._marking = asyncio.Lock()
 
     async def deliver(self, events: Sequence[Event]) -> None:
         """Publish events just committed with their change, and mark them sent. If this fails
@@ -182,7 +193,12 @@ class OutboxRelay:
         crash_point("outbox-committed")
         await self._publisher.publish(events)
         crash_point("outbox-published")
-        await run_sync(_mark_sent, [scoped_id(e) for e in events])
+        self._unmarked.extend(scoped_id(e) for e in events)
+        async with self._marking:
+            # Empty when the writer before us marked ours with its own.
+            if self._unmarked:
+                keys, self._unmarked = self._unmarked, []
+                await run_sync(_mark_sent, keys)
 
     async def relay_once(self) -> None:
         """Publish what writers left unsent, oldest first; a periodic task calls this."""

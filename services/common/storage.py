@@ -196,6 +196,34 @@ class Transaction:
         collection.insert_one(raw, session=self._session)
         return 1
 
+    def find_stored(
+        self, document: Any, fields: Sequence[str], **filters: Any
+    ) -> list[dict[str, Any]]:
+        """The documents matching the filters as stored, with only `fields` (and `_id`): for a
+        read of many documents whose mongoengine documents would cost more to build than the
+        database takes to send them."""
+        cursor = document._get_collection().find(
+            transform.query(document, **filters),
+            dict.fromkeys(fields, 1),
+            session=self._session,
+        )
+        return list(cursor)
+
+    def update_all(self, document: Any, filters: dict[str, Any], **update: Any) -> int:
+        """Update every document matching the filters, in one round trip; how many matched.
+        A duplicate key as in `update`."""
+        try:
+            result = document._get_collection().update_many(
+                transform.query(document, **filters),
+                transform.update(document, **update),
+                session=self._session,
+            )
+        except DuplicateKeyError as exc:
+            if self._session is None:
+                raise
+            raise _write_conflict(exc) from exc
+        return int(result.matched_count)
+
     def update_and_get(
         self, document: Any, filters: dict[str, Any], *, upsert: bool = False, **update: Any
     ) -> Any:
@@ -237,7 +265,8 @@ class Transaction:
             (transform.query(document, **filters), transform.update(document, **update))
             for filters, update in changes
         ]
-        if not _client_bulk:
+        if not _client_bulk or len(raw) == 1:
+            # One update costs the driver less as itself than as a client bulk write.
             return [self._update_raw(collection, query, update, upsert) for query, update in raw]
         namespace = collection.full_name
         models = [UpdateOne(q, u, upsert=upsert, namespace=namespace) for q, u in raw]

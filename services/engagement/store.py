@@ -157,7 +157,10 @@ def _respond(
         )
         if not updated:
             raise FailedPrecondition("match_id: the match is changing too fast; try again")
-        match = tx.find(Match, pk=match.pk)
+        match.mentor_decision = outcome.mentor_decision
+        match.mentee_decision = outcome.mentee_decision
+        match.status = outcome.status
+        match.relationship_id = relationship_id
         if relationship_id:
             seats.take(tx, match)
             _start_relationship(tx, match)
@@ -236,10 +239,6 @@ def log_session(
     session-logged. With a request id, a retry returns the first call's session (and its
     event, to deliver again)."""
     session_id = _session_id(organization_id, "LogSession", request)
-    existing = _existing_session(organization_id, session_id)
-    if existing is not None:
-        _count(existing)  # a session from before sessions were counted with their logging
-        return existing, [convert.session_logged(existing)]
     relationship = get_relationship(organization_id, relationship_id)
 
     def log(tx: Transaction) -> tuple[Session, list[Event]]:
@@ -267,8 +266,9 @@ def log_session(
 
     try:
         return outbox.commit(log)
-    except DuplicateKeyError:  # a concurrent retry stored it first
+    except DuplicateKeyError:  # a retry: the first call stored it (rare, so not looked up first)
         stored = Session.objects.get(organization_id=organization_id, session_id=session_id)
+        _count(stored)  # a session from before sessions were counted with their logging
         return stored, [convert.session_logged(stored)]
 
 
@@ -438,12 +438,12 @@ def record_message(
     def sent(counted: Relationship) -> list[Event]:
         return [convert.message_sent(counted, participant_id, side, message_id, sent_at)]
 
-    seen = MessageReceipt.objects(
-        organization_id=organization_id, relationship_id=relationship_id, message_id=message_id
-    ).first()
-    if seen is not None:
-        return relationship, sent(relationship)  # a retry: counted already
-    domain.message_allowed(relationship.status)
+    try:
+        domain.message_allowed(relationship.status)
+    except FailedPrecondition:
+        if not _received(organization_id, relationship_id, message_id):
+            raise
+        return relationship, sent(relationship)  # a retry of one counted before it ended
 
     def count(tx: Transaction) -> tuple[Relationship, list[Event]]:
         tx.insert(
@@ -463,8 +463,19 @@ def record_message(
 
     try:
         return outbox.commit(count)
-    except DuplicateKeyError:  # a concurrent retry counted it first
+    except DuplicateKeyError:  # a retry: counted already (rare, so not looked up first)
         return relationship, sent(relationship)
+
+
+def _received(organization_id: str, relationship_id: str, message_id: str) -> bool:
+    return (
+        MessageReceipt.objects(
+            organization_id=organization_id,
+            relationship_id=relationship_id,
+            message_id=message_id,
+        ).first()
+        is not None
+    )
 
 
 # --- sessions ------------------------------------------------------------------------------

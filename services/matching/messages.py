@@ -8,6 +8,7 @@ from typing import Protocol
 from services.common.api import common_pb2, events_pb2, matching_pb2
 from services.common.events import new_event, stable_event_id
 from services.matching.documents import Proposal
+from services.matching.proposed import Proposed
 
 ORIGINS = {
     "engine": common_pb2.MATCH_ORIGIN_ENGINE,
@@ -70,7 +71,9 @@ def proposal_message(p: Proposal) -> matching_pb2.Proposal:
     return msg
 
 
-def proposed_event(p: Proposal) -> events_pb2.Event:
+def proposed_event(p: Proposal | Proposed) -> events_pb2.Event:
+    # A stored proposal's breakdown names its criterion `criterion`, the engine's `kind`.
+    items = breakdown(p.breakdown, "kind") if isinstance(p, Proposed) else breakdown(p.breakdown)
     return new_event(
         producer="matching",
         organization_id=p.organization_id,
@@ -82,7 +85,7 @@ def proposed_event(p: Proposal) -> events_pb2.Event:
             mentor_id=p.mentor_id,
             mentee_id=p.mentee_id,
             score=p.score,
-            breakdown=breakdown(p.breakdown),
+            breakdown=items,
             origin=ORIGINS[p.origin],
             run_id=p.run_id,
             override_reason=p.override_reason,

@@ -20,6 +20,7 @@ from services.matching.domain.model import Constraints, MatchingConfig, Person
 from services.matching.domain.optimum import Bound, match
 from services.matching.domain.stable import stable_match
 from services.matching.domain.taxonomy import Taxonomy
+from services.matching.proposed import Proposed
 
 # A bulk run may stop once proved within this share of the best total (max_gap), at most.
 MAX_GAP = 0.05
@@ -206,7 +207,7 @@ def _first_batch(program: live.LiveProgram) -> Plan:
     return plan
 
 
-def settle(plan: Plan, stored: Sequence[Proposal]) -> None:
+def settle(plan: Plan, stored: Sequence[Proposed]) -> None:
     """Tell a continuous plan's program which pairs the store refused (arrivals.settle)."""
     if plan.online is None:
         return
@@ -221,7 +222,7 @@ def settle(plan: Plan, stored: Sequence[Proposal]) -> None:
             )
 
 
-def store(organization_id: str, program_id: str, plan: Plan, run_id: str = "") -> list[Proposal]:
+def store(organization_id: str, program_id: str, plan: Plan, run_id: str = "") -> list[Proposed]:
     """Reserve and store every planned pair, a chunk per transaction; the proposals stored."""
     return [
         proposal
@@ -250,22 +251,28 @@ class RunPlan(Plan):
     mentors_considered: int = 0
     with_candidates: frozenset[str] = frozenset()
     bound: Bound | None = None
-    earlier: list[Proposal] = field(default_factory=list)
+    earlier: dict[str, float] = field(default_factory=dict)  # mentee id -> score
+    # Seconds each step of planning took (loading the pool, matching, explaining the pairs).
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _earlier_attempt(
     organization_id: str, program_id: str, run_id: str, waiting: Sequence[Person]
-) -> list[Proposal]:
-    """The run's proposals stored by an earlier attempt (its worker died before reporting, and
-    the request came again) whose mentee is not waiting again: the run counts them as its own."""
+) -> dict[str, float]:
+    """The run's proposals stored by an earlier attempt (its worker died before reporting, or
+    the batch failed after, and the request came again) whose mentee is not waiting again, as
+    each mentee's score: the run counts them as its own. Read as stored: an attempt of a bulk
+    run may have stored tens of thousands."""
     waiting_ids = {m.participant_id for m in waiting}
-    return [
-        p
+    return {
+        p["mentee_id"]: p["score"]
         for p in Proposal.objects(
             organization_id=organization_id, program_id=program_id, run_id=run_id
-        ).only("mentee_id", "score")
-        if p.mentee_id not in waiting_ids
-    ]
+        )
+        .only("mentee_id", "score")
+        .as_pymongo()
+        if p["mentee_id"] not in waiting_ids
+    }
 
 
 def plan_run(
@@ -276,6 +283,7 @@ def plan_run(
     taxonomy = configuration.load_taxonomy(organization_id)
     config = configuration.engine_config(configuration.load_config(organization_id, program_id))
     p = pool.load_pool(organization_id, program_id, taxonomy, request.cohort_id)
+    loaded = time.perf_counter()
     free = [m for m in p.mentors if m.free_slots > 0]
     algorithm = request.algorithm or events_pb2.MATCHING_ALGORITHM_OPTIMAL
     bound = None
@@ -287,10 +295,13 @@ def plan_run(
         planned, with_candidates, bound = _optimal(
             p.waiting_mentees, free, config, p, taxonomy, request.max_gap
         )
+    matched = time.perf_counter()
     plan = _plan(planned, p, config, taxonomy)
     earlier = _earlier_attempt(organization_id, program_id, request.run_id, p.waiting_mentees)
-    resumed = PoolMember.objects(
-        organization_id=organization_id, participant_id__in=[e.mentee_id for e in earlier]
+    resumed = (
+        PoolMember.objects(organization_id=organization_id, participant_id__in=list(earlier))
+        .only(*profiles.PERSON_FIELDS)
+        .as_pymongo()
     )
     return RunPlan(
         keys=plan.keys,
@@ -298,22 +309,27 @@ def plan_run(
         scores=plan.scores,
         started=started,
         algorithm=algorithm,
-        mentees=[*p.waiting_mentees, *(profiles.person(m, taxonomy) for m in resumed)]
+        mentees=[*p.waiting_mentees, *(profiles.stored_person(m, taxonomy) for m in resumed)]
         if earlier
         else p.waiting_mentees,
         mentors_considered=len(free),
         with_candidates=with_candidates,
         bound=bound,
         earlier=earlier,
+        phases={
+            "load": loaded - started,
+            "match": matched - loaded,
+            "explain": time.perf_counter() - matched,
+        },
     )
 
 
 def report(
-    plan: RunPlan, request: events_pb2.MatchingRunRequested, stored: Sequence[Proposal]
+    plan: RunPlan, request: events_pb2.MatchingRunRequested, stored: Sequence[Proposed]
 ) -> events_pb2.MatchingRunCompleted:
     """What a run proposed (`stored`, and what an earlier attempt of it stored), whom it left
     unmatched and why, the score distribution and the fairness report."""
-    scores = {p.mentee_id: p.score for p in plan.earlier}
+    scores = dict(plan.earlier)
     scores.update((p.mentee_id, plan.scores[p.mentee_id]) for p in stored)
     result = events_pb2.MatchingRunCompleted(
         run_id=request.run_id,

@@ -10,6 +10,7 @@ change to one document is one conditional update and runs on its own.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,8 @@ from services.matching.documents import (
 )
 from services.matching.domain.model import Constraints, Evaluation, Person
 from services.matching.domain.taxonomy import Taxonomy
-from services.matching.profiles import person
+from services.matching.profiles import PERSON_FIELDS, stored_person
+from services.matching.proposed import Proposed, engine_proposal
 
 LIVE = ("proposed", "accepted")
 
@@ -397,28 +399,36 @@ class Pool:
 def load_pool(
     organization_id: str, program_id: str, taxonomy: Taxonomy, cohort_id: str = ""
 ) -> Pool:
+    """The program's waiting mentees and its mentors, read as stored rather than as documents:
+    a bulk run reads whole programs (100,000 members), and building that many mongoengine
+    documents took longer than the database takes to send them."""
     members = PoolMember.objects(
         organization_id=organization_id, program_id=program_id, withdrawn__ne=True
     )
     waiting_query = members.filter(role="mentee", matched=False)
     if cohort_id:
         waiting_query = waiting_query.filter(cohort_id=cohort_id)
-    waiting = list(waiting_query)
-    mentors = list(members.filter(role="mentor"))
+    fields = (*PERSON_FIELDS, "id")
+    waiting = list(waiting_query.only(*fields).as_pymongo())
+    mentors = list(members.filter(role="mentor").only(*fields, "display_name").as_pymongo())
     excluded = frozenset(
-        (e.mentor_id, e.mentee_id)
+        (e["mentor_id"], e["mentee_id"])
         for e in Exclusion.objects(organization_id=organization_id, program_id=program_id)
+        .only("mentor_id", "mentee_id")
+        .as_pymongo()
     )
     managers = {
-        line.hr_person_id: line.manager_id
+        line["hr_person_id"]: line["manager_id"]
         for line in ReportingLine.objects(organization_id=organization_id)
+        .only("hr_person_id", "manager_id")
+        .as_pymongo()
     }
     return Pool(
-        waiting_mentees=[person(m, taxonomy) for m in waiting],
-        mentors=[person(m, taxonomy) for m in mentors],
+        waiting_mentees=[stored_person(m, taxonomy) for m in waiting],
+        mentors=[stored_person(m, taxonomy) for m in mentors],
         constraints=Constraints(excluded=excluded, manager_of=managers),
-        names={m.participant_id: m.display_name for m in mentors},
-        keys={m.participant_id: m.pk for m in (*waiting, *mentors)},
+        names={m["participant_id"]: m.get("display_name") or "" for m in mentors},
+        keys={m["participant_id"]: m["_id"] for m in (*waiting, *mentors)},
     )
 
 
@@ -456,43 +466,62 @@ def reserve(tx: Transaction, mentor_key: Any, mentee_key: Any, revision: int | N
 
 
 def reserve_all(tx: Transaction, pairs: Sequence[tuple[Any, Any]], revision: int) -> list[bool]:
-    """`reserve` for many (mentor id, mentee id) pairs, in order, in a round trip for the
-    mentors' slots and one for the mentees (and one more to give back the slots of pairs whose
-    mentee was taken): which pairs were reserved, by position. The mentors are stamped with
-    `revision`.
+    """`reserve` for many (mentor id, mentee id) pairs, in order: which pairs were reserved,
+    by position. The mentors reserved for are stamped with `revision`.
 
-    A slot taken for a pair whose mentee is refused comes back after every slot is taken, so it
-    may refuse a later pair of the batch that a pair at a time would reserve: never more than
-    the capacity, and the planner offers the refused again (arrivals.settle)."""
-    slots = tx.update_each(
-        PoolMember,
-        [
-            (
-                {"pk": mentor, "free_slots__gt": 0, "withdrawn__ne": True},
-                {"dec__free_slots": 1, "set__revision": revision},
-            )
-            for mentor, _ in pairs
-        ],
-    )
-    holding = [n for n, took in enumerate(slots) if took]
-    mentees = tx.update_each(
-        PoolMember,
-        [
-            (
-                {"pk": pairs[n][1], "matched": False, "withdrawn__ne": True},
-                {"set__matched": True, "set__unplanned": False},
-            )
-            for n in holding
-        ],
-    )
-    reserved = [False] * len(pairs)
-    given_back = []
-    for n, took in zip(holding, mentees, strict=True):
+    The members are read once in the caller's transaction, the pairs decided in order as a
+    pair at a time would (a slot while the mentor has one and has not withdrawn, the mentee
+    while free and not withdrawn), then written in a round trip for the mentees and one per
+    number of slots taken from a mentor, each guarded as `reserve` is. A bulk run reserves
+    tens of thousands of pairs: an update per member took the database twice as long, and
+    building each update's query twice as long again. Members changed by another writer
+    after the read make the transaction clash and run again (storage.atomic)."""
+    if not pairs:
+        return []
+    fields = ("free_slots", "matched", "withdrawn")
+    members = {
+        raw["_id"]: raw
+        for raw in tx.find_stored(
+            PoolMember, fields, pk__in=list({key for pair in pairs for key in pair})
+        )
+    }
+    free = {
+        mentor: max(0, int(raw.get("free_slots") or 0))
+        for mentor, raw in members.items()
+        if not raw.get("withdrawn")
+    }
+    waiting = {
+        key for key, raw in members.items() if not raw.get("matched") and not raw.get("withdrawn")
+    }
+    reserved = []
+    for mentor, mentee in pairs:
+        took = free.get(mentor, 0) > 0 and mentee in waiting
         if took:
-            reserved[n] = True
-        else:
-            given_back.append(({"pk": pairs[n][0]}, {"inc__free_slots": 1}))
-    tx.update_each(PoolMember, given_back)
+            free[mentor] -= 1
+            waiting.discard(mentee)
+        reserved.append(took)
+    taken = Counter(mentor for (mentor, _), took in zip(pairs, reserved, strict=True) if took)
+    by_count: dict[int, list[Any]] = {}
+    for mentor, count in taken.items():
+        by_count.setdefault(count, []).append(mentor)
+    written = 0
+    for count, mentors in by_count.items():
+        written += tx.update_all(
+            PoolMember,
+            {"pk__in": mentors, "free_slots__gte": count, "withdrawn__ne": True},
+            dec__free_slots=count,
+            set__revision=revision,
+        )
+    mentees = [mentee for (_, mentee), took in zip(pairs, reserved, strict=True) if took]
+    if mentees:
+        written += tx.update_all(
+            PoolMember,
+            {"pk__in": mentees, "matched": False, "withdrawn__ne": True},
+            set__matched=True,
+            set__unplanned=False,
+        )
+    if written != len(taken) + len(mentees):  # pragma: no cover - the read is the snapshot
+        raise RuntimeError("pool members changed between the read and the writes")
     return reserved
 
 
@@ -551,31 +580,33 @@ def propose(
     keys: Mapping[str, Any],
     pairs: Sequence[Pair],
     run_id: str = "",
-) -> list[Proposal]:
+) -> list[Proposed]:
     """Reserve and store the engine's pairs in one transaction (a slot, the mentee and the
     proposal holding them commit together); returns the proposals stored. A pair whose slot or
     mentee was taken meanwhile is left out: the next run retries that mentee. `keys` are the
     members' document ids (Pool.keys). A bulk run calls this for a few hundred pairs at a time.
     """
 
-    def work(tx: Transaction) -> list[Proposal]:
+    def work(tx: Transaction) -> list[Proposed]:
         revision = next_revision(tx, organization_id, program_id)
         reserved = reserve_all(
             tx, [(keys[pair.mentor_id], keys[pair.mentee_id]) for pair in pairs], revision
         )
+        now = clock.now()
         stored = [
-            new_proposal(
+            engine_proposal(
                 organization_id,
                 program_id,
                 pair.mentor_id,
                 pair.mentee_id,
                 pair.evaluation,
-                run_id=run_id,
+                run_id,
+                now,
             )
             for pair, took in zip(pairs, reserved, strict=True)
             if took
         ]
-        tx.insert_many(stored)
+        tx.insert_stored(Proposal, [p.stored() for p in stored])
         return stored
 
     return storage.atomic(work)

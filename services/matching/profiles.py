@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.common import clock
@@ -47,12 +49,50 @@ def profile_of(member: PoolMember) -> common_pb2.Profile:
 
 
 def person(member: PoolMember, taxonomy: Taxonomy) -> Person:
-    profile = profile_of(member)
+    return _person(
+        member.participant_id,
+        member.role,
+        member.skills,
+        member.profile,
+        member.cohort_id,
+        member.free_slots,
+        taxonomy,
+    )
+
+
+# The fields of a stored pool member a Person is made of (stored_person).
+PERSON_FIELDS = ("participant_id", "role", "skills", "profile", "cohort_id", "free_slots")
+
+
+def stored_person(raw: Mapping[str, Any], taxonomy: Taxonomy) -> Person:
+    """`person` from a pool member as stored (PERSON_FIELDS at least): a bulk run reads a
+    whole program, where building its mongoengine documents would take longer than reading."""
+    return _person(
+        raw["participant_id"],
+        raw["role"],
+        raw.get("skills") or (),
+        raw.get("profile") or b"",
+        raw.get("cohort_id") or "",
+        raw.get("free_slots") or 0,
+        taxonomy,
+    )
+
+
+def _person(
+    participant_id: str,
+    role: str,
+    skills: Iterable[str],
+    serialized: bytes,
+    cohort_id: str,
+    free_slots: int,
+    taxonomy: Taxonomy,
+) -> Person:
+    profile = common_pb2.Profile.FromString(serialized or b"")
     demographics = profile.demographics
     return Person(
-        participant_id=member.participant_id,
-        role=member.role,
-        skills=tuple(dict.fromkeys(taxonomy.canonical(s) for s in member.skills)),
+        participant_id=participant_id,
+        role=role,
+        skills=tuple(dict.fromkeys(taxonomy.canonical(s) for s in skills)),
         hr_person_id=profile.hr_person_id,
         manager_id=profile.manager_id,
         department=profile.department,
@@ -68,7 +108,7 @@ def person(member: PoolMember, taxonomy: Taxonomy) -> Person:
         ),
         demographic_opt_in=demographics.use_for_matching,
         preferred_mentors=tuple(profile.preferred_mentor_ids),
-        group=member.cohort_id,
+        group=cohort_id,
         # Negative after a capacity cut below the live proposals: no slot either way.
-        free_slots=max(0, member.free_slots),
+        free_slots=max(0, free_slots),
     )

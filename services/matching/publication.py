@@ -29,6 +29,7 @@ from services.common.storage import run_sync
 from services.matching import pool
 from services.matching.documents import Proposal
 from services.matching.messages import proposed_event
+from services.matching.proposed import Proposed
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class Publication:
         await self._outbox.deliver(committed.events)
         await self.deliver_proposals(committed.proposals)
 
-    async def deliver_proposals(self, proposals: Sequence[Proposal]) -> None:
+    async def deliver_proposals(self, proposals: Sequence[Proposal | Proposed]) -> None:
         if not proposals:
             return
         outbox.crash_point("outbox-committed")
@@ -91,13 +92,13 @@ class Publication:
             if len(pending) < RELAY_BATCH:
                 return
 
-    async def _relay(self, proposals: Sequence[Proposal]) -> None:
+    async def _relay(self, proposals: Sequence[Proposal | Proposed]) -> None:
         await self._publisher.publish([proposed_event(p) for p in proposals])
         await self._published(proposals)
         metrics.OUTBOX_RELAYED.labels("match-proposed").inc(len(proposals))
         log.warning("relayed %d proposals their writer left unpublished", len(proposals))
 
-    async def _published(self, proposals: Sequence[Proposal]) -> None:
+    async def _published(self, proposals: Sequence[Proposal | Proposed]) -> None:
         await run_sync(pool.mark_published, [p.pk for p in proposals])
         for p in proposals:
             PROPOSALS.labels(p.origin).inc()

@@ -11,6 +11,7 @@ finds its change made and adds nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from services.common.api import common_pb2, events_pb2
 from services.common.kafka import Delivered, Rejected
 from services.common.storage import run_sync
 from services.matching import planner, pool, privacy, releases, runs
-from services.matching.documents import Proposal
+from services.matching.proposed import Proposed
 from services.matching.publication import Committed, Publication
 
 log = logging.getLogger(__name__)
@@ -211,16 +212,31 @@ class MatchingWorker:
 
     async def _store(
         self, organization_id: str, program_id: str, plan: planner.Plan, run_id: str = ""
-    ) -> list[Proposal]:
+    ) -> list[Proposed]:
         """Reserve and store the planned pairs a chunk per transaction, publishing each chunk's
-        proposals right after its commit; returns the proposals stored."""
-        stored: list[Proposal] = []
-        for chunk in plan.chunks():
-            proposals = await run_sync(
-                pool.propose, organization_id, program_id, plan.keys, chunk, run_id
-            )
-            await self._publication.deliver_proposals(proposals)
-            stored += proposals
+        proposals right after its commit (while the next chunk is stored: a bulk run stores
+        tens of thousands, and each side waits on its own server); returns the proposals
+        stored."""
+        stored: list[Proposed] = []
+        publishing: asyncio.Future[None] | None = None
+        try:
+            for chunk in plan.chunks():
+                proposals = await run_sync(
+                    pool.propose, organization_id, program_id, plan.keys, chunk, run_id
+                )
+                if publishing is not None:
+                    await publishing
+                publishing = asyncio.ensure_future(self._publication.deliver_proposals(proposals))
+                stored += proposals
+            if publishing is not None:
+                await publishing
+        finally:
+            # A chunk that failed to store fails the batch; what was stored and not yet
+            # published is the relay's (publication.py), as after a crash.
+            if publishing is not None and not publishing.done():
+                publishing.cancel()
+            elif publishing is not None and not publishing.cancelled():
+                publishing.exception()  # seen: the batch fails with the store's error
         if stored:
             log.info("proposed %d matches in %s/%s", len(stored), organization_id, program_id)
         return stored
@@ -240,8 +256,15 @@ class MatchingWorker:
                 # A failure to store or publish (the database or the broker away) fails the
                 # batch, which comes again with the request: the run resumes from what it
                 # stored (planner.plan_run).
+                storing = time.perf_counter()
                 stored = await self._store(org, program, plan, request.run_id)
+                plan.phases["store"] = time.perf_counter() - storing
                 result = planner.report(plan, request, stored)
+                log.info(
+                    "run %s: %s",
+                    request.run_id,
+                    ", ".join(f"{name} {seconds:.2f}s" for name, seconds in plan.phases.items()),
+                )
             RUN_SECONDS.observe(result.seconds)
             # The result is recorded and staged; the request counts as handled once the batch
             # is: a worker dying in between runs it again, which reports what it recorded

@@ -13,6 +13,7 @@ import yaml
 from mentoring.engines import kafka
 from mentoring.stack import Ports
 from services.common.config import DEFAULT_PORTS, Settings
+from services.common.kafka import MAX_MESSAGE_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,6 +85,14 @@ def test_compose_runs_the_kafka_the_tests_run() -> None:
     pom = ElementTree.parse(ROOT / "deploy/kafka/pom.xml").getroot()
     namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
     assert pom.findtext("m:properties/m:kafka.version", namespaces=namespace) == kafka.VERSION
+
+
+def test_every_broker_takes_the_largest_message_the_services_send() -> None:
+    environment = load("docker-compose.yml")["services"]["kafka"]["environment"]
+    assert int(environment["KAFKA_MESSAGE_MAX_BYTES"]) == MAX_MESSAGE_BYTES
+    assert (
+        f"message.max.bytes={MAX_MESSAGE_BYTES}\n" in kafka.KafkaNode(Path("/x"), 1, 2).properties()
+    )
 
 
 def mounts(spec: dict[str, Any]) -> dict[str, tuple[str, str]]:

@@ -3,6 +3,7 @@ reports, self-matching with expiry, coordinator overrides, capacity under load, 
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -17,7 +18,9 @@ from services.common.api import (
     events_pb2,
     matching_pb2,
 )
+from services.common.config import Settings
 from services.common.events import new_event, partition_key
+from services.common.kafka import EventPublisher
 from tests.e2e.engine import MENTEE, MENTOR, Program
 from tests.e2e.support import eventually, hr_record, produce, publish_hr, read_topic
 
@@ -428,3 +431,53 @@ def test_a_manager_change_from_hr_blocks_the_pair(stack: Stack, clients: Clients
             )
         )
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_run_whose_report_passes_a_megabyte_is_published_and_read_back(
+    stack: Stack, clients: Clients
+) -> None:
+    # A bulk run of a large program leaves tens of thousands of mentees unmatched, each with
+    # its reason: its completion event is several times Kafka's default 1 MB limit.
+    program = Program(clients, stack)
+    unmatched = [
+        events_pb2.UnmatchedMentee(
+            mentee_id=f"mentee-{n:05d}-{'x' * 24}",
+            reason="no mentor with free capacity passes the hard criteria",
+        )
+        for n in range(30_000)
+    ]
+    run_id = f"run-{program.pid}"
+    event = new_event(
+        producer="matching",
+        organization_id=program.org,
+        program_id=program.pid,
+        payload=events_pb2.MatchingRunCompleted(
+            run_id=run_id, mentees_considered=30_000, unmatched=unmatched
+        ),
+    )
+    assert event.ByteSize() > 2 * 1024 * 1024
+    asyncio.run(publish_as_a_service(stack, [event]))
+
+    def recorded() -> matching_pb2.MatchingRun | None:
+        try:
+            return clients.matching.GetMatchingRun(
+                matching_pb2.GetMatchingRunRequest(organization_id=program.org, run_id=run_id)
+            )
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return None
+
+    run = eventually("matching to record the run", recorded)
+    assert [u.mentee_id for u in run.result.unmatched] == [u.mentee_id for u in unmatched]
+
+
+async def publish_as_a_service(stack: Stack, events: list[events_pb2.Event]) -> None:
+    """Publish with the producer the services use, configured as they are."""
+    settings = Settings.from_env("matching", {"KAFKA_BOOTSTRAP_SERVERS": stack.ports.bootstrap})
+    publisher = EventPublisher(settings)
+    await publisher.start()
+    try:
+        await publisher.publish(events)
+    finally:
+        await publisher.stop()

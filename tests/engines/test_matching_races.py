@@ -167,7 +167,7 @@ def test_a_proposal_that_fails_halfway_takes_no_slot_and_no_mentee(
     _register(org, "mentee-0", "mentee")
     _register(org, "mentee-1", "mentee")
     # Both pairs reserved, then the process dies before the proposals are stored.
-    monkeypatch.setattr(Transaction, "insert_many", _crash)
+    monkeypatch.setattr(Transaction, "insert_stored", _crash)
     with pytest.raises(Crash):
         _propose(org, [("mentor-a", "mentee-0"), ("mentor-a", "mentee-1")])
     monkeypatch.undo()

@@ -15,9 +15,9 @@ from services.common import storage
 from services.common.api import common_pb2, events_pb2, matching_pb2
 from services.common.events import new_event
 from services.common.storage import Transaction
-from services.matching import configuration, planner, pool, worker
+from services.matching import configuration, messages, planner, pool, worker
 from services.matching.documents import PoolMember, Proposal, ReportingLine
-from services.matching.domain.model import Evaluation
+from services.matching.domain.model import CriterionResult, Evaluation
 from tests.unit import memory_db
 
 ORG = "org-1"
@@ -146,6 +146,39 @@ def test_reserve_all_refuses_a_full_mentor_and_a_taken_mentee_and_gives_the_slot
     assert (member("m1").free_slots, member("m2").free_slots, member("m3").free_slots) == (0, 2, 1)
     assert (member("e1").matched, member("e2").matched) == (True, True)
     assert (member("m1").revision, member("m2").revision, member("m3").revision) == (7, 7, 1)
+
+
+def test_reserve_all_takes_several_slots_of_a_mentor_up_to_what_it_has() -> None:
+    pool.add_members(
+        ORG,
+        PROGRAM,
+        [registration("m1", "mentor", 2), *(registration(f"e{n}", "mentee") for n in range(3))],
+    )
+    pairs = [(key("m1"), key(f"e{n}")) for n in range(3)]
+    reserved = storage.atomic(lambda tx: pool.reserve_all(tx, pairs, 3))
+    assert reserved == [True, True, False]
+    assert member("m1").free_slots == 0 and member("m1").revision == 3
+    assert [member(f"e{n}").matched for n in range(3)] == [True, True, False]
+
+
+def test_propose_stores_what_a_proposal_document_would() -> None:
+    pool.add_members(ORG, PROGRAM, [registration("m1", "mentor", 1), registration("e1", "mentee")])
+    evaluation = Evaluation(
+        score=0.75,
+        breakdown=(CriterionResult("skills", 0.75, 5.0, True, "python"),),
+        violations=(),
+    )
+    keys = {"m1": key("m1"), "e1": key("e1")}
+    (stored,) = pool.propose(ORG, PROGRAM, keys, [pool.Pair("m1", "e1", evaluation)], "run-1")
+    read = Proposal.objects.get(pk=stored.pk)
+    read.validate()
+    made = pool.new_proposal(ORG, PROGRAM, "m1", "e1", evaluation, run_id="run-1")
+    varying = {"_id", "match_id", "event_id", "created_at"}
+    assert {k: v for k, v in read.to_mongo().items() if k not in varying} == {
+        k: v for k, v in made.to_mongo().items() if k not in varying
+    }
+    assert (read.match_id, read.event_id) == (stored.match_id, stored.event_id)
+    assert messages.proposed_event(stored) == messages.proposed_event(read)
 
 
 def continuous_program_started() -> None:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from bench.synthetic import organisation
 from services.matching.domain import dense, optimum
-from services.matching.domain.assignment import Assignment, Pair, solve_assignment
+from services.matching.domain.assignment import SCORE_SCALE, Assignment, Pair, solve_assignment
 from services.matching.domain.candidates import CandidateIndex
 from services.matching.domain.criteria import evaluate
 from services.matching.domain.model import (
@@ -198,7 +198,8 @@ def test_stopped_early_the_result_is_feasible_and_the_bound_still_holds() -> Non
     ],
 )
 def test_stops_once_proved_within_the_gap(gap: float, share: float) -> None:
-    org = organisation(240, 5)
+    # Large enough that the exact solve takes a few rounds more than proving it within 5 %.
+    org = organisation(600, 2)
     pairs = index_pairs(org.mentees, org.mentors, org.config, org.taxonomy, org.constraints)
     capacities = {m.participant_id: m.free_slots for m in org.mentors}
     best = math.fsum(a.score for a in solve_assignment(pairs, capacities))
@@ -225,6 +226,121 @@ def test_stops_once_proved_within_the_gap(gap: float, share: float) -> None:
         assert result.rounds < exact.rounds  # it saved solves
     else:
         assert bound.optimal and result.rounds == exact.rounds
+
+
+def crowded_program(size: int, seed: int) -> tuple[list[Person], list[Person], MatchingConfig]:
+    """A program like bench/scale.py's: four mentees per mentor with 1-4 places (more mentees
+    than places), skills drawn from a few popular ones and a department: scores take few
+    values, so hundreds of pairs tie with the assignment's, and a start of a few pairs per
+    mentee leaves mentors free that the optimum fills."""
+    rng = np.random.default_rng(seed)
+    skills = [f"s{n}" for n in range(8)]
+    weights = np.array([1 / (1 + n) ** 0.7 for n in range(len(skills))])
+    weights /= weights.sum()
+
+    def drawn() -> tuple[str, ...]:
+        return tuple(sorted(set(rng.choice(skills, size=int(rng.integers(2, 4)), p=weights))))
+
+    departments = ("eng", "ops", "sales")
+    mentors = [
+        mentor(
+            f"m{n}",
+            skills=drawn(),
+            department=str(rng.choice(departments)),
+            free_slots=int(rng.integers(1, 5)),
+        )
+        for n in range(size // 5)
+    ]
+    mentees = [
+        mentee(f"e{n}", skills=drawn(), department=str(rng.choice(departments)))
+        for n in range(size - size // 5)
+    ]
+    config = MatchingConfig(
+        criteria=(CriterionSpec(Kind.SKILLS, weight=5.0), CriterionSpec(Kind.DEPARTMENT))
+    )
+    return mentees, mentors, config
+
+
+@pytest.mark.parametrize(("size", "seed", "per_mentee", "cover"), [(500, 1, 16, 4), (600, 2, 2, 1)])
+def test_optimum_over_ties_and_a_start_that_leaves_mentors_free(
+    size: int, seed: int, per_mentee: int, cover: int
+) -> None:
+    # Few pairs per mentee and mentor in the pool: pricing cuts mentees short (their pairs
+    # left out are accounted for by raising the reference utilities), and a mentor whose
+    # places the start leaves free draws every mentee without one (the flood it caps).
+    mentees, mentors, config = crowded_program(size, seed)
+    pairs = reference_pairs(mentees, mentors, config, Taxonomy(), Constraints(), positive=True)
+    with (
+        mock.patch.object(optimum, "START_K", 1),
+        mock.patch.object(optimum, "START_PER_MENTOR", 1),
+        mock.patch.object(optimum, "_POOL_PER_MENTEE", per_mentee),
+        mock.patch.object(optimum, "_COVER", cover),
+        mock.patch.object(dense, "BLOCK_CELLS", 2000),
+    ):
+        result = optimum.match(mentees, mentors, config, positive=True)
+    assert result.rounds >= 2
+    check(result, pairs, mentors)
+
+
+@pytest.mark.parametrize("duals", ["zero", "random", "ties"])
+def test_capped_pricing_returns_or_bounds_every_pair(duals: str) -> None:
+    # What the certificate rests on: at any duals, a pair pricing leaves out is below -margin,
+    # or below the bound it gives for its mentee when it cut that mentee short. At zero duals
+    # every pair would improve (cut before scoring); with every mentor priced at a perfect
+    # score, the best pairs tie at 0 (cut once scored).
+    mentees, mentors, config = crowded_program(300, 4)
+    index = CandidateIndex(mentors, config)
+    specs = dense.plan_blocks(index, mentees, block_cells=1500)
+    worker = optimum._Worker(index, mentees, specs, positive=True)
+    rng = np.random.default_rng(5)
+    n_e, n_m = len(mentees), index.n_mentors
+    big = (n_e + 1) * SCORE_SCALE
+    p = np.zeros(n_m, np.int64)
+    u = np.zeros(n_e, np.int64)
+    if duals == "random":
+        p = big + rng.integers(-SCORE_SCALE, SCORE_SCALE, n_m)
+        u = rng.integers(0, SCORE_SCALE // 2, n_e)
+    elif duals == "ties":
+        p = np.full(n_m, big + SCORE_SCALE, np.int64)
+    margin, limit = 0.04, 3
+    pe, pm, score, short, left = worker.capped(p, u, big, margin, limit, 2)
+    position = {m.participant_id: e for e, m in enumerate(mentees)}
+    column = {mentor_id: m for m, mentor_id in enumerate(index.mentor_ids)}
+    exact = {
+        (position[pair.mentee_id], column[pair.mentor_id]): pair.score
+        for pair in reference_pairs(mentees, mentors, config, Taxonomy(), Constraints(), True)
+    }
+    returned = set(zip(pe.tolist(), pm.tolist(), strict=True))
+    scored = zip(pe.tolist(), pm.tolist(), score.tolist(), strict=True)
+    assert all(exact[(e, m)] == s for e, m, s in scored)
+    bound = dict(zip(short.tolist(), left.tolist(), strict=True))
+    cut_short = 0
+    for (e, m), s in exact.items():
+        gain = big + round(s * SCORE_SCALE) - int(p[m]) - int(u[e])
+        if (e, m) in returned or gain < -margin * SCORE_SCALE:
+            continue
+        assert gain <= bound[e]  # so e was cut short
+        cut_short += 1
+    assert cut_short > 0  # the case the test is about happened
+
+
+def test_pricing_cuts_a_crowded_row_short_and_bounds_what_it_leaves_out() -> None:
+    rng = np.random.default_rng(3)
+    diff = rng.choice([0.5, 0.75, 1.0], size=(40, 3))  # columns x rows: 40 mentors, 3 mentees
+    diff[:, 2] = -1.0  # the third mentee has nothing above its line
+    hit = diff >= 0.0
+    line = np.array([0.2, 0.9, 0.0])
+    original = hit.copy()
+    cut, bound = dense._cap(diff, hit, line, limit=4, err=0.01)
+    # Rows 0 and 1 have more than 4 cells surely above their lines; row 2 none.
+    assert cut.tolist() == [0, 1]
+    for row, most in zip(cut.tolist(), bound.tolist(), strict=True):
+        kept, dropped = diff[hit[:, row], row], diff[original[:, row] & ~hit[:, row], row]
+        best = np.sort(diff[original[:, row], row])[-4:]
+        assert np.array_equal(np.sort(kept)[-4:], best)  # its best 4 stay (and their ties)
+        assert dropped.size == 0 or dropped.max() <= most
+        # cells on or under the line are never left out
+        assert hit[original[:, row] & (diff[:, row] <= line[row] + 0.01), row].all()
 
 
 def test_more_matches_beat_higher_scores_and_zero_scores_are_optional() -> None:

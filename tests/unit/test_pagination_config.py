@@ -103,7 +103,8 @@ def test_settings_defaults(service: str, grpc_port: int, metrics_port: int) -> N
     assert s.mongodb_uri == "mongodb://127.0.0.1:27017/"
     assert s.mongodb_database == f"mentoring_{service}"
     assert s.topic_partitions == 6
-    assert s.fetch_max_wait_ms == 500
+    assert s.fetch_max_wait_ms == 100
+    assert s.fetch_min_bytes == 65536
     assert s.shutdown_grace_seconds == 5.0
 
 
@@ -120,6 +121,7 @@ def test_settings_overrides() -> None:
         "KAFKA_BOOTSTRAP_SERVERS": "broker:19092",
         "KAFKA_TOPIC_PARTITIONS": "12",
         "KAFKA_FETCH_MAX_WAIT_MS": "5",
+        "KAFKA_FETCH_MIN_BYTES": "1",
         "MONGODB_URI": "mongodb://db:27017",
         "ENROLLMENT_MONGODB_DATABASE": "custom_db",
         "SHUTDOWN_GRACE_SECONDS": "1.5",
@@ -133,6 +135,7 @@ def test_settings_overrides() -> None:
     assert s.kafka_bootstrap_servers == "broker:19092"
     assert s.topic_partitions == 12
     assert s.fetch_max_wait_ms == 5
+    assert s.fetch_min_bytes == 1
     assert s.mongodb_uri == "mongodb://db:27017"
     assert s.mongodb_database == "custom_db"
     assert s.shutdown_grace_seconds == 1.5

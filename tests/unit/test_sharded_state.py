@@ -128,7 +128,13 @@ def _payload(draw: Callable[..., Any]) -> Any:
             ),
         )
     if kind == 1:
-        return events_pb2.ParticipantUpdated(participant_id=person, skills=["go"], capacity=1)
+        return events_pb2.ParticipantUpdated(
+            participant_id=person,
+            skills=["go"],
+            capacity=1,
+            # A move to another cohort moves the person's counts with them.
+            profile=common_pb2.Profile(cohort_id=draw(st.sampled_from(["", "pilot", "autumn"]))),
+        )
     if kind == 2:
         return events_pb2.ParticipantWithdrawn(participant_id=person)
     if kind == 3:

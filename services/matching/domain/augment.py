@@ -165,7 +165,10 @@ def _start(e_ptr, e_m, e_prof, caps, p, mate):  # type: ignore[no-untyped-def]
     return u, count
 
 
-@njit(cache=True)
+# nogil: a solve runs on a storage thread beside the service's event loop, whose Kafka
+# heartbeats a kernel holding the GIL for seconds would stop (the worker then loses its
+# partitions, and another worker runs the same request again).
+@njit(cache=True, nogil=True)
 def _solve(e_ptr, e_m, e_prof, m_ptr, m_e, m_prof, caps, p, mate):  # type: ignore[no-untyped-def]
     n_e, n_m = e_ptr.size - 1, m_ptr.size - 1
     u, count = _start(e_ptr, e_m, e_prof, caps, p, mate)

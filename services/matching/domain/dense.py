@@ -51,7 +51,7 @@ from services.matching.domain.candidates import (
 )
 from services.matching.domain.model import Kind, Person
 
-__all__ = ["BLOCK_CELLS", "EPS", "Block", "BlockSpec", "ColumnSets", "plan_blocks"]
+__all__ = ["BLOCK_CELLS", "EPS", "Block", "BlockSpec", "ColumnSets", "plan_blocks", "tie_break"]
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -583,7 +583,7 @@ class Block:
             q = pos[q]
         value = by_column.ravel()[cells] + self.avail_cells(r, q)
         value[~self._unblocked(r, q)] = -np.inf
-        order = np.lexsort((q, -value, r))
+        order = np.lexsort((tie_break(self.rows[r], self.cols[q]), -value, r))
         r, q, value = r[order], q[order], value[order]
         first = np.searchsorted(r, r, side="left")
         keep = (np.arange(r.size) - first < k) & (value >= self.low)
@@ -608,6 +608,34 @@ class Block:
         """Every eligible pair with exact score - price[column] >= floor[row] (and maybe
         others), scored exactly: price is per block column, floor per block row; optionally
         only some rows and column positions (increasing)."""
+        return self._above(price, floor, rows, pos, None)[0]
+
+    def capped(
+        self, price: F64, floor: F64, line: F64, limit: int, cover: F64, short: Bool
+    ) -> tuple[tuple[I64, I64, F64], I64, F64]:
+        """`above` over the whole block, except that a row with more than `limit` cells
+        surely above its `line` (score - price[column] > line[row]: pairs that would improve
+        the assignment) keeps only those near its `limit` best before they are scored: (the
+        pairs, the mentees cut short and, for each, a bound on score - price of any of their
+        pairs left out). Also, whatever their floor: each row's best cell if it has none above
+        it, and each `short` column's best by score - price - line if above its `cover`.
+
+        At poor prices (a first pass, many mentors with free places priced at 0) every mentee
+        passes with most mentors: tens of millions of pairs to score at 20k mentees, more than
+        memory at 100k, where a few of each mentee's best are enough to move the prices on
+        (optimum.py accounts for the pairs left out)."""
+        found, cut, bound = self._above(price, floor, None, None, (line, limit, cover, short))
+        return found, self.rows[cut], bound
+
+    def _above(
+        self,
+        price: F64,
+        floor: F64,
+        rows: I64 | None,
+        pos: I64 | None,
+        cap: tuple[F64, int, F64, Bool] | None,
+    ) -> tuple[tuple[I64, I64, F64], I64, F64]:
+        no_cut = (np.zeros(0, np.int64), np.zeros(0, np.float64))
         floor_r = floor if rows is None else floor[rows]
         if pos is None and self.related is not None:
             # A mentor of no related skill scores at most reach (+ EPS) for a row: only those
@@ -621,7 +649,7 @@ class Block:
             pos = np.flatnonzero(cheap)
         price_c = price if pos is None else price[pos]
         if price_c.size == 0 or floor_r.size == 0:
-            return _empty()
+            return _empty(), *no_cut
         a = self.approx(rows, pos)
         slack = self.avail_slack
         # float32 keeps ~7 digits: with large prices or floors (the big-M part of the duals
@@ -638,7 +666,20 @@ class Block:
             tol = EPS + 8 * size * 2.0**-53
             diff = by_column.astype(np.float64) - price_c[:, None]
             hit = diff >= (floor_r - slack - tol)[None, :]
+        cut, bound = no_cut
         cells = np.flatnonzero(hit)
+        below = np.zeros(cells.size, np.bool_)  # cells wanted under their row's floor
+        if cap is not None:
+            line, limit, cover, short = cap
+            cut, bound = _cap(diff, hit, line, limit, slack + tol)
+            if pos is not None:
+                cover, short = cover[pos], short[pos]
+            wanted = _wanted(diff, hit, line, cover, short)
+            cells = np.flatnonzero(hit)
+            wanted = np.setdiff1d(wanted, cells, assume_unique=True)
+            cells = np.concatenate((cells, wanted))
+            below = np.zeros(cells.size, np.bool_)
+            below[cells.size - wanted.size :] = True
         value = by_column.ravel()[cells].astype(np.float64)
         q, r = np.divmod(cells, a.shape[0])
         r = r if rows is None else rows[r]
@@ -646,8 +687,66 @@ class Block:
         if slack:
             value += self.avail_cells(r, q)
         p = price[q]
-        keep = (value - p >= floor[r] - tol) & (value >= self.low)
-        return self.exact(r[keep].astype(np.int64), q[keep].astype(np.int64))
+        keep = ((value - p >= floor[r] - tol) | below) & (value >= self.low)
+        found = self.exact(r[keep].astype(np.int64), q[keep].astype(np.int64))
+        return found, cut, bound
+
+
+def _wanted(diff: Any, hit: Bool, line: F64, cover: F64, short: Bool) -> I64:
+    """Cells (flat, in diff's columns x rows) worth pricing whatever their rows' floors: the
+    best of each row with no hit, and the best by diff - line of each `short` column (its
+    mentor has too few pairs near the floor so far) where that is above its `cover`. A
+    mentee with no pair in the pool puts no pressure on any price, nor a mentor with none on
+    its own: a solve would leave the mentors they would compete for too cheap for everyone
+    like them, and the next pricing find a flood of pairs."""
+    n_rows = diff.shape[1]
+    lonely = np.flatnonzero(~hit.any(axis=0))
+    row_best = diff[:, lonely].argmax(axis=0)
+    row_ok = np.isfinite(diff[row_best, lonely])
+    cols = np.flatnonzero(short)
+    gain = diff[cols] - line.astype(diff.dtype)[None, :]
+    col_best = gain.argmax(axis=1)
+    value = gain[np.arange(cols.size), col_best]
+    col_ok = np.isfinite(value) & (value > cover[cols])
+    return np.unique(
+        np.concatenate(
+            (
+                row_best[row_ok] * n_rows + lonely[row_ok],
+                cols[col_ok] * n_rows + col_best[col_ok],
+            )
+        )
+    )
+
+
+def _cap(diff: Any, hit: Bool, line: F64, limit: int, err: float) -> tuple[I64, F64]:
+    """Where a row (a column of `diff` and `hit`, columns x rows) has more than `limit` cells
+    surely above its line (approximate diff beyond it by more than `err`, what the approximate
+    score may be off by), leave out of `hit` those of them not near the row's `limit` best;
+    returns the rows cut short and, for each, a bound on the exact diff of a cell left out.
+    Cells on or below the line stay: among them the assignment's own pairs."""
+    line_d = (line + err).astype(diff.dtype)
+    sure = diff > line_d[None, :]
+    crowded = np.flatnonzero(np.count_nonzero(sure, axis=0) > limit)
+    if crowded.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    sub = diff[:, crowded]
+    # The row's limit-th best approximate diff: those cells' exact diffs are above kth - err,
+    # those of the cells below kth - 2 err under it, so the best `limit` are among those kept.
+    kth = -np.partition(-sub, limit - 1, axis=0)[limit - 1]
+    far = sure[:, crowded] & (sub < kth - diff.dtype.type(2 * err))
+    hit[:, crowded] &= ~far
+    return crowded.astype(np.int64), kth.astype(np.float64)
+
+
+def tie_break(mentee: I64, mentor: I64) -> npt.NDArray[np.uint64]:
+    """A fixed pseudo-random order of pairs, to break ties in score. By index, every mentee
+    of a program whose scores take few values would pick the same first mentors among its
+    equals, and the prices those choices start from would leave most mentors free."""
+    x = mentee.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    x ^= mentor.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+    x ^= x >> np.uint64(31)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    return x ^ (x >> np.uint64(29))
 
 
 def _nbytes(values: dict[str, Any]) -> int:

@@ -21,13 +21,24 @@ Finding x and (p, u) without scoring every pair exactly (column generation):
 2. Pricing: every pair whose reduced profit B + w - p - u at the reference duals is above
    -MARGIN (in score units; less if that would keep more than _POOL_PER_MENTEE pairs per
    mentee) is found on the dense blocks and scored exactly: the pool. Any eligible pair
-   outside the pool has reduced profit below -MARGIN at the reference duals.
+   outside the pool has reduced profit below -MARGIN at the reference duals. A mentee with
+   more such pairs than _POOL_PER_MENTEE keeps its best (at poor prices every mentee passes
+   with most mentors; where scores take few values hundreds of pairs tie), and its utility
+   in the reference is raised by what its pairs left out could gain: the statement holds at
+   that reference, and step 3 works from it. The pool also gets each mentee's best pair and
+   each mentor's _COVER best, however low: a side with no pair in the pool puts no pressure
+   on the other's duals, and the next solve would price mentors as if nobody wanted them.
+   A pass also proves what it can: its duals, raised by the most each mentee gains from any
+   pair found or left out, bound every assignment (step 4 without the drift).
 3. Solve on the pool; new duals (p', u'). A pair outside the pool now has reduced profit below
    -MARGIN + (p_m - p'_m) + (u_e - u'_e): it cannot improve the assignment unless its mentor's
    price or its mentee's utility moved by a lot. Those few mentors (columns) and mentees (rows)
    are rescanned exactly at the new duals, splitting MARGIN between the two sides to scan the
    fewest cells. Pairs that would improve the assignment join the pool; repeat from 3. If the
-   duals drift so far that rescans would cost more than a pricing pass, go back to 2.
+   duals drift so far that rescans would cost more than a pricing pass, go back to 2: at the
+   new duals, except that a full mentor a solve priced below B keeps its last price while
+   the solves still gain (steady: priced as if nobody wanted it, it would have every mentee
+   gain about B with it, a flood of most of the program's pairs).
 4. Nothing left to improve: (p', u') is feasible for every eligible pair and tight for the
    assignment, which is then optimal over all eligible pairs (up to the 1e-6 quantisation of
    scores). This is checked, not assumed: the returned Bound says what was proved.
@@ -63,7 +74,14 @@ from threadpoolctl import threadpool_limits
 from services.matching.domain.assignment import SCORE_SCALE, Assignment
 from services.matching.domain.augment import opening_prices, repair
 from services.matching.domain.candidates import CandidateIndex, _unique
-from services.matching.domain.dense import Block, BlockSpec, ColumnSets, SkillRows, plan_blocks
+from services.matching.domain.dense import (
+    Block,
+    BlockSpec,
+    ColumnSets,
+    SkillRows,
+    plan_blocks,
+    tie_break,
+)
 from services.matching.domain.model import Constraints, MatchingConfig, Person
 from services.matching.domain.taxonomy import EMPTY_TAXONOMY, Taxonomy
 
@@ -73,6 +91,8 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 Pairs = tuple[I64, I64, F64]
+# Pairs, then the mentees cut short and a bound on the reduced profit of their pairs left out.
+Capped = tuple[I64, I64, F64, I64, I64]
 
 # Each mentee's best mentors and each mentor's best mentees in the starting pair set.
 START_K = 8
@@ -87,6 +107,8 @@ _RESCAN_SHARE = 0.05
 _BOUND_SHARE = 0.25
 # Pricing keeps at most this many pairs per mentee (the margin shrinks to fit).
 _POOL_PER_MENTEE = 16
+# ... and each mentor's this many best, however far below the margin (dense._wanted).
+_COVER = 4
 # A worker keeps its encoded blocks between passes while they take at most this many bytes;
 # past that the others are encoded again each time (memory stays bounded whatever the size).
 _CACHE_BYTES = 1 << 30
@@ -231,14 +253,84 @@ class _Worker:
                     continue
             block = block or self._block(i)
             parts.append(block.above(price[block.cols], floor[block.rows], local, pos))
-        return _concat(parts)
+        found: Pairs = _concat(parts)
+        return found
+
+    def capped(self, p: I64, u: I64, big: int, margin: float, limit: int, keep: int) -> Capped:
+        """At duals (p, u): every pair with reduced profit >= -margin (score units), but
+        at most `limit` per mentee, its best by reduced profit (ties spread by tie_break); the
+        mentees cut short and, for each, a bound on the reduced profit (scaled) of any of its
+        pairs left out (exact when the pairs left out were scored, see dense.Block.capped).
+        Also, whatever their reduced profit, each mentee's best pair if it has none above
+        -margin and about each mentor's `keep` best (over this worker's blocks)."""
+        price = (p - big) / SCORE_SCALE
+        line = u / SCORE_SCALE
+        floor = line - margin - 1e-6
+        n_m = self.index.n_mentors
+        lowest = np.iinfo(np.int64).min
+        # Each mentor's best pairs so far: reduced profit, mentee, score.
+        best = np.full((n_m, keep), lowest, np.int64)
+        best_e = np.zeros((n_m, keep), np.int64)
+        best_s = np.zeros((n_m, keep))
+        worst = np.full(n_m, -np.inf)  # best.min(axis=1) in score units, for the blocks
+        parts: list[Capped] = []
+        for i in range(len(self.specs)):
+            block = self._block(i)
+            cover = worst[block.cols]
+            (pe, pm, score), cut, bound = block.capped(
+                price[block.cols],
+                floor[block.rows],
+                line[block.rows],
+                limit,
+                cover,
+                cover < -margin,
+            )
+            # score - price < bound: reduced profit below bound (scaled) - u, give or take
+            # the rounding of the score (0.5) and of the prices in floats.
+            left = np.ceil(bound * SCORE_SCALE).astype(np.int64) - u[cut] + 4
+            gain = big + np.rint(score * SCORE_SCALE).astype(np.int64) - p[pm] - u[pe]
+            kept = _keep_best(pe, pm, gain, limit)
+            if not kept.all():
+                dropped = np.full(len(self.mentees), lowest, np.int64)
+                np.maximum.at(dropped, pe[~kept], gain[~kept])
+                np.maximum.at(dropped, cut, left)
+                cut = np.flatnonzero(dropped > lowest)
+                left = dropped[cut]
+            parts.append((pe[kept], pm[kept], score[kept], cut, left))
+            # Each mentor's best pair of the block replaces its worst so far if better.
+            first = np.flatnonzero(_top(pm, pe, gain.astype(np.float64), 1, tie_break(pe, pm)))
+            j = pm[first]
+            better = gain[first] > best[j].min(axis=1)
+            first, j = first[better], j[better]
+            slot = best[j].argmin(axis=1)
+            best[j, slot], best_e[j, slot], best_s[j, slot] = gain[first], pe[first], score[first]
+            low = best[j].min(axis=1)
+            worst[j] = np.where(low > lowest, low / SCORE_SCALE, -np.inf)
+        j, slot = np.nonzero(best > lowest)
+        none = np.zeros(0, np.int64)
+        parts.append((best_e[j, slot], j.astype(np.int64), best_s[j, slot], none, none))
+        capped: Capped = _concat(parts, 5)
+        return capped
 
 
-def _concat(parts: Sequence[Pairs]) -> Pairs:
+def _keep_best(pe: I64, pm: I64, gain: I64, limit: int) -> Bool:
+    """Which pairs are among their mentee's `limit` best by gain (ties spread by tie_break);
+    only the mentees with more than that are sorted."""
+    _, group, count = np.unique(pe, return_inverse=True, return_counts=True)
+    crowded = np.flatnonzero(count[group] > limit)
+    keep = np.ones(pe.size, np.bool_)
+    if crowded.size:
+        a, b = pe[crowded], pm[crowded]
+        keep[crowded] = _top(a, b, gain[crowded].astype(np.float64), limit, tie_break(a, b))
+    return keep
+
+
+def _concat(parts: Sequence[Any], arity: int = 3) -> Any:
+    """Pairs (or Capped) from parts, concatenated field by field."""
     if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    pe, pm, score = zip(*parts, strict=True)
-    return np.concatenate(pe), np.concatenate(pm), np.concatenate(score)
+        kinds = (np.int64, np.int64, np.float64, np.int64, np.int64)
+        return tuple(np.zeros(0, kind) for kind in kinds[:arity])
+    return tuple(np.concatenate(field) for field in zip(*parts, strict=True))
 
 
 def _serve(conn: Connection, worker: _Worker) -> None:
@@ -288,19 +380,18 @@ class _Team:
             self.conns.append(parent)
             self.procs.append(proc)
 
-    def __call__(self, name: str, *args: Any) -> Pairs:
+    def __call__(self, name: str, *args: Any) -> Any:
         if self.local is not None:
-            result: Pairs = getattr(self.local, name)(*args)
-            return result
+            return getattr(self.local, name)(*args)
         for conn in self.conns:
             conn.send((name, args))
-        parts: list[Pairs] = []
+        parts: list[Any] = []
         for conn in self.conns:
             status, value = conn.recv()
             if status != "ok":
                 raise RuntimeError(f"matching worker failed:\n{value}")
             parts.append(value)
-        return _concat(parts)
+        return _concat(parts, len(parts[0]))
 
     def __enter__(self) -> _Team:
         return self
@@ -362,7 +453,7 @@ class _Pool:
 
 @dataclass(slots=True)
 class _Solution:
-    chosen: Bool  # over the pool's pairs
+    chosen: Pairs  # the assignment (its pairs, exactly scored)
     mate: I64  # each mentee's mentor, or -1
     p: I64  # mentor prices
     u: I64  # mentee utilities
@@ -378,15 +469,32 @@ def _solve(pool: _Pool, caps: I64, last: _Solution | None = None) -> _Solution:
         done = repair(pool.pe, pool.pm, profit, caps, opening_prices(pool.pm, profit, caps), nobody)
     else:
         done = repair(pool.pe, pool.pm, profit, caps, last.p, last.mate)
+    chosen = (pool.pe[done.chosen], pool.pm[done.chosen], pool.score[done.chosen])
     mate = np.full(pool.n_e, -1, np.int64)
-    mate[pool.pe[done.chosen]] = pool.pm[done.chosen]
+    mate[chosen[0]] = chosen[1]
     primal = int(profit[done.chosen].sum())
-    return _Solution(done.chosen, mate, done.p, done.u, primal)
+    return _Solution(chosen, mate, done.p, done.u, primal)
 
 
-def _top(group: I64, other: I64, score: F64, k: int) -> Bool:
-    """Within each group, the k best by score (ties by the other index)."""
-    order = np.lexsort((other, -score, group))
+def _opening(sol: _Solution, pool: _Pool, caps: I64) -> _Solution:
+    """The start's solution with each mentor priced at least as at the opening
+    (augment.opening_prices: what the first start pair it must turn away pays), and the
+    mentees' utilities what their best start pair then leaves them. A start of a few pairs
+    per mentee leaves mentors with no competition among them, priced at 0 where the optimum
+    has every place wanted: every mentee left unmatched would gain B + score with each of
+    them, and the first pricing would find most pairs of the program. Any prices serve as a
+    reference, and as a start for repair."""
+    p = np.maximum(sol.p, opening_prices(pool.pm, pool.big + pool.w, caps))
+    u = np.zeros(pool.n_e, np.int64)
+    np.maximum.at(u, pool.pe, pool.big + pool.w - p[pool.pm])
+    return _Solution(sol.chosen, sol.mate, p, u, sol.primal)
+
+
+def _top(
+    group: I64, other: I64, score: F64, k: int, ties: npt.NDArray[np.uint64] | None = None
+) -> Bool:
+    """Within each group, the k best by score (ties by `ties`, else by the other index)."""
+    order = np.lexsort((other if ties is None else ties, -score, group))
     g = group[order]
     starts = np.searchsorted(g, g, side="left")
     keep = np.zeros(group.size, np.bool_)
@@ -409,17 +517,17 @@ def _split(a: I64, b: I64, margin: int, n_e: int, n_m: int) -> tuple[I64, I64]:
     return np.flatnonzero(b > margin - t), np.flatnonzero(a > t)
 
 
-def _bound(sol: _Solution, slack: I64, caps: I64, pool: _Pool) -> Bound:
+def _bound(sol: _Solution, slack: I64, caps: I64, big: int) -> Bound:
     """What the duals, with each mentee's utility raised by its slack, prove about sol."""
     dual = int((sol.u + slack).sum()) + int((caps * sol.p).sum())
     improving = int((slack > 0).sum())
     if improving == 0 and dual != sol.primal:  # pragma: no cover - repair() ends tight
         raise RuntimeError("certificate failed: duals feasible but not tight")
-    over = dual - pool.big * int(sol.chosen.sum())  # the bound on the total, scaled
+    over = dual - big * int(sol.chosen[0].size)  # the bound on the total, scaled
     return Bound(
         upper=over / SCORE_SCALE,
-        achieved=float(pool.score[sol.chosen].sum()),
-        max_matched=over < pool.big,
+        achieved=float(sol.chosen[2].sum()),
+        max_matched=over < big,
         improving=improving,
     )
 
@@ -486,19 +594,31 @@ def match(
         # The start pool has approximate scores (within EPS, a few pairs not even allowed):
         # its solve only provides the first prices. Every later pool is scored exactly.
         pe, pm, score = team("best", start_k, START_PER_MENTOR)
-        keep = _top(pe, pm, score, start_k) | _top(pm, pe, score, START_PER_MENTOR)
+        ties = tie_break(pe, pm)
+        keep = _top(pe, pm, score, start_k, ties) | _top(pm, pe, score, START_PER_MENTOR, ties)
         pool.add(pe[keep], pm[keep], np.maximum(score[keep], 0.0))
         t = lap("start", t)
-        sol = _solve(pool, caps)
+        sol = start = _opening(_solve(pool, caps), pool, caps)
         rounds = 1
         t = lap("solve", t)
 
-        def pricing(s: _Solution) -> int:
+        def pricing(s: _Solution) -> tuple[int, _Solution, I64]:
             """Pool := every pair with reduced profit >= -margin at s (fewer if that is too
-            many: then the margin shrinks). Returns the margin used, in scaled units."""
-            pe, pm, score = team("above", price(s.p), s.u / SCORE_SCALE - margin - 1e-6, None, None)
+            many: then the margin shrinks), but at most _POOL_PER_MENTEE per mentee, its best
+            (Worker.capped), and the assignment's pairs. Returns the margin used, in scaled
+            units; the reference duals the pool stands for: s, with the utility of each mentee
+            cut short raised above what any of its pairs left out could gain, so that every
+            pair outside the pool is below -margin at the reference (what the rescans rely
+            on); and each mentee's slack at s: the most any of its pairs gains (what s proves,
+            see _bound: every pair's reduced profit is known or bounded)."""
+            pe, pm, score, short, left = team(
+                "capped", s.p, s.u, big, margin, _POOL_PER_MENTEE, _COVER
+            )
             seen[pe] = True
             gain = reduced(pe, pm, score, s)
+            slack = np.zeros(n_e, np.int64)
+            np.maximum.at(slack, pe, gain)
+            np.maximum.at(slack, short, left)
             used = margin_w
             most = _POOL_PER_MENTEE * max(n_e, 1)
             if gain.size > most:
@@ -507,16 +627,31 @@ def match(
                 cut = int(-np.partition(-gain, most)[most])  # the (most + 1)-th largest
                 used = max(0, min(used, -cut - 1))
             near = gain >= -used
+            # ... and each mentee's best, also when below, and each mentor's _COVER best: one
+            # with no pair in the pool puts no pressure on the prices of those it would compete
+            # for (see dense._wanted).
+            has = np.zeros(n_e, np.bool_)
+            has[pe[near]] = True
+            ranked = gain.astype(np.float64)
+            ties = tie_break(pe, pm)
+            near |= _top(pe, pm, ranked, 1, ties) & ~has[pe]
+            near |= _top(pm, pe, ranked, _COVER, ties)
             pool.keep(np.zeros(pool.pe.size, np.bool_))
             pool.add(pe[near], pm[near], score[near])
-            return used
+            if s is not start:  # the start's pairs are approximate (maybe not even allowed)
+                pool.add(*s.chosen)  # the next solve starts from the assignment
+            # Raised by at most what a pair left out gains plus the margin: then those pairs
+            # are at most -margin at the reference, as the pairs priced out are.
+            lift = np.zeros(n_e, np.int64)
+            np.maximum.at(lift, short, np.maximum(left + used, 0))
+            return used, _Solution(s.chosen, s.mate, s.p, s.u + lift, s.primal), slack
 
         def certify(s: _Solution, rows: I64, cols: I64, a: I64, b: I64) -> tuple[Pairs, I64, I64]:
             """The rescanned rows' and columns' pairs with their reduced profit at s, and each
             mentee's slack: the most any pair could still gain it (exact for rescanned rows
             and columns, by the drift bound for the others; see the module docstring)."""
             floor = s.u / SCORE_SCALE - margin_w / SCORE_SCALE - 1e-6
-            found = _concat(
+            found: Pairs = _concat(
                 [
                     team("above", price(s.p), floor, rows, None) if rows.size else _concat([]),
                     team("above", price(s.p), floor, None, cols) if cols.size else _concat([]),
@@ -534,9 +669,35 @@ def match(
             outside = np.where(scanned, 0, drift + b - margin_w)
             return found, gain, np.maximum(np.maximum(slack, outside), 0)
 
-        ref = sol
-        margin_w = pricing(ref)
+        # The start's scores are approximate and its prices raised (_opening): it proves
+        # nothing.
+        margin_w, ref, _ = pricing(sol)
         t = lap("price", t)
+
+        def done(proved: Bound) -> bool:
+            return proved.optimal or (gap > 0 and proved.within(gap))
+
+        last_primal = -1
+
+        def steady(s: _Solution) -> tuple[_Solution, bool]:
+            """What to price at after the solve s: s, except that a mentor whose price s has
+            let fall below B keeps the reference's price while that brings the solves on;
+            and whether that is s itself. A solve over a pool without the mentees a mentor
+            competes for prices it as if nobody wanted it, and pricing at that would find every
+            mentee gaining about B with it (a flood: most of the program's pairs, at 100k). At
+            the price it had, the pool brings it back the mentees it lost. Once a solve brings
+            nothing, the pricing is at s itself: what a proof needs, and the optimum's
+            uncontested mentors are priced so."""
+            nonlocal last_primal
+            moved, last_primal = s.primal != last_primal, s.primal
+            # Only a full mentor: one with places left is wanted at 0, by every mentee that
+            # has no place yet (the flood then is what fills it).
+            full = np.bincount(s.chosen[1], minlength=n_m) >= caps
+            fell = (ref.p >= big) & (s.p < big) & full
+            if not moved or not fell.any():
+                return s, True
+            return _Solution(s.chosen, s.mate, np.where(fell, ref.p, s.p), s.u, s.primal), False
+
         while True:
             sol = _solve(pool, caps, sol)
             rounds += 1
@@ -549,37 +710,42 @@ def match(
             costly = cells > _RESCAN_SHARE * n_e * n_m
             bounding = gap > 0 and cells <= _BOUND_SHARE * n_e * n_m
             if costly and not stop and not bounding:
-                ref = sol
-                margin_w = pricing(ref)
+                at, exact = steady(sol)
+                margin_w, ref, slack = pricing(at)
                 t = lap("price", t)
+                if exact and done(bound := _bound(sol, slack, caps, big)):
+                    break
                 continue
             found, gain, slack = certify(sol, rows, cols, a, b)
             t = lap("certify", t)
-            bound = _bound(sol, slack, caps, pool)
-            if not (gain > 0).any() or stop or (gap > 0 and bound.within(gap)):
+            bound = _bound(sol, slack, caps, big)
+            if not (gain > 0).any() or stop or done(bound):
                 break
             if costly:  # not yet within the gap: price again rather than rescan that much
-                ref = sol
-                margin_w = pricing(ref)
+                at, exact = steady(sol)
+                margin_w, ref, slack = pricing(at)
                 t = lap("price", t)
+                if exact and done(bound := _bound(sol, slack, caps, big)):
+                    break
                 continue
             # Rescanned rows and columns also bring their near pairs into the pool, so that
-            # the next round's duals rarely find anything new there.
-            near = gain >= -margin_w
+            # the next round's duals rarely find anything new there: as many as pricing
+            # would (a program whose scores take few values has hundreds of pairs per mentee
+            # tied with the assignment's, and a pool of them all is slow to solve). Leaving
+            # some out keeps what the reference says of them: they were outside already.
+            ranked, ties = gain.astype(np.float64), tie_break(found[0], found[1])
+            near = (gain >= -margin_w) & (
+                _top(found[0], found[1], ranked, _POOL_PER_MENTEE, ties)
+                | _top(found[1], found[0], ranked, _COVER, ties)
+            )
             pool.add(found[0][near], found[1][near], found[2][near])
             seen[found[0]] = True
 
     ids = [p.participant_id for p in people]
     mentor_ids = index.mentor_ids
-    chosen = np.flatnonzero(sol.chosen)
     assignments = [
         Assignment(ids[e], mentor_ids[m], s)
-        for e, m, s in zip(
-            pool.pe[chosen].tolist(),
-            pool.pm[chosen].tolist(),
-            pool.score[chosen].tolist(),
-            strict=True,
-        )
+        for e, m, s in zip(*(part.tolist() for part in sol.chosen), strict=True)
     ]
     assignments.sort(key=lambda x: x.mentee_id)
     lap("finish", t)
