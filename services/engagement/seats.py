@@ -56,9 +56,6 @@ def release(tx: Transaction, relationship: Relationship) -> None:
 def _entry(tx: Transaction, match: Match, participant_id: str, role: str) -> ProgramParticipant:
     """The member's directory entry; made now if their registration has not come yet."""
     keys = {"organization_id": match.organization_id, "participant_id": participant_id}
-    found: ProgramParticipant | None = tx.find(ProgramParticipant, **keys)
-    if found is not None:
-        return found
     tx.update(
         ProgramParticipant,
         keys,
