@@ -43,6 +43,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stack_run import cpu_seconds
 from mentoring.stack import Managed, Ports, Stack
 from services.common.api import (
     analytics_pb2,
@@ -456,12 +457,6 @@ def report_backlog(args: argparse.Namespace, run: BacklogRun, reference: float) 
     print(f"{'KPI freshness p99 (s) ' + at:<48}{p99:>12.3f}{TARGET_P99:>10.1f}  {verdict}")
     print(f"{'reference: bare aiokafka consumer events/s':<48}{reference:>12,.0f}")
     print(f"{'backlog fold / reference':<48}{run.fold_rate / reference:>12.1%}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:

@@ -44,6 +44,7 @@ from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stack_run import cpu_seconds, peak_memory
 from mentoring.stack import Ports, Stack
 from services.common.api import (
     analytics_pb2,
@@ -176,18 +177,6 @@ async def until(what: str, ready: Callable[[], Awaitable[Any]], limit: float) ->
             raise TimeoutError(f"timed out waiting for {what}")
         await asyncio.sleep(0.2)
     return found
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_memory(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 # --- reference rows ------------------------------------------------------------------------

@@ -60,6 +60,12 @@ def samples(metrics_port: int, name: str) -> list[tuple[dict[str, str], float]]:
     ]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_memory(pid: int) -> int:
     """The process's peak resident memory (VmHWM), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
