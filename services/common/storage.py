@@ -228,7 +228,11 @@ class Transaction:
         self, document: Any, filters: dict[str, Any], *, upsert: bool = False, **update: Any
     ) -> Any:
         """`update`, returning the document as it now is (None if nothing matched): one round
-        trip where an update and a read would take two. A duplicate key as in `update`."""
+        trip where an update and a read would take two. A duplicate key as in `update`.
+
+        For small collections only: the MongoDB-wire server `make up` runs answers
+        findAndModify by scanning the collection, whatever the filter (15 ms a call at 50,000
+        documents, against 0.3 ms for `update`)."""
         try:
             raw = document._get_collection().find_one_and_update(
                 transform.query(document, **filters),
