@@ -25,25 +25,22 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 from confluent_kafka import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stack_run import consumed, samples, wait
+from bench.stack_run import consumed, matching_on_stack, samples, wait
 from bench.synthetic import FAMILIES, taxonomy
-from mentoring.stack import Ports, Stack
+from mentoring.stack import Stack
 from services.common import storage
 from services.common.api import common_pb2, events_pb2, matching_pb2, matching_pb2_grpc
 from services.common.config import Settings
@@ -174,18 +171,8 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     _, skills = taxonomy()
-    with tempfile.TemporaryDirectory() as logs:
-        stack = Stack(Ports.free(), log_dir=Path(logs), env={**os.environ, "LOG_LEVEL": "WARNING"})
-        try:
-            stack.start_engines()
-            worker = stack.start_service("matching")
-            address = stack.ports.address("matching")
-            stack.wait_serving(worker, address)
-            port = stack.ports.metrics["matching"]
-            with grpc.insecure_channel(address) as channel:
-                run(stack, matching_pb2_grpc.MatchingServiceStub(channel), port, rng, skills, args)
-        finally:
-            stack.stop()
+    with matching_on_stack() as on:
+        run(on.stack, on.stub, on.metrics_port, rng, skills, args)
     return 0
 
 

@@ -14,13 +14,15 @@ bench/matching.py runs it after the engine's own rows (--stack-mentees).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mentoring.stack import Ports, Stack
+from mentoring.stack import Managed, Ports, Stack
 from services.common.api import common_pb2, events_pb2, matching_pb2, matching_pb2_grpc
 from services.common.events import new_event, partition_key
 
@@ -103,8 +105,18 @@ def registrations(n_mentees: int, rng: random.Random) -> list[events_pb2.Event]:
     ]
 
 
-def run_on_stack(n_mentees: int, seed: int) -> dict[str, float]:
-    rng = random.Random(seed)
+@dataclass(frozen=True)
+class MatchingOnStack:
+    stack: Stack
+    worker: Managed
+    stub: matching_pb2_grpc.MatchingServiceStub
+    metrics_port: int
+
+
+@contextlib.contextmanager
+def matching_on_stack() -> Iterator[MatchingOnStack]:
+    """Kafka, the database server and one matching worker started as `make up` starts them,
+    with a gRPC stub to the worker; all stopped on leaving."""
     with tempfile.TemporaryDirectory() as logs:
         stack = Stack(Ports.free(), log_dir=Path(logs), env={**os.environ, "LOG_LEVEL": "WARNING"})
         try:
@@ -112,69 +124,70 @@ def run_on_stack(n_mentees: int, seed: int) -> dict[str, float]:
             worker = stack.start_service("matching")
             address = stack.ports.address("matching")
             stack.wait_serving(worker, address)
-            metrics_port = stack.ports.metrics["matching"]
             with grpc.insecure_channel(address) as channel:
                 stub = matching_pb2_grpc.MatchingServiceStub(channel)
-                stub.SetMatchingConfig(
-                    matching_pb2.SetMatchingConfigRequest(
-                        config=matching_pb2.MatchingConfig(
-                            organization_id=ORG,
-                            program_id=PROGRAM,
-                            mode=matching_pb2.MATCHING_MODE_BULK,
-                            criteria=[
-                                matching_pb2.Criterion(
-                                    kind=matching_pb2.CRITERION_KIND_SKILLS, weight=5
-                                )
-                            ],
-                        )
-                    )
-                )
-                events = registrations(n_mentees, rng)
-                producer = Producer({"bootstrap.servers": stack.ports.bootstrap, "linger.ms": 20})
-                start = time.perf_counter()
-                for event in events:
-                    producer.produce(
-                        "participant-registered",
-                        key=partition_key(ORG, PROGRAM),
-                        value=event.SerializeToString(),
-                    )
-                    producer.poll(0)
-                producer.flush(60)
-                del producer  # closed now, not after the broker has gone
-                wait(
-                    "matching to store every registration",
-                    lambda: consumed(metrics_port, "participant-registered") >= len(events),
-                    timeout=1800,
-                )
-                loaded = time.perf_counter() - start
-                start = time.perf_counter()
-                run = stub.StartMatchingRun(
-                    matching_pb2.StartMatchingRunRequest(organization_id=ORG, program_id=PROGRAM)
-                )
-                request = matching_pb2.GetMatchingRunRequest(organization_id=ORG, run_id=run.run_id)
-                done = wait(
-                    "the run to complete",
-                    lambda: (
-                        (got := stub.GetMatchingRun(request)).status
-                        == matching_pb2.RUN_STATUS_COMPLETED
-                        and got
-                    ),
-                    timeout=1800,
-                )
-                completed = time.perf_counter() - start
-                matched = done.result.matched
-                wait(
-                    "every proposal to be published",
-                    lambda: (
-                        sum(v for _, v in samples(metrics_port, "matching_proposals_total"))
-                        >= matched
-                    ),
-                    timeout=1800,
-                )
-                published = time.perf_counter() - start
-                peak = peak_memory(worker.process.pid)
+                yield MatchingOnStack(stack, worker, stub, stack.ports.metrics["matching"])
         finally:
             stack.stop()
+
+
+def run_on_stack(n_mentees: int, seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    with matching_on_stack() as on:
+        on.stub.SetMatchingConfig(
+            matching_pb2.SetMatchingConfigRequest(
+                config=matching_pb2.MatchingConfig(
+                    organization_id=ORG,
+                    program_id=PROGRAM,
+                    mode=matching_pb2.MATCHING_MODE_BULK,
+                    criteria=[
+                        matching_pb2.Criterion(kind=matching_pb2.CRITERION_KIND_SKILLS, weight=5)
+                    ],
+                )
+            )
+        )
+        events = registrations(n_mentees, rng)
+        producer = Producer({"bootstrap.servers": on.stack.ports.bootstrap, "linger.ms": 20})
+        start = time.perf_counter()
+        for event in events:
+            producer.produce(
+                "participant-registered",
+                key=partition_key(ORG, PROGRAM),
+                value=event.SerializeToString(),
+            )
+            producer.poll(0)
+        producer.flush(60)
+        del producer  # closed now, not after the broker has gone
+        wait(
+            "matching to store every registration",
+            lambda: consumed(on.metrics_port, "participant-registered") >= len(events),
+            timeout=1800,
+        )
+        loaded = time.perf_counter() - start
+        start = time.perf_counter()
+        run = on.stub.StartMatchingRun(
+            matching_pb2.StartMatchingRunRequest(organization_id=ORG, program_id=PROGRAM)
+        )
+        request = matching_pb2.GetMatchingRunRequest(organization_id=ORG, run_id=run.run_id)
+        done = wait(
+            "the run to complete",
+            lambda: (
+                (got := on.stub.GetMatchingRun(request)).status == matching_pb2.RUN_STATUS_COMPLETED
+                and got
+            ),
+            timeout=1800,
+        )
+        completed = time.perf_counter() - start
+        matched = done.result.matched
+        wait(
+            "every proposal to be published",
+            lambda: (
+                sum(v for _, v in samples(on.metrics_port, "matching_proposals_total")) >= matched
+            ),
+            timeout=1800,
+        )
+        published = time.perf_counter() - start
+        peak = peak_memory(on.worker.process.pid)
     return {
         "people": len(events),
         "load_rate": len(events) / loaded,
