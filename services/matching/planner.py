@@ -135,19 +135,34 @@ def _plan(
     config: MatchingConfig,
     taxonomy: Taxonomy,
 ) -> Plan:
-    """Each planned pair, explained by the criteria."""
+    """Each planned pair of a loaded pool, explained by the criteria."""
     people = {x.participant_id: x for x in (*p.waiting_mentees, *p.mentors)}
+    return _explained(assignments, people, people, p.keys, p.constraints, config, taxonomy)
+
+
+def _explained(
+    assignments: Sequence[Assignment],
+    mentors: Mapping[str, Person],
+    mentees: Mapping[str, Person],
+    keys: Mapping[str, Any],
+    constraints: Constraints,
+    config: MatchingConfig,
+    taxonomy: Taxonomy,
+    online: live.LiveProgram | None = None,
+) -> Plan:
+    """The plan of these assignments, each pair explained by the criteria."""
     return Plan(
-        keys=p.keys,
+        keys=keys,
         pairs=[
             pool.Pair(
                 a.mentor_id,
                 a.mentee_id,
-                evaluate(people[a.mentor_id], people[a.mentee_id], config, taxonomy, p.constraints),
+                evaluate(mentors[a.mentor_id], mentees[a.mentee_id], config, taxonomy, constraints),
             )
             for a in assignments
         ],
         scores={a.mentee_id: a.score for a in assignments},
+        online=online,
     )
 
 
@@ -165,24 +180,14 @@ def plan_continuously(organization_id: str, program_id: str) -> Plan:
             return _first_batch(program)
         batch = arrivals.assign(program)
     constraints = batch.blocks.constraints() if batch.blocks else Constraints()
-    config, taxonomy = program.config, program.taxonomy
-    return Plan(
-        keys=batch.keys,
-        pairs=[
-            pool.Pair(
-                a.mentor_id,
-                a.mentee_id,
-                evaluate(
-                    batch.mentors[a.mentor_id],
-                    batch.mentees[a.mentee_id],
-                    config,
-                    taxonomy,
-                    constraints,
-                ),
-            )
-            for a in batch.assignments
-        ],
-        scores={a.mentee_id: a.score for a in batch.assignments},
+    return _explained(
+        batch.assignments,
+        batch.mentors,
+        batch.mentees,
+        batch.keys,
+        constraints,
+        program.config,
+        program.taxonomy,
         online=program,
     )
 
