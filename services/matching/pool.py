@@ -244,7 +244,7 @@ def withdraw_member(
     """The participant left (participant-withdrawn): never propose them again, and release
     their live proposals, each freeing its mentor's slot and returning its mentee to the pool.
     Returns the proposals this call released (none on a redelivery); those nobody had answered
-    are then `unanswered_withdrawn`."""
+    are then `unanswered_withdrawn`, and accepted ones end as their relationship does."""
     # Upsert: a withdrawal that overtook the registration leaves a withdrawn stub, and the
     # registration's insert-only fields then find the member stored.
     stamp: dict[str, Any] = (
@@ -273,7 +273,10 @@ def withdraw_member(
     )
     released = []
     for proposal in sorted(live, key=lambda p: p.match_id):
-        done = release(tx, organization_id, proposal.match_id, "withdrawn", only_from=LIVE)
+        # An accepted pair ends as its relationship-ended would end it: the two events reach
+        # matching in either order, and both orders must leave the same status.
+        status = "ended" if proposal.status == "accepted" else "withdrawn"
+        done = release(tx, organization_id, proposal.match_id, status, only_from=LIVE)
         if done is not None:
             released.append(done)
     return released

@@ -96,6 +96,25 @@ def test_a_cut_below_what_is_taken_is_paid_back_before_anyone_is_proposed() -> N
     assert planner.propose_continuously(ORG, PROGRAM) == 0
 
 
+@pytest.mark.parametrize("withdrawal_first", [True, False])
+def test_an_accepted_pair_ends_the_same_whichever_of_withdrawal_and_ending_comes_first(
+    withdrawal_first: bool,
+) -> None:
+    add("m1", "mentor", capacity=1)
+    add("e1", "mentee")
+    assert planner.propose_continuously(ORG, PROGRAM) == 1
+    (proposal,) = Proposal.objects(organization_id=ORG)
+    pool.accept(ORG, proposal.match_id)
+    steps = [
+        lambda: releases.withdraw(ORG, PROGRAM, "e1", "mentee"),
+        lambda: releases.end(ORG, proposal.match_id, exclude=""),
+    ]
+    for step in steps if withdrawal_first else reversed(steps):
+        step()
+    assert Proposal.objects.get(pk=proposal.pk).status == "ended"
+    assert member("m1").free_slots == 1  # the slot went back once
+
+
 def test_an_update_sets_the_reporting_line_from_the_new_profile() -> None:
     add("m1", "mentor", capacity=1, hr="boss")
     add("e1", "mentee", hr="hr-e1")
