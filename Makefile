@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test install engines engine-deps system-deps apt-missing proto lint typecheck unit bench reset clean
+.PHONY: up test install codegen-tools engines engine-deps system-deps apt-missing proto lint typecheck unit bench reset clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,32 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The protoc plugins behind the OpenAPI document and the TypeScript client
+# (scripts/gen_protos.py). The Go one is built from the pinned tools/openapi/go.mod: the module
+# proxy refuses the version lookup `go install pkg@version` needs. The npm ones come from
+# examples/portal's lock, which also pins the example page's bundler and type checker. Each is
+# redone only when its pins change.
+OPENAPI_PLUGIN := $(BIN)/protoc-gen-connect-openapi
+PORTAL := examples/portal
+PORTAL_STAMP := $(PORTAL)/node_modules/.installed-stamp
+
+$(OPENAPI_PLUGIN): tools/openapi/go.mod tools/openapi/go.sum | $(STAMP)
+	@echo "building protoc-gen-connect-openapi (a few minutes on a cold Go cache)"
+	cd tools/openapi && go build -mod=readonly -trimpath -o $(abspath $@) \
+		github.com/sudorandom/protoc-gen-connect-openapi
+	@touch $@
+
+# --ignore-scripts: esbuild's postinstall only re-checks the binary its platform package holds.
+$(PORTAL_STAMP): $(PORTAL)/package.json $(PORTAL)/package-lock.json
+	npm ci --prefix $(PORTAL) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+codegen-tools: $(OPENAPI_PLUGIN) $(PORTAL_STAMP)
+
 up: install engines
 	$(BIN)/mentoring up
 
-test: install system-deps engines lint typecheck
+test: install codegen-tools system-deps engines lint typecheck
 	$(BIN)/python -m pytest
 
 # Apache Kafka's jars (Maven Central, ~46 MB) and the MongoDB-wire server (built from crates.io
@@ -27,10 +49,11 @@ engines: install engine-deps
 	$(BIN)/mentoring engines install
 
 # Debian packages installed with apt-get only when missing (sudo when not root), as
-# package:binary pairs. Java and Maven run Kafka; prometheus (with promtool) and nginx are run
-# for real by tests/e2e. nginx lives in /usr/sbin, not on every PATH.
+# package:binary pairs. Java and Maven run Kafka; prometheus (with promtool) is run for real by
+# tests/e2e, and chromium loads the example portal page. The gateway's nginx is an engine
+# (Debian 13's, for `http2 on`): `mentoring engines install` fetches it.
 ENGINE_PACKAGES := default-jre-headless:java maven:mvn
-TEST_PACKAGES := prometheus:promtool prometheus:prometheus nginx:nginx
+TEST_PACKAGES := prometheus:promtool prometheus:prometheus chromium:chromium
 
 engine-deps:
 	@$(MAKE) --no-print-directory apt-missing PAIRS="$(ENGINE_PACKAGES)"
@@ -53,18 +76,19 @@ apt-missing:
 				apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-lint: install
+lint: install codegen-tools
 	$(BIN)/python scripts/gen_protos.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install codegen-tools
 	$(BIN)/mypy
+	npm run --prefix $(PORTAL) --silent typecheck
 
-unit: install
+unit: install codegen-tools
 	$(BIN)/python -m pytest tests/unit
 
-proto: install
+proto: install codegen-tools
 	$(BIN)/python scripts/gen_protos.py
 
 bench: install
@@ -75,4 +99,4 @@ reset:
 	rm -rf .run/data
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache $(PORTAL)/node_modules $(PORTAL)/dist

@@ -31,6 +31,7 @@ _LAZY = {
     "analytics": "mentoring.cli_analytics:analytics_app",
     "auth": "mentoring.cli_auth:auth_app",
     "engines": "mentoring.cli_engines:engines_app",
+    "notifications": "mentoring.cli_notifications:notifications_app",
 }
 # mentoring.clients.TOKEN_ENV, not imported from there: that would load gRPC for every command.
 TOKEN_ENV = "MENTORING_TOKEN"
@@ -42,7 +43,7 @@ app = typer.Typer(
 )
 match_app = typer.Typer(help="Matching tools.", no_args_is_help=True)
 app.add_typer(match_app, name="match")
-for _group in ("engagement", "programs", "people", "analytics", "auth", "engines"):
+for _group in ("engagement", "programs", "people", "analytics", "auth", "engines", "notifications"):
     app.add_typer(placeholder(), name=_group)
 
 
@@ -77,7 +78,8 @@ def up(
         2, envvar="MENTORING_MATCHING_WORKERS", min=1, help="Matching workers to run."
     ),
 ) -> None:
-    """Start Kafka, the database and the services on this machine; Ctrl-C stops them all."""
+    """Start Kafka, the database, the services and the gateway on this machine; Ctrl-C stops
+    them all."""
     from rich.table import Table
 
     from mentoring.engines import mongo
@@ -91,7 +93,7 @@ def up(
         signal.signal(sig, _raise_interrupt)
     stack = Stack(Ports.from_env(), log_dir=log_dir, data_dir=data_dir)
     try:
-        with console.status("Starting Kafka, the database and the services…"):
+        with console.status("Starting Kafka, the database, the services and the gateway…"):
             stack.start_all(matching_workers=matching_workers)
         # Narrow enough for an 80-column terminal or a log file, so no address is cut short.
         table = Table(title=f"Mentoring platform is up (data in {data_dir})")
@@ -111,6 +113,27 @@ def up(
             f"{mongo.BINARY} {mongo.VERSION}. "
             f"Each process logs to {log_dir}/<process>.log."
         )
+        gateway = f"http://{stack.gateway.address}"
+        console.print(
+            f"The gateway serves every API on [bold]{gateway}[/]: gRPC (HTTP/2 cleartext) and "
+            f"HTTP/JSON. API reference: {gateway}/docs/ (OpenAPI document: "
+            f"{gateway}/openapi.json). For example:"
+        )
+        # One line, never wrapped, so that it can be copied.
+        console.print(
+            f"  curl -X POST {gateway}/mentoring.v1.EnrollmentService/ListPrograms "
+            "-H 'content-type: application/json' "
+            f'-d \'{{"organization_id":"{DEMO_ORGANIZATION}"}}\'',
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        if stack.catches_mail:
+            console.print(
+                f"Every e-mail the platform sends (nudges, proposals, calendar invitations) is "
+                f"caught on :{stack.ports.smtp} and kept in {stack.mail_dir}: "
+                "[bold].venv/bin/mentoring notifications list[/] shows them."
+            )
         if AuthSettings.from_env(stack.env).enabled:
             console.print(
                 "Authentication is [bold]on[/]: every call needs a token, e.g. "

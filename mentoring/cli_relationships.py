@@ -1,5 +1,6 @@
 """`mentoring engagement relationship …` and `mentoring engagement session …`: a relationship's
-lifecycle (show, pause, resume, extend, end) and its sessions (schedule, held, cancel, list).
+lifecycle (show, pause, resume, extend, end) and its sessions (schedule, reschedule, held,
+cancel, list).
 Every command that acts is run for one of the pair (`--participant`)."""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ relationship_app = typer.Typer(
     help="A relationship: show, pause, resume, extend, end.", no_args_is_help=True
 )
 session_app = typer.Typer(
-    help="A relationship's sessions: schedule, held, cancel, list.", no_args_is_help=True
+    help="A relationship's sessions: schedule, reschedule, held, cancel, list.",
+    no_args_is_help=True,
 )
 
 Organization = Annotated[str, typer.Option("--organization", "-o", help="Organization id.")]
@@ -231,6 +233,32 @@ def schedule(
             )
         )
     _print_session(s, "scheduled")
+
+
+@session_app.command("reschedule")
+def reschedule(
+    organization: Organization,
+    session: SessionId,
+    participant: Participant,
+    at: Annotated[
+        datetime, typer.Option(formats=DATE_FORMATS, help="The new time, in the future (UTC).")
+    ],
+    minutes: Annotated[int, typer.Option(help="The new duration, 1-1440; 0 = unchanged.")] = 0,
+    request_id: RequestId = "",
+) -> None:
+    """Move a scheduled session to a new time (and length)."""
+    with Clients() as clients, rpc_errors():
+        s = clients.engagement.RescheduleSession(
+            E.RescheduleSessionRequest(
+                organization_id=organization,
+                session_id=session,
+                participant_id=participant,
+                scheduled_at=_stamp(at),
+                minutes=max(0, minutes),
+                request_id=request_id,
+            )
+        )
+    _print_session(s, "moved")
 
 
 @session_app.command("held")

@@ -1,4 +1,4 @@
-"""gRPC clients for the four services, addressed by `<SERVICE>_ADDR` environment variables.
+"""gRPC clients for the services, addressed by `<SERVICE>_ADDR` environment variables.
 
 With a token (`mentoring --token`, or `MENTORING_TOKEN`) every call carries the metadata
 `authorization: Bearer <token>`, which services with authentication on require.
@@ -21,6 +21,8 @@ from services.common.api import (
     matching_pb2_grpc,
 )
 from services.common.config import service_address
+from services.common.events import MAX_MESSAGE_BYTES
+from services.common.pb.mentoring.v1 import notifications_pb2_grpc
 
 TOKEN_ENV = "MENTORING_TOKEN"
 # Set by `mentoring --token`; wins over MENTORING_TOKEN.
@@ -67,7 +69,9 @@ class BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
 
 def channel(address: str, token: str | None = None) -> grpc.Channel:
     """A plaintext channel that sends the token, if any, on every call."""
-    opened = grpc.insecure_channel(address)
+    opened = grpc.insecure_channel(
+        address, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+    )
     return grpc.intercept_channel(opened, BearerToken(token)) if token else opened
 
 
@@ -80,12 +84,15 @@ class Clients:
         self.token = self.token or _cli_token or self.env.get(TOKEN_ENV) or None
         self._channels = {
             name: channel(service_address(name, self.env), self.token)
-            for name in ("enrollment", "matching", "engagement", "analytics")
+            for name in ("enrollment", "matching", "engagement", "analytics", "notifications")
         }
         self.enrollment = enrollment_pb2_grpc.EnrollmentServiceStub(self._channels["enrollment"])
         self.matching = matching_pb2_grpc.MatchingServiceStub(self._channels["matching"])
         self.engagement = engagement_pb2_grpc.EngagementServiceStub(self._channels["engagement"])
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self._channels["analytics"])
+        self.notifications = notifications_pb2_grpc.NotificationServiceStub(
+            self._channels["notifications"]
+        )
 
     def actor(self, named: str = "") -> str:
         """`requested_by` for audited calls. With a token the services record its subject

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
 from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import track
 
+from mentoring.cli_notifications import DEFAULT_MAIL_DIR, MAIL_DIR_ENV
 from mentoring.clients import Clients
+from mentoring.mailcatcher import messages
 from mentoring.people import sample_people
 from services.common.api import analytics_pb2, common_pb2, engagement_pb2, enrollment_pb2
 
 T = TypeVar("T")
 ROLES = {"mentor": common_pb2.ROLE_MENTOR, "mentee": common_pb2.ROLE_MENTEE}
+# Pairs that plan their next session (the first then moves it): each member gets a calendar
+# invitation, and an update for the move.
+PLANNING_PAIRS = 3
+# How long the demo waits, at most, for those invitations to reach the local mail catcher.
+MAIL_WAIT_SECONDS = 30.0
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
@@ -65,8 +76,11 @@ def _settled_proposals(
 def run_demo(
     clients: Clients, console: Console, organization: str, seed: int = 7
 ) -> analytics_pb2.ProgramKpis:
-    """Create a program, register 50 people, answer the proposals, log sessions; return the
-    program's KPIs once analytics has counted everything."""
+    """Create a program, register 50 people, answer the proposals, log sessions, plan a few
+    (calendar invitations by e-mail); return the program's KPIs once analytics has counted
+    everything."""
+    mail = MailCount(mail_dir(), organization)
+    before = mail.count()
     program = clients.enrollment.CreateProgram(
         enrollment_pb2.CreateProgramRequest(
             organization_id=organization,
@@ -90,6 +104,7 @@ def run_demo(
             )
         )
     relationships: list[str] = []
+    mentors: dict[str, str] = {}
     declined = known = 0
     for round_ in (1, 2):
         open_matches = wait_for(
@@ -122,6 +137,7 @@ def run_demo(
                     break
             if answered.relationship_id:
                 relationships.append(answered.relationship_id)
+                mentors[answered.relationship_id] = match.mentor_id
         if not declined:
             break
     console.print(f"{len(relationships)} relationships active, {declined} proposals declined")
@@ -141,10 +157,92 @@ def run_demo(
             clients.engagement.LogSession(request)
             sessions += 1
 
+    planning = [(r, mentors[r]) for r in relationships[:PLANNING_PAIRS]]
+    planned = schedule_sessions(clients, organization, planning, now)
+    console.print(f"{planned} upcoming sessions scheduled and one moved: calendar invitations sent")
+
     def kpis_caught_up() -> analytics_pb2.ProgramKpis | None:
         kpis = clients.analytics.GetProgramKpis(
             analytics_pb2.GetProgramKpisRequest(organization_id=organization, program_id=pid)
         )
         return kpis if kpis.sessions == sessions and kpis.mentees == 36 else None
 
-    return wait_for("the KPIs to catch up", kpis_caught_up)
+    kpis = wait_for("the KPIs to catch up", kpis_caught_up)
+    report_mail(console, mail, before, expected=2 * planned + 2)
+    return kpis
+
+
+def schedule_sessions(
+    clients: Clients, organization: str, pairs: list[tuple[str, str]], now: datetime
+) -> int:
+    """Each pair (relationship, mentor) plans a session on a day of next week, and the first
+    moves theirs by a day: invitations, then an update (SEQUENCE 1). How many were planned."""
+    start = (now + timedelta(days=7)).replace(hour=15, minute=0, second=0, microsecond=0)
+    planned = []
+    for index, (relationship_id, mentor_id) in enumerate(pairs):
+        request = engagement_pb2.ScheduleSessionRequest(
+            organization_id=organization,
+            relationship_id=relationship_id,
+            participant_id=mentor_id,
+            minutes=45,
+            mode=common_pb2.SESSION_MODE_VIRTUAL,
+            topics=["next steps"],
+        )
+        request.scheduled_at.FromDatetime(start + timedelta(days=index))
+        planned.append(clients.engagement.ScheduleSession(request))
+    if planned:
+        move = engagement_pb2.RescheduleSessionRequest(
+            organization_id=organization,
+            session_id=planned[0].session_id,
+            participant_id=pairs[0][1],
+        )
+        move.scheduled_at.FromDatetime(start + timedelta(days=1, hours=1))
+        clients.engagement.RescheduleSession(move)
+    return len(planned)
+
+
+class MailCount:
+    """The local mail catcher's messages from one organisation (its name is their sender's),
+    and how many carry a calendar invitation. Reads each file once."""
+
+    def __init__(self, directory: Path, organization: str) -> None:
+        self.directory = directory
+        self._organization = organization
+        self._seen: dict[Path, bool | None] = {}
+
+    def count(self) -> tuple[int, int]:
+        for path in messages(self.directory):
+            if path not in self._seen:
+                self._seen[path] = self._invitation(path)
+        ours = [calendar for calendar in self._seen.values() if calendar is not None]
+        return len(ours), sum(ours)
+
+    def _invitation(self, path: Path) -> bool | None:
+        """Whether the message carries an invitation; None when another organisation sent it."""
+        with path.open("rb") as source:
+            message = BytesParser(policy=policy.default).parse(source)
+        sender = message["From"]
+        if sender is None or sender.addresses[0].display_name != self._organization:
+            return None
+        return any(part.get_content_type() == "text/calendar" for part in message.walk())
+
+
+def mail_dir() -> Path:
+    return Path(os.environ.get(MAIL_DIR_ENV, "").strip() or DEFAULT_MAIL_DIR)
+
+
+def report_mail(console: Console, mail: MailCount, before: tuple[int, int], expected: int) -> None:
+    """Waits a little for this run's invitations to reach the local catcher, then says what
+    came. Silent when there is no catcher (a real SMTP server takes the mail)."""
+    if not mail.directory.is_dir():
+        return
+    deadline = time.monotonic() + MAIL_WAIT_SECONDS
+    total, invitations = mail.count()
+    while invitations - before[1] < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        total, invitations = mail.count()
+    console.print(
+        f"The local mail catcher got {total - before[0]} e-mails for the participants, "
+        f"{invitations - before[1]} with calendar invitations: see "
+        "[bold].venv/bin/mentoring notifications list[/]"
+    )

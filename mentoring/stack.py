@@ -1,5 +1,5 @@
-"""Start and stop the platform on this machine: Apache Kafka, the MongoDB-wire server and the
-service processes.
+"""Start and stop the platform on this machine: Apache Kafka, the MongoDB-wire server, the
+service processes and the nginx gateway in front of them.
 
 `mentoring up` runs it for a person, its data under .run/data; the end-to-end tests run it on
 free ports with data in a temporary directory. Children get SIGTERM if this process dies
@@ -31,10 +31,14 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mentoring.cli_notifications import MAIL_DIR_ENV
 from mentoring.engines.kafka import KafkaNode
 from mentoring.engines.mongo import MongoNode
+from mentoring.engines.nginx import Gateway
+from mentoring.mailcatcher import DEFAULT_PORT as DEFAULT_SMTP_PORT
 from services.common.config import (
     DEFAULT_BROKER_PORT,
+    DEFAULT_HTTP_PORTS,
     DEFAULT_MONGODB_PORT,
     DEFAULT_PORTS,
     Settings,
@@ -43,11 +47,13 @@ from services.common.hr_signatures import KEYS_FILE_ENV, ProducerKey, register, 
 from services.common.kafka import ensure_topics
 from services.common.peers import SECRET_ENV as PEER_SECRET_ENV
 
-SERVICES: tuple[str, ...] = ("enrollment", "matching", "engagement", "analytics")
+SERVICES: tuple[str, ...] = ("enrollment", "matching", "engagement", "analytics", "notifications")
 # The organisation `mentoring demo` and the README's examples use, and the id of the HR
 # producer key each run makes for it.
 DEMO_ORGANIZATION = "demo-org"
 DEMO_KEY_ID = "demo-org-dev"
+# The gateway's one address for every API (gRPC and HTTP/JSON); its status port is the next.
+DEFAULT_GATEWAY_PORT = 8080
 _PR_SET_PDEATHSIG = 1
 
 
@@ -91,19 +97,29 @@ class Ports:
     mongodb: int
     grpc: dict[str, int]
     metrics: dict[str, int]
+    http: dict[str, int]
     # Fixed (configured) ports, or free ones picked for a test: extra workers follow suit.
     fixed: bool = True
+    gateway: int = DEFAULT_GATEWAY_PORT
+    gateway_status: int = DEFAULT_GATEWAY_PORT + 1
+    # The development mail catcher (mentoring.mailcatcher) the notifications service sends to.
+    smtp: int = DEFAULT_SMTP_PORT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Ports:
         settings = {name: Settings.from_env(name, env) for name in SERVICES}
         broker = int(env.get("MENTORING_BROKER_PORT", DEFAULT_BROKER_PORT))
+        gateway = int(env.get("MENTORING_GATEWAY_PORT", DEFAULT_GATEWAY_PORT))
         return cls(
             broker=broker,
             controller=int(env.get("MENTORING_CONTROLLER_PORT", broker + 1)),
             mongodb=int(env.get("MENTORING_MONGODB_PORT", DEFAULT_MONGODB_PORT)),
             grpc={n: s.grpc_port for n, s in settings.items()},
             metrics={n: s.metrics_port for n, s in settings.items()},
+            http={n: s.http_port for n, s in settings.items()},
+            gateway=gateway,
+            gateway_status=int(env.get("MENTORING_GATEWAY_STATUS_PORT", gateway + 1)),
+            smtp=int(env.get("MENTORING_SMTP_PORT", DEFAULT_SMTP_PORT)),
         )
 
     @classmethod
@@ -114,15 +130,20 @@ class Ports:
             mongodb=free_port(),
             grpc={n: free_port() for n in DEFAULT_PORTS},
             metrics={n: free_port() for n in DEFAULT_PORTS},
+            http={n: free_port() for n in DEFAULT_HTTP_PORTS},
             fixed=False,
+            gateway=free_port(),
+            gateway_status=free_port(),
+            smtp=free_port(),
         )
 
-    def extra_worker(self, service: str, index: int) -> tuple[int, int]:
-        """gRPC and metrics ports of a service's worker number `index` (0 is the first):
+    def extra_worker(self, service: str, index: int) -> tuple[int, int, int]:
+        """gRPC, metrics and HTTP ports of a service's worker number `index` (0 is the first):
         ten above the first worker's when the ports are fixed, else free ones."""
         if not self.fixed:
-            return free_port(), free_port()
-        return self.grpc[service] + 10 * index, self.metrics[service] + 10 * index
+            return free_port(), free_port(), free_port()
+        step = 10 * index
+        return self.grpc[service] + step, self.metrics[service] + step, self.http[service] + step
 
     @property
     def bootstrap(self) -> str:
@@ -165,6 +186,18 @@ class Stack:
         return self.data_dir or self.log_dir / "data"
 
     @property
+    def mail_dir(self) -> Path:
+        """Where the mail catcher keeps its messages: MENTORING_MAIL_DIR, else beside the data
+        (.run/mail under `mentoring up`, where `mentoring notifications list` looks)."""
+        configured = self.env.get(MAIL_DIR_ENV, "").strip()
+        return Path(configured) if configured else self.data.parent / "mail"
+
+    @property
+    def catches_mail(self) -> bool:
+        """Whether this stack runs the mail catcher: unless a real SMTP server is configured."""
+        return not self.env.get("SMTP_HOST", "").strip()
+
+    @property
     def kafka(self) -> KafkaNode:
         partitions = int(self.env.get("KAFKA_TOPIC_PARTITIONS", "6"))
         return KafkaNode(self.data / "kafka", self.ports.broker, self.ports.controller, partitions)
@@ -172,6 +205,20 @@ class Stack:
     @property
     def mongodb(self) -> MongoNode:
         return MongoNode(self.data / "mongodb", self.ports.mongodb)
+
+    @property
+    def gateway(self) -> Gateway:
+        """nginx in front of every service of the contract; one this stack does not run (or
+        has no port for) answers UNAVAILABLE through it."""
+        grpc = {n: self.ports.grpc.get(n, port) for n, (port, _) in DEFAULT_PORTS.items()}
+        http = {n: self.ports.http.get(n, port) for n, port in DEFAULT_HTTP_PORTS.items()}
+        return Gateway(
+            self.data / "gateway",
+            self.ports.gateway,
+            self.ports.gateway_status,
+            grpc={n: f"127.0.0.1:{port}" for n, port in grpc.items()},
+            http={n: f"127.0.0.1:{port}" for n, port in http.items()},
+        )
 
     @property
     def configured_hr_producer_keys(self) -> str:
@@ -218,6 +265,9 @@ class Stack:
         env.update({f"{n.upper()}_ADDR": self.ports.address(n) for n in SERVICES})
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.ports.bootstrap
         env["MONGODB_URI"] = self.mongodb.uri
+        if self.catches_mail:
+            # `mentoring notifications list` and the demo read this stack's catcher.
+            env[MAIL_DIR_ENV] = str(self.mail_dir)
         return env
 
     @property
@@ -231,11 +281,21 @@ class Stack:
         prefix = service.upper()
         env[f"{prefix}_GRPC_PORT"] = str(self.ports.grpc[service])
         env[f"{prefix}_METRICS_PORT"] = str(metrics_port or self.ports.metrics[service])
+        env[f"{prefix}_HTTP_PORT"] = str(self.ports.http[service])
         env.setdefault("PYTHONUNBUFFERED", "1")
         env[KEYS_FILE_ENV] = str(self.hr_producer_keys)
         env.pop(PEER_SECRET_ENV, None)
         if service == "analytics":
             env[PEER_SECRET_ENV] = self.analytics_peer_secret
+        if service == "notifications":
+            # Calendar feed and unsubscribe URLs point at this stack's gateway.
+            env.setdefault("NOTIFICATIONS_PUBLIC_URL", f"http://{self.gateway.address}")
+        if service == "notifications" and self.catches_mail:
+            env["SMTP_HOST"] = "127.0.0.1"
+            env["SMTP_PORT"] = str(self.ports.smtp)
+            # The catcher is local and refuses only when told to: a retry costs nothing, so
+            # it comes after a second rather than a minute.
+            env.setdefault("MAIL_RETRY_BASE_SECONDS", "1")
         return env
 
     def _spawn(
@@ -282,6 +342,39 @@ class Stack:
         self._wait_port(managed, node.port, timeout=60.0)
         return managed
 
+    def start_mailcatcher(self) -> Managed | None:
+        """The development SMTP server keeping every message under mail_dir; none when a real
+        SMTP server is configured (SMTP_HOST)."""
+        if not self.catches_mail:
+            return None
+        self._fail_if_taken(self.ports.smtp, "the mail catcher")
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "mentoring.mailcatcher",
+            "--dir",
+            str(self.mail_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.ports.smtp),
+        ]
+        address = f"127.0.0.1:{self.ports.smtp}"
+        managed = self._spawn("mailcatcher", argv, self.env, address)
+        self._wait_port(managed, self.ports.smtp)
+        return managed
+
+    def start_gateway(self) -> Managed:
+        """The gateway on its port, its access log (one line per call) in gateway.log."""
+        gateway = self.gateway
+        self._fail_if_taken(gateway.port, "the gateway")
+        self._fail_if_taken(gateway.status_port, "the gateway's status page")
+        gateway.prepare()
+        managed = self._spawn("gateway", gateway.start_argv(self.env), self.env, gateway.address)
+        self._wait_port(managed, gateway.port)
+        return managed
+
     def start_service(
         self,
         service: str,
@@ -289,15 +382,17 @@ class Stack:
         name: str | None = None,
         metrics_port: int | None = None,
         grpc_port: int | None = None,
+        http_port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> Managed:
-        """Start one service process; name and ports let a test run a second worker, and
-        extra_env sets variables for this process only."""
+        """Start one service process; name and ports let a test run a second worker (on a free
+        HTTP port unless given one), and extra_env sets variables for this process only."""
         if not self.configured_hr_producer_keys:
             self._run_hr_producers()
         env = {**self.service_env(service, metrics_port), **(extra_env or {})}
         if grpc_port is not None:
             env[f"{service.upper()}_GRPC_PORT"] = str(grpc_port)
+            env[f"{service.upper()}_HTTP_PORT"] = str(http_port or free_port())
         port = grpc_port or self.ports.grpc[service]
         self._fail_if_taken(port, service)
         argv = [sys.executable, "-m", f"services.{service}"]
@@ -306,21 +401,25 @@ class Stack:
         return managed
 
     def start_all(self, timeout: float = 60.0, *, matching_workers: int = 1) -> None:
-        """Engines, then every service, matching with this many workers."""
+        """Engines and the mail catcher, then every service, matching with this many workers,
+        then the gateway."""
         self.start_engines()
+        self.start_mailcatcher()
         started = [self.start_service(s) for s in SERVICES]
         for index in range(1, matching_workers):
-            grpc_port, metrics_port = self.ports.extra_worker("matching", index)
+            grpc_port, metrics_port, http_port = self.ports.extra_worker("matching", index)
             started.append(
                 self.start_service(
                     "matching",
                     name=f"matching-{index + 1}",
                     grpc_port=grpc_port,
                     metrics_port=metrics_port,
+                    http_port=http_port,
                 )
             )
         for managed in started:
             self.wait_serving(managed, managed.address, timeout)
+        self.start_gateway()
 
     def wait_serving(self, managed: Managed, address: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

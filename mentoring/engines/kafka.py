@@ -25,8 +25,8 @@ POM = DEPLOY / "kafka" / "pom.xml"
 LOG4J = DEPLOY / "kafka" / "log4j.properties"
 # A single local node needs little heap; Kafka's own scripts default to 1 GB.
 HEAP_OPTS = ("-Xms256m", "-Xmx512m")
-# What a message may weigh: services.common.kafka.MAX_MESSAGE_BYTES (not imported here: the
-# launcher does not load the services' Kafka client).
+# What a message may weigh: services.common.events.MAX_MESSAGE_BYTES (not imported here: the
+# launcher loads none of the services' code).
 MESSAGE_MAX_BYTES = 16 * 1024 * 1024
 
 

@@ -21,7 +21,7 @@ from services.analytics.ingest import INGEST_TOPIC, IngestStage
 from services.analytics.servicer import AnalyticsServicer
 from services.common.api import analytics_pb2, analytics_pb2_grpc
 from services.common.config import Settings
-from services.common.grpc_server import GrpcServer, ServiceBinding
+from services.common.grpc_server import ApiServer, ServiceBinding
 from services.common.kafka import ensure_topics
 from services.common.metrics import start_metrics_server
 from services.common.peers import SECRET_ENV, Peers
@@ -106,7 +106,7 @@ def main() -> None:
     start_metrics_server(settings.bind_host, settings.metrics_port)
     worker = faust.Worker(
         analytics.app,
-        Beside("GrpcServer", lambda: GrpcServer(settings, [binding], peers)),
+        Beside("ApiServer", lambda: ApiServer(settings, [binding], peers)),
         Beside("IngestStage", lambda: IngestStage(settings)),
         loglevel=os.environ.get("LOG_LEVEL", "INFO"),
         # Logging set up like the other services: one line per record, service name first.

@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from services.analytics.routing import destinations, partition_for
 from services.common.config import Settings
-from services.common.events import EVENT_TOPICS
+from services.common.events import EVENT_TOPICS, MAX_MESSAGE_BYTES
 from services.common.hr_signatures import signature_headers
-from services.common.kafka import MAX_MESSAGE_BYTES, EventConsumer
+from services.common.kafka import EventConsumer
 from services.common.pb.mentoring.v1.analytics_pb2 import IngestBatch, IngestedEvent
 
 INGEST_TOPIC = "analytics-ingest"

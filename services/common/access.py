@@ -169,6 +169,7 @@ POLICY: Mapping[str, Mapping[str, Access]] = {
         "ScheduleSession": participant("participant_id"),
         # A coordinator acting for a member never sees or writes that member's private note.
         "MarkSessionHeld": participant("participant_id"),
+        "RescheduleSession": participant("participant_id"),
         "CancelSession": participant("participant_id"),
         "AddSessionNote": only_participant("participant_id"),
         "ListSessions": participant("participant_id"),
@@ -193,6 +194,26 @@ POLICY: Mapping[str, Mapping[str, Access]] = {
         "GetSkillBalance": COORDINATORS,
         "ListAtRiskRelationships": COORDINATORS,
         "GetRetention": COORDINATORS,
+    },
+    # Webhooks carry every event of the organisation they subscribe to: staff only.
+    "mentoring.v1.NotificationService": {
+        "CreateWebhook": COORDINATORS,
+        "ListWebhooks": COORDINATORS,
+        "DeleteWebhook": COORDINATORS,
+        "ListWebhookDeliveries": COORDINATORS,
+        # A participant's own messages and how they want them.
+        "GetNotificationPreferences": participant("participant_id"),
+        "SetNotificationPreferences": participant("participant_id"),
+        "ListDeliveries": participant("participant_id"),
+        # Team channels of coordinators; their webhook URLs are secrets: staff only.
+        "SetChatChannel": COORDINATORS,
+        "ListChatChannels": COORDINATORS,
+        "DeleteChatChannel": COORDINATORS,
+        "SendChatDigestNow": COORDINATORS,
+        "ListChatPosts": COORDINATORS,
+        # The feed URL is a credential to the participant's calendar: theirs, or staff's.
+        "CreateCalendarFeed": participant("participant_id"),
+        "RevokeCalendarFeed": participant("participant_id"),
     },
 }
 

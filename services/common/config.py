@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,15 @@ DEFAULT_PORTS: dict[str, tuple[int, int]] = {
     "matching": (50052, 9102),
     "engagement": (50053, 9103),
     "analytics": (50054, 9104),
+    "notifications": (50055, 9105),
+}
+# The HTTP/JSON API's port per service (Connect protocol; services/common/http_server.py).
+DEFAULT_HTTP_PORTS: dict[str, int] = {
+    "enrollment": 8101,
+    "matching": 8102,
+    "engagement": 8103,
+    "analytics": 8104,
+    "notifications": 8105,
 }
 DEFAULT_BROKER_PORT = 9092
 DEFAULT_MONGODB_PORT = 27017
@@ -35,6 +45,36 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SystemExit(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SystemExit(f"environment variable {name} must be true or false, got {raw!r}")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    networks = tuple(n.strip() for n in env.get(name, "").split(",") if n.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise SystemExit(f"{name}: {network!r} is not a network (e.g. 10.1.0.0/16)") from None
+    return networks
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        scheme, _, host = origin.partition("://")
+        if scheme not in ("http", "https") or not host or "/" in host:
+            raise SystemExit(
+                f"HTTP_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])"
+            )
+    return origins
 
 
 def service_address(service: str, env: Mapping[str, str] = os.environ) -> str:
@@ -88,11 +128,57 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Where and how the notifications service delivers webhooks (services/notifications)."""
+
+    # Plain http:// endpoints, for development only: deliveries would cross networks unencrypted.
+    allow_http: bool = False
+    # Endpoints on loopback, private, link-local and other non-public addresses. Off, a URL that
+    # resolves to one is refused at creation and at each delivery, so an organisation cannot make
+    # the platform call into its own network (server-side request forgery).
+    allow_private_networks: bool = False
+    # Networks (CIDR) allowed although not public: a receiver inside the deployment's network.
+    allowed_networks: tuple[str, ...] = ()
+    # PEM file of CA certificates trusted besides the system's, for receivers with a private CA.
+    ca_file: str = ""
+    # One attempt's limit: connecting, sending and the answer.
+    timeout_seconds: float = 10.0
+    # Attempts before a delivery is dead-lettered, and the backoff between them: the base delay
+    # doubles after each failure, up to the maximum.
+    max_attempts: int = 8
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 6 * 3600.0
+    # Deliveries in flight at once per process.
+    concurrency: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> WebhookSettings:
+        settings = cls(
+            allow_http=_bool(env, "WEBHOOKS_ALLOW_HTTP"),
+            allow_private_networks=_bool(env, "WEBHOOKS_ALLOW_PRIVATE_NETWORKS"),
+            allowed_networks=_networks(env, "WEBHOOKS_ALLOWED_NETWORKS"),
+            ca_file=env.get("WEBHOOKS_CA_FILE", "").strip(),
+            timeout_seconds=_float(env, "WEBHOOKS_TIMEOUT_SECONDS", 10.0),
+            max_attempts=_int(env, "WEBHOOKS_MAX_ATTEMPTS", 8),
+            retry_base_seconds=_float(env, "WEBHOOKS_RETRY_BASE_SECONDS", 30.0),
+            retry_max_seconds=_float(env, "WEBHOOKS_RETRY_MAX_SECONDS", 6 * 3600.0),
+            concurrency=_int(env, "WEBHOOKS_CONCURRENCY", 16),
+        )
+        if settings.max_attempts < 1 or settings.concurrency < 1:
+            raise SystemExit("WEBHOOKS_MAX_ATTEMPTS and WEBHOOKS_CONCURRENCY must be at least 1")
+        if settings.timeout_seconds <= 0 or settings.retry_base_seconds < 0:
+            raise SystemExit("WEBHOOKS_TIMEOUT_SECONDS must be positive, retry delays not negative")
+        return settings
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     service: str
     bind_host: str
     grpc_port: int
     metrics_port: int
+    # The same RPCs as HTTP/JSON (Connect protocol); 0 turns it off.
+    http_port: int
     kafka_bootstrap_servers: str
     topic_partitions: int
     fetch_max_wait_ms: int
@@ -110,6 +196,10 @@ class Settings:
     # forward to one another and the replies (services/common/peers.py). Unset, a worker neither
     # forwards nor accepts forwarded requests: it answers what it holds, UNAVAILABLE otherwise.
     analytics_peer_secret: str = ""
+    # Browser origins (scheme://host[:port]) whose pages may call the HTTP/JSON API (CORS); none
+    # by default, so a browser page from elsewhere cannot read the answers.
+    cors_origins: tuple[str, ...] = ()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
@@ -120,6 +210,7 @@ class Settings:
             bind_host=env.get("BIND_HOST", "127.0.0.1"),
             grpc_port=_int(env, f"{prefix}_GRPC_PORT", grpc_port),
             metrics_port=_int(env, f"{prefix}_METRICS_PORT", metrics_port),
+            http_port=_int(env, f"{prefix}_HTTP_PORT", DEFAULT_HTTP_PORTS[service]),
             kafka_bootstrap_servers=env.get(
                 "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{DEFAULT_BROKER_PORT}"
             ),
@@ -139,4 +230,9 @@ class Settings:
             auth=AuthSettings.from_env(env),
             hr_producer_keys_file=env.get("HR_PRODUCER_KEYS_FILE", "").strip(),
             analytics_peer_secret=env.get("ANALYTICS_PEER_SECRET", ""),
+            cors_origins=_origins(env.get("HTTP_CORS_ORIGINS", "")),
+            # Only the service that delivers them reads (and may refuse) these.
+            webhooks=WebhookSettings.from_env(env)
+            if service == "notifications"
+            else WebhookSettings(),
         )

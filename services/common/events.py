@@ -16,6 +16,14 @@ from services.common.pb.mentoring.v1.common_pb2 import EventEnvelope
 from services.common.pb.mentoring.v1.events_pb2 import DeadLetter, Event
 from services.common.validation import ID_PATTERN
 
+# The largest message the platform sends: an event on Kafka, or a reply to a client. An event
+# may hold up to 100,000 list items (a bulk run's unmatched mentees: 2.9 MB for 30,000 of them),
+# past Kafka's 1 MB default, which left such a run's completion unpublishable, and past gRPC
+# clients' 4 MB default for GetMatchingRun. The broker takes as much (message.max.bytes, set by
+# mentoring/engines/kafka.py and docker-compose.yml; tests/deploy checks they agree), and the
+# CLI's channels receive as much (mentoring/clients.py).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
 SCHEMA_VERSION = 1
 DEAD_LETTER_TOPIC = "dead-letter"
 

@@ -26,6 +26,7 @@ from services.common.config import Settings
 from services.common.events import (
     ALL_TOPICS,
     DEAD_LETTER_TOPIC,
+    MAX_MESSAGE_BYTES,
     EventDecodeError,
     dead_letter,
     partition_key,
@@ -44,11 +45,6 @@ OUTAGES: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError, async
 ERROR_ATTEMPTS = 3
 # How long a topic just created may take to show in the broker's metadata.
 TOPICS_LISTED_SECONDS = 30.0
-# The largest message a producer sends. An event may hold up to 100,000 list items (a bulk run's
-# unmatched mentees: 2.9 MB for 30,000 of them), past Kafka's 1 MB default, which left such a
-# run's completion unpublishable. The broker takes as much (message.max.bytes, set by
-# mentoring/engines/kafka.py and docker-compose.yml; tests/deploy checks they agree).
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class _Stopping(Exception):

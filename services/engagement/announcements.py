@@ -223,6 +223,14 @@ def recipients_of(doc: Announcement) -> list[tuple[str, str]]:
     return pairs
 
 
+def audience_kind(doc: Announcement) -> str:
+    """Who an announcement was for, in a word a channel can act on: a team channel gets what
+    went to a group, never what a coordinator wrote to one person."""
+    if doc.participant_id:
+        return "participant"
+    return "cohort" if doc.cohort_id else "program"
+
+
 def events(doc: Announcement) -> list[events_pb2.Event]:
     return [
         notification_event(
@@ -239,7 +247,7 @@ def events(doc: Announcement) -> list[events_pb2.Event]:
             recipient_side=side,
             template=doc.template,
             reason=nudges.ANNOUNCEMENT,
-            data={"message": doc.message},
+            data={"message": doc.message, "audience": audience_kind(doc)},
             announcement_id=doc.announcement_id,
         )
         for recipient, side in recipients_of(doc)

@@ -150,6 +150,45 @@ def session_logged(s: Session) -> events_pb2.Event:
     )
 
 
+def plan_change(s: Session) -> events_pb2.SessionPlanChange.ValueType:
+    """What the session's latest session-planned reports, from its state: the latest change of
+    a cancelled session is its cancellation, otherwise a move unless it never changed."""
+    if s.status == domain.CANCELLED:
+        return events_pb2.SESSION_PLAN_CHANGE_CANCELLED
+    if s.plan_sequence:
+        return events_pb2.SESSION_PLAN_CHANGE_MOVED
+    return events_pb2.SESSION_PLAN_CHANGE_SCHEDULED
+
+
+def session_planned(s: Session, r: Relationship) -> events_pb2.Event:
+    """The session's plan as its latest change left it, under one id per (session, sequence):
+    a retried schedule, move or cancellation rebuilds the same event (planning.py)."""
+    payload = events_pb2.SessionPlanned(
+        session_id=s.session_id,
+        relationship_id=s.relationship_id,
+        mentor_id=r.mentor_id,
+        mentee_id=r.mentee_id,
+        minutes=s.minutes,
+        mode=MODE_VALUES[s.mode],
+        topics=list(s.topics or ()),
+        change=plan_change(s),
+        sequence=s.plan_sequence or 0,
+        cancel_reason=(s.cancel_reason or "") if s.status == domain.CANCELLED else "",
+        changed_by=s.changed_by or s.scheduled_by or "",
+    )
+    _set_time(payload.scheduled_at, s.scheduled_at)
+    return new_event(
+        producer=PRODUCER,
+        organization_id=s.organization_id,
+        program_id=s.program_id,
+        event_id=stable_event_id(
+            "session-planned", s.organization_id, s.session_id, str(s.plan_sequence or 0)
+        ),
+        payload=payload,
+        occurred_at=domain.aware(s.changed_at) if s.changed_at is not None else None,
+    )
+
+
 def goal_message(g: Goal) -> engagement_pb2.Goal:
     msg = engagement_pb2.Goal(
         organization_id=g.organization_id,

@@ -99,6 +99,16 @@ class Session(Document):
     scheduled_by = StringField(default="")
     topics = ListField(StringField())
     cancel_reason = StringField(default="")
+    # The sequence of its latest session-planned: 0 when scheduled, one more per move or
+    # cancellation, so a retry rebuilds that event under the same id (convert.session_planned).
+    plan_sequence = IntField(default=0)
+    # Who made the latest of those changes: a member, or the coordinator acting for them.
+    changed_by = StringField(default="")
+    # When (to the millisecond, as stored): the event's occurred_at, also when rebuilt.
+    changed_at = DateTimeField()
+    # The ids RescheduleSession claimed for the request ids of the moves made: a retried move
+    # finds its own here and moves nothing.
+    move_ids = ListField(StringField())
     # False only between storing a logged session (LogSession) and adding it to the
     # relationship's counts: a retry after a crash in between counts it once.
     counted = BooleanField(default=True)

@@ -223,6 +223,25 @@ def validate_schedule(
     return cleaned
 
 
+def validate_move(*, scheduled_at: datetime | None, minutes: int, now: datetime) -> None:
+    """Check a new time for a planned session; a length of 0 keeps the planned one."""
+    if scheduled_at is None:
+        raise InvalidArgument("scheduled_at", "is required")
+    if scheduled_at <= now:
+        raise InvalidArgument("scheduled_at", "must be in the future")
+    if minutes > MAX_SESSION_MINUTES:
+        raise InvalidArgument("minutes", f"must be 1-{MAX_SESSION_MINUTES}, or 0 to keep it")
+
+
+def move(*, session_status: str, relationship_status: str) -> None:
+    """Only a scheduled session moves; a paused pair may still move one past their pause, an
+    ended relationship's sessions stay where they are."""
+    if session_status != SCHEDULED:
+        raise FailedPrecondition(f"session_id: the session is {session_status}")
+    if relationship_status not in ONGOING:
+        raise FailedPrecondition(f"relationship_id: the relationship is {relationship_status}")
+
+
 def validate_held(*, held_at: datetime, minutes: int, now: datetime) -> None:
     """A scheduled session reported as held: not in the future, a sane duration."""
     if held_at > now + CLOCK_SKEW:

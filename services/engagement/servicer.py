@@ -23,6 +23,7 @@ from services.engagement import (
     health,
     notifications,
     nudges,
+    planning,
     store,
     training,
 )
@@ -110,6 +111,15 @@ def _client_request(request: Message, request_id: str) -> store.ClientRequest:
 def _private(note: str, participant_id: str) -> str:
     """A private note goes back to its author only, not to a coordinator acting for them."""
     return note if auth.sees_private(participant_id) else ""
+
+
+def _changed_by(participant_id: str) -> str:
+    """Who makes a change for the member `participant_id`: the member, or the coordinator (the
+    token's subject) acting for them."""
+    principal = auth.current()
+    if principal is None or principal.acts_as(participant_id):
+        return participant_id
+    return principal.subject
 
 
 def _page(page_size: int, page_token: str) -> tuple[int, str | None]:
@@ -275,8 +285,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             now=clock.now(),
         )
         assert scheduled_at is not None
-        session = await run_sync(
-            store.schedule_session,
+        session, events = await run_sync(
+            planning.schedule_session,
             org,
             relationship_id,
             participant_id,
@@ -285,8 +295,34 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             MODES[request.mode],
             topics,
             _client_request(request, request.request_id),
+            _changed_by(participant_id),
         )
+        # A retry (same request_id) rebuilds the same event: consumers drop the copy.
+        await self._outbox.deliver(events)
         return session_message(session)
+
+    async def RescheduleSession(
+        self, request: engagement_pb2.RescheduleSessionRequest, context: aio.ServicerContext
+    ) -> engagement_pb2.Session:
+        org = require_id("organization_id", request.organization_id)
+        session_id = require_id("session_id", request.session_id)
+        participant_id = require_id("participant_id", request.participant_id)
+        scheduled_at = _time(request, "scheduled_at")
+        domain.validate_move(scheduled_at=scheduled_at, minutes=request.minutes, now=clock.now())
+        assert scheduled_at is not None
+        session, events = await run_sync(
+            planning.reschedule_session,
+            org,
+            session_id,
+            participant_id,
+            scheduled_at,
+            request.minutes,
+            _client_request(request, request.request_id),
+            _changed_by(participant_id),
+        )
+        await self._outbox.deliver(events)
+        note = await run_sync(store.note_of, org, session_id, participant_id)
+        return session_message(session, _private(note, participant_id))
 
     async def MarkSessionHeld(
         self, request: engagement_pb2.MarkSessionHeldRequest, context: aio.ServicerContext
@@ -320,9 +356,16 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         session_id = require_id("session_id", request.session_id)
         participant_id = require_id("participant_id", request.participant_id)
         reason = domain.validate_reason("reason", request.reason)
-        session, note = await run_sync(
-            store.cancel_session, org, session_id, participant_id, reason
+        session, events = await run_sync(
+            planning.cancel_session,
+            org,
+            session_id,
+            participant_id,
+            reason,
+            _changed_by(participant_id),
         )
+        await self._outbox.deliver(events)
+        note = await run_sync(store.note_of, org, session_id, participant_id)
         return session_message(session, _private(note, participant_id))
 
     async def AddSessionNote(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mongoengine.errors import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 
 from services.common import clock, idempotency, outbox
@@ -210,13 +209,6 @@ def _session_id(organization_id: str, operation: str, request: ClientRequest) ->
     return idempotency.result_id(
         organization_id, request.request_id, operation, request.fingerprint
     )
-
-
-def _existing_session(organization_id: str, session_id: str) -> Session | None:
-    found: Session | None = Session.objects(
-        organization_id=organization_id, session_id=session_id
-    ).first()
-    return found
 
 
 def _count(session: Session) -> None:
@@ -478,43 +470,7 @@ def _received(organization_id: str, relationship_id: str, message_id: str) -> bo
     )
 
 
-# --- sessions ------------------------------------------------------------------------------
-
-
-def schedule_session(
-    organization_id: str,
-    relationship_id: str,
-    participant_id: str,
-    scheduled_at: datetime,
-    minutes: int,
-    mode: str,
-    topics: list[str],
-    request: ClientRequest = NO_REQUEST_ID,
-) -> Session:
-    """Plan a session. With a request id, a retry returns the first call's session."""
-    relationship, _ = relationship_for(organization_id, relationship_id, participant_id)
-    session_id = _session_id(organization_id, "ScheduleSession", request)
-    existing = _existing_session(organization_id, session_id)
-    if existing is not None:
-        return existing
-    if relationship.status != domain.ACTIVE:
-        raise FailedPrecondition(f"relationship_id: the relationship is {relationship.status}")
-    try:
-        saved: Session = Session(
-            organization_id=organization_id,
-            program_id=relationship.program_id,
-            session_id=session_id,
-            relationship_id=relationship_id,
-            minutes=minutes,
-            mode=mode,
-            status=domain.SCHEDULED,
-            scheduled_at=scheduled_at,
-            scheduled_by=participant_id,
-            topics=topics,
-        ).save(force_insert=True)
-    except NotUniqueError:  # a concurrent retry stored it first
-        saved = Session.objects.get(organization_id=organization_id, session_id=session_id)
-    return saved
+# --- sessions (scheduling, moving and cancelling them: planning.py) ------------------------
 
 
 def session_for(
@@ -582,21 +538,6 @@ def mark_held(
     if note:
         set_note(organization_id, session_id, participant_id, note)
     return session, note_of(organization_id, session_id, participant_id), events
-
-
-def cancel_session(
-    organization_id: str, session_id: str, participant_id: str, reason: str
-) -> tuple[Session, str]:
-    session, _ = session_for(organization_id, session_id, participant_id)
-    outcome = domain.cancel(session.status)
-    if outcome.changed:
-        updated = Session.objects(pk=session.pk, status=domain.SCHEDULED).update_one(
-            set__status=domain.CANCELLED, set__cancel_reason=reason
-        )
-        session.reload()
-        if not updated and session.status != domain.CANCELLED:
-            raise FailedPrecondition(f"session_id: the session is {session.status}")
-    return session, note_of(organization_id, session_id, participant_id)
 
 
 def add_note(

@@ -292,6 +292,8 @@ def _person(doc: Participant) -> dict[str, Any]:
         "participant_id": doc.participant_id,
         "role": ROLE_VALUES[doc.role],
         "display_name": doc.display_name,
+        # For the notification service: the one service that writes to people.
+        "email": doc.email,
         "skills": doc.skills,
         "capacity": doc.capacity,
         "profile": shared_profile(doc),

@@ -10,10 +10,10 @@ from xml.etree import ElementTree
 
 import yaml
 
-from mentoring.engines import kafka
+from mentoring.engines import kafka, nginx
 from mentoring.stack import Ports
-from services.common.config import DEFAULT_PORTS, Settings
-from services.common.kafka import MAX_MESSAGE_BYTES
+from services.common.config import DEFAULT_HTTP_PORTS, DEFAULT_PORTS, Settings
+from services.common.events import MAX_MESSAGE_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,10 +41,25 @@ def test_each_service_runs_its_console_script_on_its_default_ports() -> None:
         assert spec["restart"] == "unless-stopped"
 
 
+def test_each_service_serves_http_json_on_its_default_port_for_the_gateway() -> None:
+    compose = load("docker-compose.yml")["services"]
+    assert set(DEFAULT_HTTP_PORTS) == set(DEFAULT_PORTS)
+    for service, http_port in DEFAULT_HTTP_PORTS.items():
+        spec = compose[service]
+        env = {k: str(v) for k, v in spec["environment"].items()}
+        settings = Settings.from_env(service, interpolated(env, {}))
+        assert settings.http_port == http_port
+        assert env[f"{service.upper()}_HTTP_PORT"] == str(http_port)
+        # Reachable from the gateway's container, but published only through the gateway.
+        assert settings.bind_host == "0.0.0.0"
+        assert not any(p.startswith(f"{http_port}:") for p in spec["ports"]), service
+        assert env["HTTP_CORS_ORIGINS"] == "${HTTP_CORS_ORIGINS:-}"
+
+
 def test_service_environment_is_understood_by_settings() -> None:
     compose = load("docker-compose.yml")["services"]
     env = {k: str(v) for k, v in compose["enrollment"]["environment"].items()}
-    settings = Settings.from_env("enrollment", env)
+    settings = Settings.from_env("enrollment", interpolated(env, {}))
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     # A replica set: the outbox's transactions need one.
     assert settings.mongodb_uri == "mongodb://mongodb:27017/?replicaSet=rs0"
@@ -163,18 +178,25 @@ def test_grafana_is_provisioned_from_the_repository() -> None:
 def test_gateway_renders_its_template_with_the_compose_services() -> None:
     compose = load("docker-compose.yml")["services"]
     gateway = compose["gateway"]
-    assert gateway["image"].startswith("nginx:")
+    image, tag = gateway["image"].split(":")
+    assert image == "nginx"
+    # `http2 on;` (gRPC and HTTP/1.1 on one port) needs the version the engine checks for.
+    version = tuple(int(part) for part in tag.removesuffix("-alpine").split("."))
+    assert version >= nginx.MINIMUM[: len(version)]
     assert gateway["restart"] == "unless-stopped"
-    assert "8080:8080" in gateway["ports"]
+    assert gateway["ports"] == ["8080:8080"]
     # The nginx image's entrypoint renders /etc/nginx/templates/*.template into
     # NGINX_ENVSUBST_OUTPUT_DIR, substituting the variables whose names match the filter.
-    assert mounts(gateway)["/etc/nginx/templates/nginx.conf.template"] == (
+    volumes = mounts(gateway)
+    assert volumes["/etc/nginx/templates/nginx.conf.template"] == (
         "./deploy/gateway/nginx.conf.template",
         "ro",
     )
     env = {k: str(v) for k, v in gateway["environment"].items()}
     assert env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
     assert env["GATEWAY_LISTEN"] == "8080"
+    assert volumes[env["GATEWAY_WWW"]] == ("./deploy/gateway/www", "ro")
+    assert nginx.WWW == ROOT / "deploy/gateway/www"
     template = (ROOT / "deploy/gateway/nginx.conf.template").read_text()
     directives = "\n".join(
         line for line in template.splitlines() if not line.lstrip().startswith("#")
@@ -183,26 +205,69 @@ def test_gateway_renders_its_template_with_the_compose_services() -> None:
     assert placeholders == {k for k in env if k.startswith(env["NGINX_ENVSUBST_FILTER"])}
     for service, (grpc_port, _) in DEFAULT_PORTS.items():
         assert env[f"GATEWAY_{service.upper()}"] == f"{service}:{grpc_port}"
+        http_port = DEFAULT_HTTP_PORTS[service]
+        assert env[f"GATEWAY_{service.upper()}_HTTP"] == f"{service}:{http_port}"
         assert gateway["depends_on"][service] == {"condition": "service_healthy"}
     status_port = env["GATEWAY_STATUS_LISTEN"]
     assert f"127.0.0.1:{status_port}/healthz" in " ".join(gateway["healthcheck"]["test"])
 
 
-def test_gateway_routes_every_grpc_service_of_the_contract() -> None:
+def _service_locations(template: str) -> dict[str, str]:
+    """{path: body} of every `location /<path>/ { ... }` (bodies hold at most one block)."""
+    return dict(re.findall(r"location (/[\w.]+/) \{((?:[^{}]|\{[^{}]*\})*)\}", template, re.DOTALL))
+
+
+def test_gateway_routes_every_service_of_the_contract_by_content_type() -> None:
     template = (ROOT / "deploy/gateway/nginx.conf.template").read_text()
-    routes = dict(re.findall(r"location (/[\w.]+/) \{\s*grpc_pass grpc://(\w+);", template))
+    locations = _service_locations(template)
     contract = {
-        f"/mentoring.v1.{name}/": name.removesuffix("Service").lower()
+        f"/mentoring.v1.{name}/"
         for proto in (ROOT / "proto/mentoring/v1").glob("*.proto")
         for name in re.findall(r"^service (\w+)", proto.read_text(), re.MULTILINE)
     }
-    assert set(contract.values()) == set(DEFAULT_PORTS)
-    assert {path: routes.get(path) for path in contract} == contract
-    assert routes["/grpc.health.v1.Health/"] == "enrollment"
-    assert routes["/grpc.reflection.v1alpha.ServerReflection/"] == "enrollment"
+    routes: dict[str, tuple[str, str]] = {}
+    for path in contract:
+        assert path in locations, f"the gateway does not route {path}"
+        grpc_upstream = re.search(
+            r"if \(\$api_kind = grpc\) \{\s*grpc_pass grpc://(\w+);\s*\}", locations[path]
+        )
+        http_upstream = re.search(r"proxy_pass http://(\w+)_http;", locations[path])
+        assert grpc_upstream and http_upstream, locations[path]
+        routes[path] = (grpc_upstream.group(1), http_upstream.group(1))
+    # Each service's gRPC and HTTP upstreams are the same process, and every process is routed.
+    assert all(grpc_name == http_name for grpc_name, http_name in routes.values()), routes
+    assert {grpc_name for grpc_name, _ in routes.values()} == set(DEFAULT_PORTS)
     for service in DEFAULT_PORTS:
-        assert f"upstream {service} {{\n        server ${{GATEWAY_{service.upper()}}};" in template
-    assert re.search(r"listen \$\{GATEWAY_LISTEN\} http2;", template)
+        for name, variable in (
+            (service, service.upper()),
+            (f"{service}_http", f"{service.upper()}_HTTP"),
+        ):
+            assert f"upstream {name} {{\n        server ${{GATEWAY_{variable}}};" in template
+    for path in ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/"):
+        assert locations[path].split() == ["grpc_pass", "grpc://enrollment;"]
+    # One listener for HTTP/2 cleartext and HTTP/1.1, told apart per connection.
+    assert re.search(r"listen \$\{GATEWAY_LISTEN\};\s*http2 on;", template)
+    # application/grpc and its +proto/+json forms are gRPC; gRPC-Web and the rest are not.
+    kind = re.search(
+        r'map \$content_type \$api_kind \{\s*default\s+http;\s*"~\*(.+?)"\s+grpc;', template
+    )
+    assert kind, "the content-type map"
+    grpc_types = re.compile(kind.group(1), re.IGNORECASE)
+    for content_type in ("application/grpc", "application/grpc+proto", "Application/GRPC+json"):
+        assert grpc_types.match(content_type), content_type
+    for content_type in ("application/json", "application/grpc-web+proto", "application/proto"):
+        assert not grpc_types.match(content_type), content_type
+
+
+def test_gateway_drops_the_analytics_peer_header_on_both_kinds_of_call() -> None:
+    template = (ROOT / "deploy/gateway/nginx.conf.template").read_text()
+    server = template.split("server {", 1)[1]
+    for directive in ("grpc_set_header", "proxy_set_header"):
+        assert re.search(rf'^\s*{directive} X-Mentoring-Analytics-Forwarded "";', server, re.M)
+        # nginx inherits *_set_header only into blocks that set none of their own.
+        assert server.count(directive) == template.count(directive)
+        for body in _service_locations(template).values():
+            assert directive not in body
 
 
 def interpolated(env: dict[str, str], host: dict[str, str]) -> dict[str, str]:

@@ -27,11 +27,13 @@ from services.common.api import (
     engagement_pb2,
     enrollment_pb2,
     enrollment_pb2_grpc,
+    events_pb2,
     matching_pb2,
 )
 from services.common.config import AuthSettings
+from services.common.events import partition_key
 from tests.e2e.engine import MENTEE, MENTOR, Program
-from tests.e2e.support import eventually, metric, without_auth
+from tests.e2e.support import eventually, metric, read_topic, without_auth
 from tests.e2e.test_gateway import start_gateway
 
 E = engagement_pb2
@@ -424,6 +426,52 @@ def test_a_coordinator_acts_on_any_relationship_but_never_sees_private_notes(
     marked = coordinator.engagement.MarkSessionHeld(held)
     assert (marked.status, marked.private_note) == (E.SESSION_STATUS_HELD, "")
     assert listed(mentor) == ["talk about the promotion"]
+
+
+def test_session_planned_names_the_coordinator_who_moved_a_session(world: World) -> None:
+    first, org = world.first, world.org
+    mentee = world.participant(first.mentee)
+    when, later = Timestamp(), Timestamp()
+    soon = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=3)
+    when.FromDatetime(soon)
+    later.FromDatetime(soon + timedelta(days=1))
+    session = mentee.engagement.ScheduleSession(
+        E.ScheduleSessionRequest(
+            organization_id=org,
+            relationship_id=first.relationship_id,
+            participant_id=first.mentee,
+            scheduled_at=when,
+            minutes=30,
+            mode=common_pb2.SESSION_MODE_VIRTUAL,
+        )
+    )
+    move = E.RescheduleSessionRequest(
+        organization_id=org,
+        session_id=session.session_id,
+        participant_id=first.mentee,
+        scheduled_at=later,
+    )
+    stranger = world.participant(world.second.mentee)
+    denied(
+        stranger.engagement.RescheduleSession,
+        move,
+        "participant_id: a participant may act only as themselves",
+    )
+    assert world.coordinator.engagement.RescheduleSession(move).scheduled_at == later
+    key = partition_key(org, first.program.pid)
+
+    def changers() -> dict[int, str] | None:
+        found = {
+            e.session_planned.sequence: e.session_planned.changed_by
+            for record in read_topic(world.stack.ports.bootstrap, "session-planned")
+            if record.key == key
+            for e in [events_pb2.Event.FromString(record.value)]
+            if e.session_planned.session_id == session.session_id
+        }
+        return found if len(found) == 2 else None
+
+    # The member scheduled it; the coordinator (the token's subject) moved it for them.
+    assert eventually("both changes on session-planned", changers) == {0: first.mentee, 1: "coord"}
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -100,33 +100,34 @@ def test_unknown_program_is_not_found(stack: Stack, clients: Clients) -> None:
 
 # Consumer groups reading each topic: each must dead-letter an undecodable message and go on.
 # Analytics reads every topic (through its ingest stage); its agent dead-letters what it cannot
-# decode.
+# decode. Notifications reads every topic but hr-events, for webhooks.
 READERS = {
-    "participant-registered": {"matching", "engagement", "analytics"},
-    "match-responded": {"matching", "analytics"},
-    "match-proposed": {"engagement", "analytics"},
-    "relationship-started": {"analytics"},
-    "session-logged": {"analytics"},
-    "relationship-ended": {"matching", "analytics"},
-    "match-expired": {"engagement", "analytics"},
-    "matching-run-requested": {"matching", "analytics"},
+    "participant-registered": {"matching", "engagement", "analytics", "notifications"},
+    "match-responded": {"matching", "analytics", "notifications"},
+    "match-proposed": {"engagement", "analytics", "notifications"},
+    "relationship-started": {"analytics", "notifications"},
+    "session-logged": {"analytics", "notifications"},
+    "relationship-ended": {"matching", "analytics", "notifications"},
+    "match-expired": {"engagement", "analytics", "notifications"},
+    "matching-run-requested": {"matching", "analytics", "notifications"},
     # Matching workers also read it, without a group, into their run read model: they skip
     # what they cannot decode and leave dead-lettering to the group.
-    "matching-run-completed": {"analytics"},
+    "matching-run-completed": {"analytics", "notifications"},
     # Enrollment applies it to participants in its group; every matching worker also reads it
     # outside any group, for reporting lines, and leaves dead-lettering to enrollment.
     "hr-events": {"enrollment", "analytics"},
-    "goal-updated": {"analytics"},
-    "feedback-submitted": {"analytics"},
-    "message-sent": {"analytics"},
-    "training-completed": {"analytics"},
-    "notification-requested": {"analytics"},
-    "program-changed": {"engagement", "analytics"},
-    "participant-updated": {"matching", "engagement", "analytics"},
-    "participant-withdrawn": {"matching", "engagement", "analytics"},
-    "application-submitted": {"analytics"},
-    "application-screened": {"analytics"},
-    "participant-erased": {"matching", "engagement", "analytics"},
+    "goal-updated": {"analytics", "notifications"},
+    "feedback-submitted": {"analytics", "notifications"},
+    "message-sent": {"analytics", "notifications"},
+    "training-completed": {"analytics", "notifications"},
+    "notification-requested": {"analytics", "notifications"},
+    "session-planned": {"analytics", "notifications"},
+    "program-changed": {"engagement", "analytics", "notifications"},
+    "participant-updated": {"matching", "engagement", "analytics", "notifications"},
+    "participant-withdrawn": {"matching", "engagement", "analytics", "notifications"},
+    "application-submitted": {"analytics", "notifications"},
+    "application-screened": {"analytics", "notifications"},
+    "participant-erased": {"matching", "engagement", "analytics", "notifications"},
 }
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mentoring import mailcatcher
+from mentoring.cli_notifications import read
 from mentoring.clients import Clients
 from mentoring.stack import Stack
 from tests.e2e.engine import MENTEE, MENTOR, Program
@@ -31,6 +33,20 @@ def test_demo_walks_the_journey_and_prints_moving_kpis(stack: Stack) -> None:
     sessions = int(re.search(r"sessions\s+│\s+(\d+) │", out).group(1))  # type: ignore[union-attr]
     assert proposed >= 30
     assert sessions > 0
+    # Three pairs planned a session and one moved it: invitations and an update, by e-mail.
+    got = re.search(r"got (\d+) e-mails for the participants, (\d+) with calendar", out)
+    assert got, out
+    assert int(got.group(1)) > int(got.group(2)) >= 8
+    methods = []
+    for path in mailcatcher.messages(stack.mail_dir):
+        mail = read(path)
+        if mail["From"].addresses[0].display_name == "demo-e2e":
+            methods += [
+                part.get_param("method")
+                for part in mail.walk()
+                if part.get_content_type() == "text/calendar"
+            ]
+    assert methods.count("REQUEST") >= 8, methods
 
 
 def test_cli_reports_an_rpc_error_in_one_line(stack: Stack) -> None:

@@ -19,6 +19,7 @@ SERVICE_NAMES = {
     "matching": "mentoring.v1.MatchingService",
     "engagement": "mentoring.v1.EngagementService",
     "analytics": "mentoring.v1.AnalyticsService",
+    "notifications": "mentoring.v1.NotificationService",
 }
 
 
@@ -51,4 +52,4 @@ def test_every_process_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
         if not managed.stopped_cleanly():
             pytest.fail(f"{managed.name} exited {code}\n{stack.tail(managed)}")
         stopped.append(managed.name)
-    assert set(stopped) == {"kafka", "mongodb", *SERVICES}
+    assert set(stopped) == {"kafka", "mongodb", "mailcatcher", "gateway", *SERVICES}

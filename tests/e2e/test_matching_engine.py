@@ -436,15 +436,16 @@ def test_a_manager_change_from_hr_blocks_the_pair(stack: Stack, clients: Clients
 def test_a_run_whose_report_passes_a_megabyte_is_published_and_read_back(
     stack: Stack, clients: Clients
 ) -> None:
-    # A bulk run of a large program leaves tens of thousands of mentees unmatched, each with
-    # its reason: its completion event is several times Kafka's default 1 MB limit.
+    # A bulk run of a large program leaves up to 100,000 mentees unmatched (the contract's
+    # bound), each with its reason: its completion event is ten times Kafka's default 1 MB limit
+    # and its reply more than twice gRPC clients' default 4 MB.
     program = Program(clients, stack)
     unmatched = [
         events_pb2.UnmatchedMentee(
             mentee_id=f"mentee-{n:05d}-{'x' * 24}",
             reason="no mentor with free capacity passes the hard criteria",
         )
-        for n in range(30_000)
+        for n in range(100_000)
     ]
     run_id = f"run-{program.pid}"
     event = new_event(
@@ -452,10 +453,10 @@ def test_a_run_whose_report_passes_a_megabyte_is_published_and_read_back(
         organization_id=program.org,
         program_id=program.pid,
         payload=events_pb2.MatchingRunCompleted(
-            run_id=run_id, mentees_considered=30_000, unmatched=unmatched
+            run_id=run_id, mentees_considered=100_000, unmatched=unmatched
         ),
     )
-    assert event.ByteSize() > 2 * 1024 * 1024
+    assert event.ByteSize() > 8 * 1024 * 1024
     asyncio.run(publish_as_a_service(stack, [event]))
 
     def recorded() -> matching_pb2.MatchingRun | None:

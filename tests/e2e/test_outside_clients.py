@@ -25,6 +25,7 @@ SERVICE_NAMES = {
     "matching": "mentoring.v1.MatchingService",
     "engagement": "mentoring.v1.EngagementService",
     "analytics": "mentoring.v1.AnalyticsService",
+    "notifications": "mentoring.v1.NotificationService",
 }
 
 

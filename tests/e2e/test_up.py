@@ -22,13 +22,16 @@ def ports_with_room() -> dict[str, int]:
     """Fixed ports as a person's environment sets them, with room for the second matching
     worker ten above the first."""
     while True:
-        chosen = {name: free_port() for name in ("broker", "controller", "mongodb")}
+        fixed = ("broker", "controller", "mongodb", "gateway", "gateway-status", "smtp")
+        chosen = {name: free_port() for name in fixed}
         for service in SERVICES:
-            chosen[f"{service}-grpc"] = free_port()
-            chosen[f"{service}-metrics"] = free_port()
-        extra = [chosen["matching-grpc"] + 10, chosen["matching-metrics"] + 10]
-        if all(_free(port) for port in extra) and len(set(chosen.values())) == len(chosen):
-            return {**chosen, "matching-2-grpc": extra[0], "matching-2-metrics": extra[1]}
+            for kind in ("grpc", "metrics", "http"):
+                chosen[f"{service}-{kind}"] = free_port()
+        extra = {
+            f"matching-2-{k}": chosen[f"matching-{k}"] + 10 for k in ("grpc", "metrics", "http")
+        }
+        if all(map(_free, extra.values())) and len(set(chosen.values())) == len(chosen):
+            return {**chosen, **extra}
 
 
 def _free(port: int) -> bool:
@@ -42,10 +45,14 @@ def environment(ports: dict[str, int]) -> dict[str, str]:
         MENTORING_BROKER_PORT=str(ports["broker"]),
         MENTORING_CONTROLLER_PORT=str(ports["controller"]),
         MENTORING_MONGODB_PORT=str(ports["mongodb"]),
+        MENTORING_GATEWAY_PORT=str(ports["gateway"]),
+        MENTORING_GATEWAY_STATUS_PORT=str(ports["gateway-status"]),
+        MENTORING_SMTP_PORT=str(ports["smtp"]),
     )
     for service in SERVICES:
         env[f"{service.upper()}_GRPC_PORT"] = str(ports[f"{service}-grpc"])
         env[f"{service.upper()}_METRICS_PORT"] = str(ports[f"{service}-metrics"])
+        env[f"{service.upper()}_HTTP_PORT"] = str(ports[f"{service}-http"])
         env[f"{service.upper()}_ADDR"] = f"127.0.0.1:{ports[f'{service}-grpc']}"
     return env
 
@@ -119,8 +126,10 @@ def test_up_lists_everything_stops_clean_and_keeps_the_data(tmp_path: Path) -> N
         shown = first.wait_ready()
         for expected in ("Apache Kafka 3.9.1", "SecantusDB", "matching-2", *SERVICES):
             assert expected in shown
-        for port in ports.values():
-            assert f":{port}" in shown, port
+        # Every address a user connects to; the services' HTTP ports are the gateway's business.
+        for name, port in ports.items():
+            if not name.endswith("-http") and name != "gateway-status":
+                assert f":{port}" in shown, (name, port)
         program = cli(env, "programs", "create", "-o", "acme", "--name", "Kept across runs")
         assert program.startswith("created program "), program
         program_id = program.split()[2]

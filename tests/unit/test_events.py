@@ -49,6 +49,7 @@ EXPECTED_TOPICS = {
     "message_sent": "message-sent",
     "training_completed": "training-completed",
     "notification_requested": "notification-requested",
+    "session_planned": "session-planned",
     "program_changed": "program-changed",
     "participant_updated": "participant-updated",
     "participant_withdrawn": "participant-withdrawn",
@@ -93,6 +94,9 @@ def payloads() -> dict[str, Message]:
         "message_sent": events_pb2.MessageSent(message_id="m-1"),
         "training_completed": events_pb2.TrainingCompleted(resource_id="t-1"),
         "notification_requested": events_pb2.NotificationRequested(recipient_id="p-1"),
+        "session_planned": events_pb2.SessionPlanned(
+            session_id="s-1", change=events_pb2.SESSION_PLAN_CHANGE_MOVED, sequence=1
+        ),
         "program_changed": events_pb2.ProgramChanged(),
         "participant_updated": events_pb2.ParticipantUpdated(participant_id="p-1"),
         "participant_withdrawn": events_pb2.ParticipantWithdrawn(participant_id="p-1"),

@@ -455,3 +455,9 @@ def test_announce_fans_out_to_known_participants_and_is_idempotent(database: str
         replace(request, announcement_id="ann-2", participant_id="z:1")
     )
     assert announcements.recipients_of(one) == [("z:1", "")]
+    # Channels read who it was for: one person's message is not a group announcement.
+    audiences = {e.notification_requested.data["audience"] for e in announcements.events(one)}
+    assert audiences == {"participant"}
+    assert {e.notification_requested.data["audience"] for e in announcements.events(doc)} == {
+        "program"
+    }

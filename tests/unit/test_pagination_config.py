@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.config import DEFAULT_PORTS, Settings, service_address
+from services.common.config import DEFAULT_HTTP_PORTS, DEFAULT_PORTS, Settings, service_address
 from services.common.errors import InvalidArgument
 from services.common.pagination import (
     DEFAULT_PAGE_SIZE,
@@ -109,8 +109,20 @@ def test_settings_defaults(service: str, grpc_port: int, metrics_port: int) -> N
 
 
 def test_default_ports_are_distinct() -> None:
-    ports = [p for pair in DEFAULT_PORTS.values() for p in pair]
-    assert len(ports) == len(set(ports)) == 8
+    assert set(DEFAULT_HTTP_PORTS) == set(DEFAULT_PORTS)
+    ports = [p for pair in DEFAULT_PORTS.values() for p in pair] + list(DEFAULT_HTTP_PORTS.values())
+    assert len(ports) == len(set(ports)) == 3 * len(DEFAULT_PORTS)
+
+
+def test_cors_origins_are_a_checked_list() -> None:
+    env = {"HTTP_CORS_ORIGINS": " https://portal.example , http://localhost:5173/ "}
+    assert Settings.from_env("engagement", env).cors_origins == (
+        "https://portal.example",
+        "http://localhost:5173",
+    )
+    assert Settings.from_env("engagement", {}).cors_origins == ()
+    with pytest.raises(SystemExit, match=r"HTTP_CORS_ORIGINS: 'portal\.example' is not an origin"):
+        Settings.from_env("engagement", {"HTTP_CORS_ORIGINS": "portal.example"})
 
 
 def test_settings_overrides() -> None:

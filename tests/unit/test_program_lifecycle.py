@@ -29,6 +29,7 @@ from services.engagement import (
     leaves,
     notifications,
     nudges,
+    planning,
     programs,
     store,
 )
@@ -528,19 +529,17 @@ def test_a_retried_request_returns_the_first_result_and_a_reused_id_is_refused()
             ORG, r.relationship_id, held, 45, "virtual", replace(first, fingerprint="x")
         )
     with pytest.raises(AlreadyExists, match="request_id"):  # the same id for another RPC
-        store.schedule_session(
+        planning.schedule_session(
             ORG, r.relationship_id, "a", NOW + timedelta(days=1), 30, "virtual", [], first
         )
     plan = store.ClientRequest("req-2", "digest-2")
-    one = store.schedule_session(ORG, r.relationship_id, "a", NOW, 30, "virtual", [], plan)
-    two = store.schedule_session(ORG, r.relationship_id, "a", NOW, 30, "virtual", [], plan)
+    one, _ = planning.schedule_session(ORG, r.relationship_id, "a", NOW, 30, "virtual", [], plan)
+    two, _ = planning.schedule_session(ORG, r.relationship_id, "a", NOW, 30, "virtual", [], plan)
     assert one.session_id == two.session_id
     assert Session.objects(relationship_id=r.relationship_id).count() == 2
     # Without a request id every call is new.
-    assert (
-        store.schedule_session(ORG, r.relationship_id, "a", NOW, 30, "virtual", []).session_id
-        != one.session_id
-    )
+    three, _ = planning.schedule_session(ORG, r.relationship_id, "a", NOW, 30, "virtual", [])
+    assert three.session_id != one.session_id
     goal_request = store.ClientRequest("req-3", "digest-3")
     goal, created = goals.create_goal(
         ORG, r.relationship_id, "b", "Speak up", "", NOW, goal_request

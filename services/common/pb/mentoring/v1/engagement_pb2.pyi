@@ -633,6 +633,50 @@ class ScheduleSessionRequest(_message.Message):
 Global___ScheduleSessionRequest: _TypeAlias = ScheduleSessionRequest  # noqa: Y015
 
 @_typing.final
+class RescheduleSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    SCHEDULED_AT_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organisation the session belongs to."""
+    session_id: _builtins.str
+    """A scheduled session: a held or cancelled one cannot move (FAILED_PRECONDITION)."""
+    participant_id: _builtins.str
+    """Who moves it: the mentor or the mentee of the session's relationship (a coordinator names
+    the member they act for).
+    """
+    minutes: _builtins.int
+    """The new planned duration, 1-1440; 0 keeps the current one."""
+    request_id: _builtins.str
+    """Optional idempotency key, as in LogSessionRequest: a retry does not move it again."""
+    @_builtins.property
+    def scheduled_at(self) -> _timestamp_pb2.Timestamp:
+        """The new start, in the future."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        scheduled_at: _timestamp_pb2.Timestamp | None = ...,
+        minutes: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_at", b"scheduled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes", "organization_id", b"organization_id", "participant_id", b"participant_id", "request_id", b"request_id", "scheduled_at", b"scheduled_at", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RescheduleSessionRequest: _TypeAlias = RescheduleSessionRequest  # noqa: Y015
+
+@_typing.final
 class MarkSessionHeldRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -85,6 +85,11 @@ class EngagementServiceStub:
                 request_serializer=mentoring_dot_v1_dot_engagement__pb2.ScheduleSessionRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
                 _registered_method=True)
+        self.RescheduleSession = channel.unary_unary(
+                '/mentoring.v1.EngagementService/RescheduleSession',
+                request_serializer=mentoring_dot_v1_dot_engagement__pb2.RescheduleSessionRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+                _registered_method=True)
         self.MarkSessionHeld = channel.unary_unary(
                 '/mentoring.v1.EngagementService/MarkSessionHeld',
                 request_serializer=mentoring_dot_v1_dot_engagement__pb2.MarkSessionHeldRequest.SerializeToString,
@@ -253,7 +258,15 @@ class EngagementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ScheduleSession(self, request, context):
-        """Plans a future session (status scheduled).
+        """Plans a future session (status scheduled); published on session-planned (sequence 0).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RescheduleSession(self, request, context):
+        """Moves a scheduled session to a new time (and length); published on session-planned with
+        the next sequence. Idempotent with a request_id; a move to the time it has changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -267,7 +280,8 @@ class EngagementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelSession(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Published on session-planned with the next sequence; cancelling again changes nothing.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -386,7 +400,8 @@ class EngagementServiceServicer:
         """Everything engagement holds about the given participants (one person's registrations, as
         enrollment's ExportPersonalData names them): their matches, relationships, sessions with
         their own private notes, their goals, the feedback they wrote, their message receipts,
-        training and the notifications requested for them.
+        training and the notifications requested for them. POST only over HTTP: no personal
+        data in logged URLs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -443,6 +458,11 @@ def add_EngagementServiceServicer_to_server(servicer, server):
             'ScheduleSession': grpc.unary_unary_rpc_method_handler(
                     servicer.ScheduleSession,
                     request_deserializer=mentoring_dot_v1_dot_engagement__pb2.ScheduleSessionRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_engagement__pb2.Session.SerializeToString,
+            ),
+            'RescheduleSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RescheduleSession,
+                    request_deserializer=mentoring_dot_v1_dot_engagement__pb2.RescheduleSessionRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_engagement__pb2.Session.SerializeToString,
             ),
             'MarkSessionHeld': grpc.unary_unary_rpc_method_handler(
@@ -811,6 +831,33 @@ class EngagementService:
             target,
             '/mentoring.v1.EngagementService/ScheduleSession',
             mentoring_dot_v1_dot_engagement__pb2.ScheduleSessionRequest.SerializeToString,
+            mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RescheduleSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.EngagementService/RescheduleSession',
+            mentoring_dot_v1_dot_engagement__pb2.RescheduleSessionRequest.SerializeToString,
             mentoring_dot_v1_dot_engagement__pb2.Session.FromString,
             options,
             channel_credentials,

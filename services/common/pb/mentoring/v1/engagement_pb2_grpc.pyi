@@ -58,10 +58,15 @@ class EngagementServiceStub:
     ExtendRelationship: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ExtendRelationshipRequest, _engagement_pb2.Relationship]
     """Moves the expected end date later."""
     ScheduleSession: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ScheduleSessionRequest, _engagement_pb2.Session]
-    """Plans a future session (status scheduled)."""
+    """Plans a future session (status scheduled); published on session-planned (sequence 0)."""
+    RescheduleSession: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.RescheduleSessionRequest, _engagement_pb2.Session]
+    """Moves a scheduled session to a new time (and length); published on session-planned with
+    the next sequence. Idempotent with a request_id; a move to the time it has changes nothing.
+    """
     MarkSessionHeld: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.MarkSessionHeldRequest, _engagement_pb2.Session]
     """The scheduled session took place: it is logged and published on session-logged."""
     CancelSession: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.CancelSessionRequest, _engagement_pb2.Session]
+    """Published on session-planned with the next sequence; cancelling again changes nothing."""
     AddSessionNote: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.AddSessionNoteRequest, _engagement_pb2.Session]
     """Sets the caller's own private note on a session. Notes are never published."""
     ListSessions: _grpc.UnaryUnaryMultiCallable[_engagement_pb2.ListSessionsRequest, _engagement_pb2.ListSessionsResponse]
@@ -99,7 +104,8 @@ class EngagementServiceStub:
     """Everything engagement holds about the given participants (one person's registrations, as
     enrollment's ExportPersonalData names them): their matches, relationships, sessions with
     their own private notes, their goals, the feedback they wrote, their message receipts,
-    training and the notifications requested for them.
+    training and the notifications requested for them. POST only over HTTP: no personal
+    data in logged URLs.
     """
 
 @_typing.type_check_only
@@ -132,10 +138,15 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     ExtendRelationship: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ExtendRelationshipRequest, _engagement_pb2.Relationship]  # type: ignore[assignment]
     """Moves the expected end date later."""
     ScheduleSession: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ScheduleSessionRequest, _engagement_pb2.Session]  # type: ignore[assignment]
-    """Plans a future session (status scheduled)."""
+    """Plans a future session (status scheduled); published on session-planned (sequence 0)."""
+    RescheduleSession: _aio.UnaryUnaryMultiCallable[_engagement_pb2.RescheduleSessionRequest, _engagement_pb2.Session]  # type: ignore[assignment]
+    """Moves a scheduled session to a new time (and length); published on session-planned with
+    the next sequence. Idempotent with a request_id; a move to the time it has changes nothing.
+    """
     MarkSessionHeld: _aio.UnaryUnaryMultiCallable[_engagement_pb2.MarkSessionHeldRequest, _engagement_pb2.Session]  # type: ignore[assignment]
     """The scheduled session took place: it is logged and published on session-logged."""
     CancelSession: _aio.UnaryUnaryMultiCallable[_engagement_pb2.CancelSessionRequest, _engagement_pb2.Session]  # type: ignore[assignment]
+    """Published on session-planned with the next sequence; cancelling again changes nothing."""
     AddSessionNote: _aio.UnaryUnaryMultiCallable[_engagement_pb2.AddSessionNoteRequest, _engagement_pb2.Session]  # type: ignore[assignment]
     """Sets the caller's own private note on a session. Notes are never published."""
     ListSessions: _aio.UnaryUnaryMultiCallable[_engagement_pb2.ListSessionsRequest, _engagement_pb2.ListSessionsResponse]  # type: ignore[assignment]
@@ -173,7 +184,8 @@ class EngagementServiceAsyncStub(EngagementServiceStub):
     """Everything engagement holds about the given participants (one person's registrations, as
     enrollment's ExportPersonalData names them): their matches, relationships, sessions with
     their own private notes, their goals, the feedback they wrote, their message receipts,
-    training and the notifications requested for them.
+    training and the notifications requested for them. POST only over HTTP: no personal
+    data in logged URLs.
     """
 
 class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -263,7 +275,17 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _engagement_pb2.ScheduleSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]:
-        """Plans a future session (status scheduled)."""
+        """Plans a future session (status scheduled); published on session-planned (sequence 0)."""
+
+    @_abc_1.abstractmethod
+    def RescheduleSession(
+        self,
+        request: _engagement_pb2.RescheduleSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]:
+        """Moves a scheduled session to a new time (and length); published on session-planned with
+        the next sequence. Idempotent with a request_id; a move to the time it has changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def MarkSessionHeld(
@@ -278,7 +300,8 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _engagement_pb2.CancelSessionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]: ...
+    ) -> _typing.Union[_engagement_pb2.Session, _abc.Awaitable[_engagement_pb2.Session]]:
+        """Published on session-planned with the next sequence; cancelling again changes nothing."""
 
     @_abc_1.abstractmethod
     def AddSessionNote(
@@ -418,7 +441,8 @@ class EngagementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Everything engagement holds about the given participants (one person's registrations, as
         enrollment's ExportPersonalData names them): their matches, relationships, sessions with
         their own private notes, their goals, the feedback they wrote, their message receipts,
-        training and the notifications requested for them.
+        training and the notifications requested for them. POST only over HTTP: no personal
+        data in logged URLs.
         """
 
 def add_EngagementServiceServicer_to_server(servicer: EngagementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -267,6 +267,7 @@ class EnrollmentServiceServicer:
 
         Everything enrollment holds about a person; the participant ids it returns name the
         person in matching's and engagement's ExportPersonalData. NOT_FOUND for nobody.
+        POST only over HTTP: who is asked about stays out of URLs, which proxies log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -90,6 +90,7 @@ class EnrollmentServiceStub:
 
     Everything enrollment holds about a person; the participant ids it returns name the
     person in matching's and engagement's ExportPersonalData. NOT_FOUND for nobody.
+    POST only over HTTP: who is asked about stays out of URLs, which proxies log.
     """
     ErasePerson: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ErasePersonRequest, _enrollment_pb2.Erasure]
     """Erases (pseudonymises) the person at once in enrollment: names, e-mail, profile,
@@ -164,6 +165,7 @@ class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
 
     Everything enrollment holds about a person; the participant ids it returns name the
     person in matching's and engagement's ExportPersonalData. NOT_FOUND for nobody.
+    POST only over HTTP: who is asked about stays out of URLs, which proxies log.
     """
     ErasePerson: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ErasePersonRequest, _enrollment_pb2.Erasure]  # type: ignore[assignment]
     """Erases (pseudonymises) the person at once in enrollment: names, e-mail, profile,
@@ -337,6 +339,7 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Everything enrollment holds about a person; the participant ids it returns name the
         person in matching's and engagement's ExportPersonalData. NOT_FOUND for nobody.
+        POST only over HTTP: who is asked about stays out of URLs, which proxies log.
         """
 
     @_abc_1.abstractmethod

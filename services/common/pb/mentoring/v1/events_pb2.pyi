@@ -21,6 +21,25 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SessionPlanChange:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SessionPlanChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionPlanChange.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SESSION_PLAN_CHANGE_UNSPECIFIED: _SessionPlanChange.ValueType  # 0
+    SESSION_PLAN_CHANGE_SCHEDULED: _SessionPlanChange.ValueType  # 1
+    SESSION_PLAN_CHANGE_MOVED: _SessionPlanChange.ValueType  # 2
+    SESSION_PLAN_CHANGE_CANCELLED: _SessionPlanChange.ValueType  # 3
+
+class SessionPlanChange(_SessionPlanChange, metaclass=_SessionPlanChangeEnumTypeWrapper): ...
+
+SESSION_PLAN_CHANGE_UNSPECIFIED: SessionPlanChange.ValueType  # 0
+SESSION_PLAN_CHANGE_SCHEDULED: SessionPlanChange.ValueType  # 1
+SESSION_PLAN_CHANGE_MOVED: SessionPlanChange.ValueType  # 2
+SESSION_PLAN_CHANGE_CANCELLED: SessionPlanChange.ValueType  # 3
+Global___SessionPlanChange: _TypeAlias = SessionPlanChange  # noqa: Y015
+
 class _MatchingAlgorithm:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -274,6 +293,7 @@ class Event(_message.Message):
     MESSAGE_SENT_FIELD_NUMBER: _builtins.int
     TRAINING_COMPLETED_FIELD_NUMBER: _builtins.int
     NOTIFICATION_REQUESTED_FIELD_NUMBER: _builtins.int
+    SESSION_PLANNED_FIELD_NUMBER: _builtins.int
     APPLICATION_SUBMITTED_FIELD_NUMBER: _builtins.int
     APPLICATION_SCREENED_FIELD_NUMBER: _builtins.int
     @_builtins.property
@@ -366,6 +386,12 @@ class Event(_message.Message):
         """
 
     @_builtins.property
+    def session_planned(self) -> Global___SessionPlanned:
+        """A session was scheduled, moved or cancelled: what calendars and reminders need.
+        session-planned
+        """
+
+    @_builtins.property
     def application_submitted(self) -> Global___ApplicationSubmitted:
         """application-submitted"""
 
@@ -396,14 +422,15 @@ class Event(_message.Message):
         message_sent: Global___MessageSent | None = ...,
         training_completed: Global___TrainingCompleted | None = ...,
         notification_requested: Global___NotificationRequested | None = ...,
+        session_planned: Global___SessionPlanned | None = ...,
         application_submitted: Global___ApplicationSubmitted | None = ...,
         application_screened: Global___ApplicationScreened | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_erased", b"participant_erased", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_erased", b"participant_erased", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "session_planned", b"session_planned", "training_completed", b"training_completed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_erased", b"participant_erased", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "training_completed", b"training_completed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_screened", b"application_screened", "application_submitted", b"application_submitted", "envelope", b"envelope", "feedback_submitted", b"feedback_submitted", "goal_updated", b"goal_updated", "hr_event", b"hr_event", "match_expired", b"match_expired", "match_proposed", b"match_proposed", "match_responded", b"match_responded", "matching_run_completed", b"matching_run_completed", "matching_run_requested", b"matching_run_requested", "message_sent", b"message_sent", "notification_requested", b"notification_requested", "participant_erased", b"participant_erased", "participant_registered", b"participant_registered", "participant_updated", b"participant_updated", "participant_withdrawn", b"participant_withdrawn", "payload", b"payload", "program_changed", b"program_changed", "relationship_ended", b"relationship_ended", "relationship_started", b"relationship_started", "session_logged", b"session_logged", "session_planned", b"session_planned", "training_completed", b"training_completed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "participant_erased", "goal_updated", "feedback_submitted", "message_sent", "training_completed", "notification_requested", "application_submitted", "application_screened"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["participant_registered", "match_proposed", "match_responded", "relationship_started", "session_logged", "relationship_ended", "match_expired", "matching_run_requested", "matching_run_completed", "hr_event", "program_changed", "participant_updated", "participant_withdrawn", "participant_erased", "goal_updated", "feedback_submitted", "message_sent", "training_completed", "notification_requested", "session_planned", "application_submitted", "application_screened"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -582,6 +609,7 @@ class ParticipantRegistered(_message.Message):
     PROFILE_FIELD_NUMBER: _builtins.int
     CAMPAIGN_FIELD_NUMBER: _builtins.int
     LEAVE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     participant_id: _builtins.str
     role: _common_pb2.Role.ValueType
     display_name: _builtins.str
@@ -589,6 +617,10 @@ class ParticipantRegistered(_message.Message):
     """How many mentees a mentor takes at once; 0 for mentees."""
     campaign: _builtins.str
     """Campaign code: how the participant heard of the program; empty when not given."""
+    email: _builtins.str
+    """Where the notification service writes to the participant. On the log like display_name;
+    every service erases its copy on participant-erased.
+    """
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Skills a mentor offers, or a mentee seeks; lower-cased."""
@@ -614,10 +646,11 @@ class ParticipantRegistered(_message.Message):
         profile: _common_pb2.Profile | None = ...,
         campaign: _builtins.str = ...,
         leave: Global___LeaveOfAbsence | None = ...,
+        email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["leave", b"leave", "profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "capacity", b"capacity", "display_name", b"display_name", "leave", b"leave", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "capacity", b"capacity", "display_name", b"display_name", "email", b"email", "leave", b"leave", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -764,6 +797,71 @@ class SessionLogged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionLogged: _TypeAlias = SessionLogged  # noqa: Y015
+
+@_typing.final
+class SessionPlanned(_message.Message):
+    """A planned session changed: scheduled, moved or cancelled. Published on every change with a
+    higher sequence (a calendar's SEQUENCE), so the one with the highest sequence is the plan; the
+    session keeps its id, which calendars use as the event's UID.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_ID_FIELD_NUMBER: _builtins.int
+    MENTOR_ID_FIELD_NUMBER: _builtins.int
+    MENTEE_ID_FIELD_NUMBER: _builtins.int
+    SCHEDULED_AT_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    CANCEL_REASON_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    relationship_id: _builtins.str
+    mentor_id: _builtins.str
+    mentee_id: _builtins.str
+    minutes: _builtins.int
+    """Planned duration, 1-1440."""
+    mode: _common_pb2.SessionMode.ValueType
+    change: Global___SessionPlanChange.ValueType
+    sequence: _builtins.int
+    """0 when scheduled, one more on each later change of the same session."""
+    cancel_reason: _builtins.str
+    """Why it was cancelled; cancellations only."""
+    changed_by: _builtins.str
+    """The participant or coordinator who made the change."""
+    @_builtins.property
+    def scheduled_at(self) -> _timestamp_pb2.Timestamp:
+        """When it starts (for a move, the new time)."""
+
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        relationship_id: _builtins.str = ...,
+        mentor_id: _builtins.str = ...,
+        mentee_id: _builtins.str = ...,
+        scheduled_at: _timestamp_pb2.Timestamp | None = ...,
+        minutes: _builtins.int = ...,
+        mode: _common_pb2.SessionMode.ValueType = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        change: Global___SessionPlanChange.ValueType = ...,
+        sequence: _builtins.int = ...,
+        cancel_reason: _builtins.str = ...,
+        changed_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_at", b"scheduled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "change", b"change", "changed_by", b"changed_by", "mentee_id", b"mentee_id", "mentor_id", b"mentor_id", "minutes", b"minutes", "mode", b"mode", "relationship_id", b"relationship_id", "scheduled_at", b"scheduled_at", "sequence", b"sequence", "session_id", b"session_id", "topics", b"topics"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionPlanned: _TypeAlias = SessionPlanned  # noqa: Y015
 
 @_typing.final
 class RelationshipEnded(_message.Message):
@@ -1234,10 +1332,13 @@ class ParticipantUpdated(_message.Message):
     CAPACITY_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
     LEAVE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     participant_id: _builtins.str
     role: _common_pb2.Role.ValueType
     display_name: _builtins.str
     capacity: _builtins.int
+    email: _builtins.str
+    """Where the notification service writes to the participant."""
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1261,10 +1362,11 @@ class ParticipantUpdated(_message.Message):
         capacity: _builtins.int = ...,
         profile: _common_pb2.Profile | None = ...,
         leave: Global___LeaveOfAbsence | None = ...,
+        email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["leave", b"leave", "profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "leave", b"leave", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "display_name", b"display_name", "email", b"email", "leave", b"leave", "participant_id", b"participant_id", "profile", b"profile", "role", b"role", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -183,7 +183,7 @@ class MatchingServiceServicer:
     def ExportPersonalData(self, request, context):
         """Everything matching holds about the given participants (one person's registrations, as
         enrollment's ExportPersonalData names them). Participants it does not know in the
-        organisation are left out.
+        organisation are left out. POST only over HTTP: no personal data in logged URLs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -63,7 +63,7 @@ class MatchingServiceStub:
     ExportPersonalData: _grpc.UnaryUnaryMultiCallable[_matching_pb2.ExportMatchingPersonalDataRequest, _matching_pb2.MatchingPersonalData]
     """Everything matching holds about the given participants (one person's registrations, as
     enrollment's ExportPersonalData names them). Participants it does not know in the
-    organisation are left out.
+    organisation are left out. POST only over HTTP: no personal data in logged URLs.
     """
 
 @_typing.type_check_only
@@ -101,7 +101,7 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     ExportPersonalData: _aio.UnaryUnaryMultiCallable[_matching_pb2.ExportMatchingPersonalDataRequest, _matching_pb2.MatchingPersonalData]  # type: ignore[assignment]
     """Everything matching holds about the given participants (one person's registrations, as
     enrollment's ExportPersonalData names them). Participants it does not know in the
-    organisation are left out.
+    organisation are left out. POST only over HTTP: no personal data in logged URLs.
     """
 
 class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -208,7 +208,7 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_matching_pb2.MatchingPersonalData, _abc.Awaitable[_matching_pb2.MatchingPersonalData]]:
         """Everything matching holds about the given participants (one person's registrations, as
         enrollment's ExportPersonalData names them). Participants it does not know in the
-        organisation are left out.
+        organisation are left out. POST only over HTTP: no personal data in logged URLs.
         """
 
 def add_MatchingServiceServicer_to_server(servicer: MatchingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
