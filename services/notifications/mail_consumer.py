@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from services.common import clock
 from services.common.kafka import Delivered, Rejected
+from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import run_sync
 from services.notifications import calendar_feeds, mail_store, notices, unsubscribes
 from services.notifications.metrics import count_message
@@ -35,10 +36,16 @@ class MailConsumer:
         # Contacts first: a batch holds several topics' partitions in no particular order, and
         # a participant registered in it is the recipient, or the partner named, of its
         # messages. (One who arrives later still gets them: the sender retries.)
-        kinds = {"participant_registered", "participant_updated", "participant_erased"}
+        saved: list[Event] = []
         for item in batch:
-            if item.event.WhichOneof("payload") in kinds:
-                await self._contact(item)
+            kind = item.event.WhichOneof("payload")
+            if kind in ("participant_registered", "participant_updated"):
+                saved.append(item.event)
+            elif kind == "participant_erased":
+                await run_sync(mail_store.save_contacts, saved, clock.now())
+                saved = []
+                await self._erase(item.event)
+        await run_sync(mail_store.save_contacts, saved, clock.now())
         queued = [
             mail_store.Queued(
                 item.event,
@@ -53,17 +60,13 @@ class MailConsumer:
         await self._flush(queued)
         return []
 
-    async def _contact(self, item: Delivered) -> None:
-        event = item.event
-        if event.WhichOneof("payload") == "participant_erased":
-            org = event.envelope.organization_id
-            erased = event.participant_erased.participant_id
-            await run_sync(mail_store.erase_contact, org, erased, clock.now())
-            # Their calendar feed and unsubscribe links stop working.
-            await run_sync(calendar_feeds.forget, org, erased)
-            await run_sync(unsubscribes.forget, org, erased)
-        else:
-            await run_sync(mail_store.save_contact, event, clock.now())
+    async def _erase(self, event: Event) -> None:
+        org = event.envelope.organization_id
+        erased = event.participant_erased.participant_id
+        await run_sync(mail_store.erase_contact, org, erased, clock.now())
+        # Their calendar feed and unsubscribe links stop working.
+        await run_sync(calendar_feeds.forget, org, erased)
+        await run_sync(unsubscribes.forget, org, erased)
 
     async def _flush(self, run: list[mail_store.Queued]) -> None:
         if not run:

@@ -51,16 +51,18 @@ def register(
     role: common_pb2.Role.ValueType = common_pb2.ROLE_MENTOR,
     **profile: Any,
 ) -> None:
-    mail_store.save_contact(
-        event(
-            events_pb2.ParticipantRegistered(
-                participant_id=pid,
-                role=role,
-                display_name=name,
-                email=f"{name.lower()}@acme.example",
-                profile=common_pb2.Profile(**profile),
+    mail_store.save_contacts(
+        [
+            event(
+                events_pb2.ParticipantRegistered(
+                    participant_id=pid,
+                    role=role,
+                    display_name=name,
+                    email=f"{name.lower()}@acme.example",
+                    profile=common_pb2.Profile(**profile),
+                )
             )
-        ),
+        ],
         NOW,
     )
 
@@ -270,6 +272,30 @@ def test_preferences_suppress_or_defer_at_queueing(db: None) -> None:
     assert mail_store.claim_due(NOW, 10, timedelta(seconds=60)) == []
     suppressed = Message.objects(participant_id="b").get()
     assert suppressed.event is None and suppressed.data == {}
+
+
+def test_a_batch_of_contacts_is_saved_in_order_and_leaves_the_erased_alone(db: None) -> None:
+    register("gone", "Gus")
+    mail_store.erase_contact(ORG, "gone", NOW)
+
+    def person(kind: type[Any], pid: str, name: str) -> events_pb2.Event:
+        return event(kind(participant_id=pid, display_name=name, email=f"{pid}@acme.example"))
+
+    mail_store.save_contacts(
+        [
+            person(events_pb2.ParticipantRegistered, "a", "Ana"),
+            person(events_pb2.ParticipantRegistered, "gone", "Gus"),
+            person(events_pb2.ParticipantRegistered, "b", "Ben"),
+            person(events_pb2.ParticipantUpdated, "a", "Ana Lima"),
+        ],
+        NOW,
+    )
+    names = {c.participant_id: (c.name, c.email) for c in Contact.objects(organization_id=ORG)}
+    assert names == {
+        "a": ("Ana Lima", "a@acme.example"),
+        "b": ("Ben", "b@acme.example"),
+        "gone": ("", ""),
+    }
 
 
 def test_erasure_pseudonymises_the_contact_and_its_delivery_log(db: None) -> None:

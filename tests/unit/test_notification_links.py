@@ -45,7 +45,7 @@ def register(pid: str, name: str, time_zone: str = "Europe/Paris") -> None:
         email=f"{name.lower()}@acme.example",
         profile=common_pb2.Profile(timezone=time_zone),
     )
-    mail_store.save_contact(event(made), NOW)
+    mail_store.save_contacts([event(made)], NOW)
 
 
 def event(payload: Any, event_id: str | None = None) -> events_pb2.Event:
