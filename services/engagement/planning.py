@@ -15,7 +15,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from services.common import clock, idempotency, outbox
+from services.common import idempotency, outbox
 from services.common.errors import FailedPrecondition
 from services.common.events import scoped_id
 from services.common.outbox import OutboxEntry
@@ -23,14 +23,8 @@ from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import Transaction
 from services.engagement import convert, domain
 from services.engagement.documents import Relationship, Session
+from services.engagement.ending import plan_time
 from services.engagement.store import NO_REQUEST_ID, ClientRequest, relationship_for, session_for
-
-
-def _now() -> datetime:
-    """Now as the database keeps it (milliseconds): an event built before storing and one
-    rebuilt from the stored session agree."""
-    now = clock.now()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _latest(session: Session, relationship: Relationship) -> list[Event]:
@@ -81,7 +75,7 @@ def schedule_session(
         topics=topics,
         plan_sequence=0,
         changed_by=changed_by or participant_id,
-        changed_at=_now(),
+        changed_at=plan_time(),
     )
 
     def plan(tx: Transaction) -> tuple[Session, list[Event]]:
@@ -133,7 +127,7 @@ def reschedule_session(
             "set__minutes": length,
             "set__plan_sequence": sequence,
             "set__changed_by": changed_by or participant_id,
-            "set__changed_at": _now(),
+            "set__changed_at": plan_time(),
         }
         if move_id:
             changes["push__move_ids"] = move_id
@@ -174,7 +168,7 @@ def cancel_session(
             set__cancel_reason=reason,
             set__plan_sequence=(current.plan_sequence or 0) + 1,
             set__changed_by=changed_by or participant_id,
-            set__changed_at=_now(),
+            set__changed_at=plan_time(),
         )
         current = tx.find(Session, pk=session.pk)
         if cancelled:

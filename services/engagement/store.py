@@ -17,7 +17,7 @@ from services.common.pb.mentoring.v1.common_pb2 import (
 )
 from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import Transaction, update_if
-from services.engagement import convert, domain, programs, seats
+from services.engagement import convert, domain, ending, programs, seats
 from services.engagement.documents import (
     Feedback,
     Goal,
@@ -272,9 +272,10 @@ def end_relationship(
     reason: str,
     not_a_good_fit: bool,
 ) -> tuple[Relationship, list[Event]]:
-    """End it once, freeing both members' seats, in one transaction with relationship-ended
-    (staged in the outbox). Returns the relationship and its event, also on a retry of the
-    same ending (which changes nothing)."""
+    """End it once, freeing both members' seats and cancelling its planned sessions, in one
+    transaction with relationship-ended and their session-planned (staged in the outbox).
+    Returns the relationship and its events; a retry of the same ending changes nothing and
+    returns relationship-ended alone."""
 
     def end(tx: Transaction) -> tuple[Relationship, list[Event]]:
         relationship = tx.find(
@@ -305,6 +306,9 @@ def end_relationship(
                 raise FailedPrecondition("relationship_id: the relationship is changing; try again")
             seats.release(tx, relationship)
             relationship = tx.find(Relationship, pk=relationship.pk)
+            cancelled = ending.cancel_planned(tx, relationship, participant_id)
+            ended = convert.relationship_ended_event(relationship, not_a_good_fit)
+            return relationship, [ended, *cancelled]
         return relationship, [convert.relationship_ended_event(relationship, not_a_good_fit)]
 
     return outbox.commit(end)

@@ -1,5 +1,6 @@
 """A participant withdrew from the program (participant-withdrawn): their ongoing relationships
-close early, and the proposals still waiting for an answer expire, so nobody answers them.
+close early (their planned sessions cancelled), and the proposals still waiting for an answer
+expire, so nobody answers them.
 Blocking (storage): call through storage.run_sync."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import functools
 from services.common import clock, storage
 from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.common.storage import Transaction
-from services.engagement import domain, seats
+from services.engagement import domain, ending, seats
 from services.engagement.convert import relationship_ended_event
 from services.engagement.documents import Match, Relationship
 
@@ -26,8 +27,9 @@ def _involving(participant_id: str) -> dict[str, object]:
 
 def apply_withdrawal(event: Event) -> list[Event]:
     """Close the participant's ongoing relationships and expire their open proposals. Returns
-    the relationship-ended events to publish: those closed now, and those this withdrawal
-    closed before (a redelivery after a crash republishes them under the same ids)."""
+    the relationship-ended events to publish, each followed by the session-planned events of
+    the sessions it cancelled: those closed now, and those this withdrawal closed before (a
+    redelivery after a crash republishes them under the same ids)."""
     gone = event.participant_withdrawn
     return leave(event.envelope.organization_id, gone.participant_id, end_reason(gone.reason))
 
@@ -42,16 +44,26 @@ def leave(org: str, participant_id: str, reason: str) -> list[Event]:
         __raw__=_involving(participant_id)
     )
     for relationship in list(ongoing):
-        storage.atomic(functools.partial(_close, relationship=relationship, reason=reason))
+        storage.atomic(
+            functools.partial(
+                _close, relationship=relationship, reason=reason, participant_id=participant_id
+            )
+        )
     closed = Relationship.objects(
         organization_id=org, status=domain.CLOSED_EARLY, end_reason=reason
     ).filter(__raw__=_involving(participant_id))
-    return [relationship_ended_event(r) for r in closed.order_by("relationship_id")]
+    return [
+        event
+        for r in closed.order_by("relationship_id")
+        for event in (relationship_ended_event(r), *ending.cancelled_with(r))
+    ]
 
 
-def _close(tx: Transaction, *, relationship: Relationship, reason: str) -> None:
-    """Close it early and free its seats. Conditional on the status read: a pair ending it at
-    the same moment wins or loses whole, never both."""
+def _close(
+    tx: Transaction, *, relationship: Relationship, reason: str, participant_id: str
+) -> None:
+    """Close it early, free its seats and cancel its planned sessions. Conditional on the
+    status read: a pair ending it at the same moment wins or loses whole, never both."""
     if tx.update(
         Relationship,
         {"pk": relationship.pk, "status": relationship.status},
@@ -60,3 +72,4 @@ def _close(tx: Transaction, *, relationship: Relationship, reason: str) -> None:
         set__ended_at=clock.now(),
     ):
         seats.release(tx, relationship)
+        ending.cancel_planned(tx, relationship, participant_id)

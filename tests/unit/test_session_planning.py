@@ -14,7 +14,7 @@ from services.common.api import common_pb2, events_pb2
 from services.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.common.events import new_event, scoped_id, stable_event_id, topic_of
 from services.common.outbox import OutboxEntry
-from services.engagement import convert, domain, planning, store
+from services.engagement import convert, domain, planning, store, withdrawals
 from services.engagement.documents import Relationship, Session
 from tests.unit import memory_db
 
@@ -209,7 +209,8 @@ def test_an_ended_relationships_session_stays_put_a_paused_ones_may_move() -> No
     moved, _ = planning.reschedule_session(ORG, session.session_id, MENTOR, LATER, 0)
     assert moved.plan_sequence == 1
     store.end_relationship(ORG, r.relationship_id, MENTOR, False, "moved on", False)
-    with pytest.raises(FailedPrecondition, match=r"^relationship_id"):
+    # The ending cancelled it.
+    with pytest.raises(FailedPrecondition, match=r"^session_id: the session is cancelled"):
         planning.reschedule_session(ORG, session.session_id, MENTOR, EVEN_LATER, 0)
 
 
@@ -249,3 +250,41 @@ def test_analytics_counts_a_session_planned_and_folds_nothing_else() -> None:
     state = program_state.new_state()
     program_state.apply(state, events[0])
     assert state == {**program_state.new_state(), "events": 1}
+
+
+def test_ending_a_relationship_cancels_its_planned_sessions_in_the_same_stroke() -> None:
+    r = pair()
+    first, _ = schedule(r)
+    dropped, _ = planning.schedule_session(
+        ORG, r.relationship_id, MENTOR, LATER, 30, "virtual", [], store.NO_REQUEST_ID
+    )
+    planning.cancel_session(ORG, dropped.session_id, MENTOR, "clash")
+
+    _, events = store.end_relationship(ORG, r.relationship_id, MENTEE, False, "moving on", False)
+
+    assert [topic_of(e) for e in events] == ["relationship-ended", "session-planned"]
+    cancelled = events[1].session_planned
+    assert (cancelled.session_id, cancelled.sequence) == (first.session_id, 1)
+    assert cancelled.change == events_pb2.SESSION_PLAN_CHANGE_CANCELLED
+    assert (cancelled.cancel_reason, cancelled.changed_by) == ("the relationship ended", MENTEE)
+    kept = Session.objects.get(session_id=dropped.session_id)
+    assert (kept.cancel_reason, kept.plan_sequence) == ("clash", 1)  # cancelled before: as it was
+    # Staged with the ending; a retry of the ending cancels nothing more.
+    assert events[1].envelope.event_id in {e.envelope.event_id for e in staged().values()}
+    _, again = store.end_relationship(ORG, r.relationship_id, MENTEE, False, "moving on", False)
+    assert [topic_of(e) for e in again] == ["relationship-ended"]
+
+
+def test_a_withdrawal_cancels_the_planned_sessions_and_republishes_them_on_redelivery() -> None:
+    r = pair()
+    session, _ = schedule(r)
+    first = withdrawals.leave(ORG, MENTOR, "withdrawn: moved abroad")
+    again = withdrawals.leave(ORG, MENTOR, "withdrawn: moved abroad")
+    assert [topic_of(e) for e in first] == ["relationship-ended", "session-planned"]
+    assert [e.envelope.event_id for e in again] == [e.envelope.event_id for e in first]
+    payload = first[1].session_planned
+    assert (payload.session_id, payload.sequence, payload.changed_by) == (
+        session.session_id,
+        1,
+        MENTOR,
+    )
