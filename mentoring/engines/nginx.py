@@ -193,12 +193,18 @@ class Gateway:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def root(self) -> Path:
+        """The prefix, absolute: nginx reads a relative `-c` path under its prefix (`make up`'s
+        data folder is relative to the checkout)."""
+        return self.prefix.resolve()
+
+    @property
     def config_file(self) -> Path:
-        return self.prefix / "conf" / "nginx.conf"
+        return self.root / "conf" / "nginx.conf"
 
     @property
     def pid_file(self) -> Path:
-        return self.prefix / "nginx.pid"
+        return self.root / "nginx.pid"
 
     def values(self) -> dict[str, str]:
         values = {
@@ -222,7 +228,7 @@ class Gateway:
                 f"The gateway's nginx (Debian {SUITE}) is not prepared: run `make engines` "
                 "(or `mentoring engines install`)"
             )
-        return [str(binary(env)), "-p", f"{self.prefix}/", "-c", str(self.config_file)]
+        return [str(binary(env)), "-p", f"{self.root}/", "-c", str(self.config_file)]
 
     def _globals(self) -> str:
         # Started by root, nginx's workers would run as nobody, who may not read a private

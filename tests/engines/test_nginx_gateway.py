@@ -55,3 +55,17 @@ def test_an_nginx_of_ones_own_replaces_the_cached_one(tmp_path: Path) -> None:
     own.touch()
     assert nginx.installed(env)
     assert not nginx.installed({"MENTORING_CACHE_DIR": str(tmp_path / "empty")})
+
+
+def test_a_relative_data_folder_as_make_up_uses_starts_nginx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make up` keeps its data in .run/data, relative to the checkout.
+    monkeypatch.chdir(tmp_path)
+    stack = Stack(Ports.free(), log_dir=Path(".run/logs"), data_dir=Path(".run/data"))
+    gateway = stack.gateway
+    gateway.prepare()
+    checked = subprocess.run(
+        gateway.check_argv(), capture_output=True, text=True, timeout=30, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
