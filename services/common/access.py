@@ -214,6 +214,9 @@ POLICY: Mapping[str, Mapping[str, Access]] = {
         # The feed URL is a credential to the participant's calendar: theirs, or staff's.
         "CreateCalendarFeed": participant("participant_id"),
         "RevokeCalendarFeed": participant("participant_id"),
+        # What the organisation's mails look like: staff set it, its members may read it.
+        "SetOrganizationBranding": COORDINATORS,
+        "GetOrganizationBranding": MEMBERS,
     },
 }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.notifications import compose, invitations, mail_store
+from services.notifications import branding_store, compose, invitations, mail_store
 from services.notifications.documents import CalendarFeed, Contact, PlannedSession
 
 # The newest sessions a feed lists: a calendar needs what is coming and some history, and a
@@ -66,7 +66,7 @@ def calendar(token_hash: str, sender: str, portal_url: str, now: datetime) -> by
     )
     ids = [participant_id, *(p for plan in plans for p in plan.participant_ids)]
     contacts = mail_store.contacts(organization_id, ids)
-    brand = compose.brand_of(organization_id, portal_url)
+    brand = compose.brand_of(organization_id, portal_url, branding_store.get(organization_id))
     entries = [
         invitations.FeedEntry(
             compose.session_details(organization_id, _data(plan), contacts, brand),

@@ -10,7 +10,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from services.notifications import invitations, notices
-from services.notifications.documents import Contact, Message
+from services.notifications.documents import Contact, Message, OrganizationBranding
 from services.notifications.mail import Brand, DigestItem, Notification, Recipient, Renderer
 
 # Shown in place of someone erased or not (yet) known.
@@ -22,10 +22,18 @@ class Undeliverable(ValueError):
     their contact may still arrive."""
 
 
-def brand_of(organization_id: str, portal_url: str) -> Brand:
-    """No service holds an organisation's display name or colours yet: its id, the default
-    colour."""
-    return Brand(name=organization_id, portal_url=portal_url)
+def brand_of(
+    organization_id: str, portal_url: str, branding: OrganizationBranding | None = None
+) -> Brand:
+    """The organisation as it set its branding (`portal_url`, the deployment's portal, where it
+    gave none); until it does, its id and the default colour."""
+    if branding is None:
+        return Brand(name=organization_id, portal_url=portal_url)
+    return Brand(
+        name=branding.display_name,
+        colour=branding.brand_colour,
+        portal_url=branding.portal_url or portal_url,
+    )
 
 
 def recipient_of(contact: Contact | None) -> Recipient:

@@ -11,10 +11,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.common.errors import InvalidArgument
 from services.common.pb.mentoring.v1 import notifications_pb2 as pb
 from services.common.pb.mentoring.v1.events_pb2 import Event
-from services.notifications import domain, mail_store, preferences
+from services.notifications import compose, domain, mail_store, preferences
 from services.notifications.documents import (
     DeliveryRow,
     Message,
+    OrganizationBranding,
     Preferences,
     WebhookDelivery,
     WebhookEndpoint,
@@ -179,4 +180,19 @@ def message_delivery(m: Message) -> pb.NotificationDelivery:
         address=m.address,
         digest_id=m.digest_id,
         **attempts_of(m),
+    )
+
+
+def branding_message(
+    organization_id: str, doc: OrganizationBranding | None
+) -> pb.OrganizationBranding:
+    """What mails show: the stored branding, or the fallback compose.brand_of makes (portal
+    empty: the deployment's)."""
+    brand = compose.brand_of(organization_id, "", doc)
+    return pb.OrganizationBranding(
+        organization_id=organization_id,
+        display_name=brand.name,
+        brand_colour=brand.colour,
+        portal_url=brand.portal_url,
+        updated_at=stamp(doc.updated_at) if doc is not None else None,
     )

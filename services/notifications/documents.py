@@ -361,3 +361,20 @@ class ChatProgram(Document):
         "collection": "chat_programs",
         "indexes": [{"fields": ["organization_id", "program_id"], "unique": True}],
     }
+
+
+class OrganizationBranding(Document):
+    """The name, colour and portal an organisation's mails show (SetOrganizationBranding);
+    none stored: its id, the default colour, the deployment's portal."""
+
+    organization_id = StringField(required=True)
+    display_name = StringField(required=True)
+    # Lower-case #rrggbb.
+    brand_colour = StringField(required=True)
+    # Empty: the deployment's portal.
+    portal_url = StringField(default="")
+    updated_at = DateTimeField(required=True)
+    meta = {
+        "collection": "organization_branding",
+        "indexes": [{"fields": ["organization_id"], "unique": True}],
+    }

@@ -14,6 +14,7 @@ from services.common import clock
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
 from services.notifications import (
+    branding_store,
     compose,
     delivery_loop,
     links,
@@ -92,9 +93,11 @@ class MailSender(delivery_loop.DeliveryLoop[Message, Message]):
         )
 
     def _compose(self, message: Message) -> tuple[EmailMessage, str]:
-        """Blocking: reads the contacts (and a digest's messages)."""
+        """Blocking: reads the organisation's branding, the contacts (and a digest's
+        messages)."""
         now = clock.now()
-        brand = compose.brand_of(message.organization_id, self._settings.portal_url)
+        branding = branding_store.get(message.organization_id)
+        brand = compose.brand_of(message.organization_id, self._settings.portal_url, branding)
         items: list[Message] = []
         ids = compose.people(message)
         if message.template == notices.DIGEST:

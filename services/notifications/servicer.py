@@ -1,4 +1,5 @@
-"""NotificationService over gRPC (and HTTP/JSON): webhooks, preferences and the delivery log."""
+"""NotificationService over gRPC (and HTTP/JSON): webhooks, preferences, the delivery log, calendar
+feeds and the organisation's branding."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from services.common.storage import run_sync
 from services.common.validation import require_id
 from services.notifications import (
     addresses,
+    branding,
+    branding_store,
     calendar_feeds,
     convert,
     domain,
@@ -142,3 +145,18 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
         participant_id = require_id("participant_id", request.participant_id)
         revoked = await run_sync(calendar_feeds.revoke, organization_id, participant_id)
         return pb.RevokeCalendarFeedResponse(revoked=revoked)
+
+    async def SetOrganizationBranding(
+        self, request: pb.SetOrganizationBrandingRequest, context: aio.ServicerContext
+    ) -> pb.OrganizationBranding:
+        organization_id = require_id("organization_id", request.organization_id)
+        given = branding.checked(request.display_name, request.brand_colour, request.portal_url)
+        doc = await run_sync(branding_store.put, organization_id, given, clock.now())
+        return convert.branding_message(organization_id, doc)
+
+    async def GetOrganizationBranding(
+        self, request: pb.GetOrganizationBrandingRequest, context: aio.ServicerContext
+    ) -> pb.OrganizationBranding:
+        organization_id = require_id("organization_id", request.organization_id)
+        doc = await run_sync(branding_store.get, organization_id)
+        return convert.branding_message(organization_id, doc)

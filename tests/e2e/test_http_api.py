@@ -141,6 +141,11 @@ INVALID = [
     ("MatchingService/StartMatchingRun", {"program_id": ""}, "program_id"),
     ("EngagementService/LogSession", {"relationship_id": ""}, "relationship_id"),
     ("AnalyticsService/GetProgramKpis", {"program_id": ""}, "program_id"),
+    (
+        "NotificationService/CreateWebhook",
+        {"url": "http://hooks.example.com/x", "event_types": ["match-proposed"]},
+        "url",
+    ),
 ]
 
 

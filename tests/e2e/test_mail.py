@@ -44,6 +44,12 @@ def text(mail: EmailMessage) -> str:
     return str(body.get_content())
 
 
+def html(mail: EmailMessage) -> str:
+    body = mail.get_body(("html",))
+    assert body is not None
+    return str(body.get_content())
+
+
 def registrations(stack: Stack, service: str, group: str = "") -> float:
     """participant-registered events a service's consumer group has consumed."""
     return metric(
@@ -180,6 +186,11 @@ def test_an_announcement_to_a_cohort_reaches_exactly_the_cohort(
     }
     program.register("Ed", MENTEE, ["design"], cohort_id="c-b")
     eventually("engagement to know all three", lambda: consumed() >= before + 3)
+    clients.notifications.SetOrganizationBranding(
+        pb.SetOrganizationBrandingRequest(
+            organization_id=program.org, display_name="Acme Mentoring", brand_colour="#0B6E4F"
+        )
+    )
     sent = clients.engagement.Announce(
         E.AnnounceRequest(
             organization_id=program.org,
@@ -197,6 +208,8 @@ def test_an_announcement_to_a_cohort_reaches_exactly_the_cohort(
             lambda n=name: mails(stack, address(program, n)) or None,  # type: ignore[misc]
         )
         assert "Kick-off call on Friday at 10:00" in text(mail)
+        # The organisation's branding, as set before the announcement.
+        assert "Acme Mentoring" in html(mail) and "background:#0b6e4f" in html(mail)
     # Ed gets nothing: nothing was even queued for him.
     assert mails(stack, address(program, "Ed")) == []
     assert templates(clients, program, next(iter(cohort))).keys() == {"announcement"}

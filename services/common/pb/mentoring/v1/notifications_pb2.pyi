@@ -1242,3 +1242,106 @@ class ListChatPostsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListChatPostsResponse: _TypeAlias = ListChatPostsResponse  # noqa: Y015
+
+@_typing.final
+class OrganizationBranding(_message.Message):
+    """--- organisation branding ------------------------------------------------------------------
+
+    How an organisation's e-mails and calendar invitations present it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    BRAND_COLOUR_FIELD_NUMBER: _builtins.int
+    PORTAL_URL_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organisation it belongs to."""
+    display_name: _builtins.str
+    """The name mails show in their header and as the sender's name, and invitations as the
+    organiser's; the organisation id until it is set.
+    """
+    brand_colour: _builtins.str
+    """The mails' header and button colour, "#rrggbb"; text on it is black or white, whichever
+    reads better. The default ("#2f5d8a") until it is set.
+    """
+    portal_url: _builtins.str
+    """Where mails and invitations link to; empty: the deployment's portal (MAIL_PORTAL_URL)."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was last set; unset until it is first set."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        brand_colour: _builtins.str = ...,
+        portal_url: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brand_colour", b"brand_colour", "display_name", b"display_name", "organization_id", b"organization_id", "portal_url", b"portal_url", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrganizationBranding: _TypeAlias = OrganizationBranding  # noqa: Y015
+
+@_typing.final
+class SetOrganizationBrandingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    BRAND_COLOUR_FIELD_NUMBER: _builtins.int
+    PORTAL_URL_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organisation whose branding to set."""
+    display_name: _builtins.str
+    """1-100 characters, without line breaks or other control characters; leading and trailing
+    spaces are dropped.
+    """
+    brand_colour: _builtins.str
+    """"#rrggbb", e.g. "#0b6e4f"."""
+    portal_url: _builtins.str
+    """Optional: https://host[:port]/path, at most 2,000 characters, without user name or
+    password. Empty: the deployment's portal.
+    """
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        brand_colour: _builtins.str = ...,
+        portal_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brand_colour", b"brand_colour", "display_name", b"display_name", "organization_id", b"organization_id", "portal_url", b"portal_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetOrganizationBrandingRequest: _TypeAlias = SetOrganizationBrandingRequest  # noqa: Y015
+
+@_typing.final
+class GetOrganizationBrandingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organisation whose branding to read."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrganizationBrandingRequest: _TypeAlias = GetOrganizationBrandingRequest  # noqa: Y015

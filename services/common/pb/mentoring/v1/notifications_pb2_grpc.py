@@ -111,6 +111,16 @@ class NotificationServiceStub:
                 request_serializer=mentoring_dot_v1_dot_notifications__pb2.RevokeCalendarFeedRequest.SerializeToString,
                 response_deserializer=mentoring_dot_v1_dot_notifications__pb2.RevokeCalendarFeedResponse.FromString,
                 _registered_method=True)
+        self.SetOrganizationBranding = channel.unary_unary(
+                '/mentoring.v1.NotificationService/SetOrganizationBranding',
+                request_serializer=mentoring_dot_v1_dot_notifications__pb2.SetOrganizationBrandingRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_notifications__pb2.OrganizationBranding.FromString,
+                _registered_method=True)
+        self.GetOrganizationBranding = channel.unary_unary(
+                '/mentoring.v1.NotificationService/GetOrganizationBranding',
+                request_serializer=mentoring_dot_v1_dot_notifications__pb2.GetOrganizationBrandingRequest.SerializeToString,
+                response_deserializer=mentoring_dot_v1_dot_notifications__pb2.OrganizationBranding.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -241,6 +251,25 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetOrganizationBranding(self, request, context):
+        """--- The organisation's branding: the name, colour and portal its e-mails and calendar
+        invitations show. Coordinators and service accounts set it; anyone in the organisation
+        reads it.
+
+        Replaces the organisation's branding whole; messages rendered afterwards show it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrganizationBranding(self, request, context):
+        """The organisation's branding; until it is set, what mails show without it: the
+        organisation id as the name, the default colour, the deployment's portal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -313,6 +342,16 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.RevokeCalendarFeed,
                     request_deserializer=mentoring_dot_v1_dot_notifications__pb2.RevokeCalendarFeedRequest.FromString,
                     response_serializer=mentoring_dot_v1_dot_notifications__pb2.RevokeCalendarFeedResponse.SerializeToString,
+            ),
+            'SetOrganizationBranding': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetOrganizationBranding,
+                    request_deserializer=mentoring_dot_v1_dot_notifications__pb2.SetOrganizationBrandingRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_notifications__pb2.OrganizationBranding.SerializeToString,
+            ),
+            'GetOrganizationBranding': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrganizationBranding,
+                    request_deserializer=mentoring_dot_v1_dot_notifications__pb2.GetOrganizationBrandingRequest.FromString,
+                    response_serializer=mentoring_dot_v1_dot_notifications__pb2.OrganizationBranding.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -700,6 +739,60 @@ class NotificationService:
             '/mentoring.v1.NotificationService/RevokeCalendarFeed',
             mentoring_dot_v1_dot_notifications__pb2.RevokeCalendarFeedRequest.SerializeToString,
             mentoring_dot_v1_dot_notifications__pb2.RevokeCalendarFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetOrganizationBranding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.NotificationService/SetOrganizationBranding',
+            mentoring_dot_v1_dot_notifications__pb2.SetOrganizationBrandingRequest.SerializeToString,
+            mentoring_dot_v1_dot_notifications__pb2.OrganizationBranding.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrganizationBranding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mentoring.v1.NotificationService/GetOrganizationBranding',
+            mentoring_dot_v1_dot_notifications__pb2.GetOrganizationBrandingRequest.SerializeToString,
+            mentoring_dot_v1_dot_notifications__pb2.OrganizationBranding.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,6 +98,17 @@ class NotificationServiceStub:
     """
     RevokeCalendarFeed: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.RevokeCalendarFeedRequest, _notifications_pb2.RevokeCalendarFeedResponse]
     """The participant's feed URL stops working (404). Revoking when there is none changes nothing."""
+    SetOrganizationBranding: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.SetOrganizationBrandingRequest, _notifications_pb2.OrganizationBranding]
+    """--- The organisation's branding: the name, colour and portal its e-mails and calendar
+    invitations show. Coordinators and service accounts set it; anyone in the organisation
+    reads it.
+
+    Replaces the organisation's branding whole; messages rendered afterwards show it.
+    """
+    GetOrganizationBranding: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.GetOrganizationBrandingRequest, _notifications_pb2.OrganizationBranding]
+    """The organisation's branding; until it is set, what mails show without it: the
+    organisation id as the name, the default colour, the deployment's portal.
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -169,6 +180,17 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """
     RevokeCalendarFeed: _aio.UnaryUnaryMultiCallable[_notifications_pb2.RevokeCalendarFeedRequest, _notifications_pb2.RevokeCalendarFeedResponse]  # type: ignore[assignment]
     """The participant's feed URL stops working (404). Revoking when there is none changes nothing."""
+    SetOrganizationBranding: _aio.UnaryUnaryMultiCallable[_notifications_pb2.SetOrganizationBrandingRequest, _notifications_pb2.OrganizationBranding]  # type: ignore[assignment]
+    """--- The organisation's branding: the name, colour and portal its e-mails and calendar
+    invitations show. Coordinators and service accounts set it; anyone in the organisation
+    reads it.
+
+    Replaces the organisation's branding whole; messages rendered afterwards show it.
+    """
+    GetOrganizationBranding: _aio.UnaryUnaryMultiCallable[_notifications_pb2.GetOrganizationBrandingRequest, _notifications_pb2.OrganizationBranding]  # type: ignore[assignment]
+    """The organisation's branding; until it is set, what mails show without it: the
+    organisation id as the name, the default colour, the deployment's portal.
+    """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Tells the world outside the platform what happened in it. Owns the notifications database.
@@ -321,5 +343,28 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notifications_pb2.RevokeCalendarFeedResponse, _abc.Awaitable[_notifications_pb2.RevokeCalendarFeedResponse]]:
         """The participant's feed URL stops working (404). Revoking when there is none changes nothing."""
+
+    @_abc_1.abstractmethod
+    def SetOrganizationBranding(
+        self,
+        request: _notifications_pb2.SetOrganizationBrandingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.OrganizationBranding, _abc.Awaitable[_notifications_pb2.OrganizationBranding]]:
+        """--- The organisation's branding: the name, colour and portal its e-mails and calendar
+        invitations show. Coordinators and service accounts set it; anyone in the organisation
+        reads it.
+
+        Replaces the organisation's branding whole; messages rendered afterwards show it.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOrganizationBranding(
+        self,
+        request: _notifications_pb2.GetOrganizationBrandingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.OrganizationBranding, _abc.Awaitable[_notifications_pb2.OrganizationBranding]]:
+        """The organisation's branding; until it is set, what mails show without it: the
+        organisation id as the name, the default colour, the deployment's portal.
+        """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
