@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 # (gRPC port, metrics port) per service; the README's configuration table lists them.
 DEFAULT_PORTS: dict[str, tuple[int, int]] = {
@@ -25,26 +26,63 @@ DEFAULT_HTTP_PORTS: dict[str, int] = {
 }
 DEFAULT_BROKER_PORT = 9092
 DEFAULT_MONGODB_PORT = 27017
+# The gateway under `make up`: where calendar feed and unsubscribe links point by default.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+DEFAULT_DIGEST_HOUR = 8
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise SystemExit(f"environment variable {name} must be an integer, got {raw!r}") from None
+    _check_sign(name, raw, value, positive=positive, non_negative=non_negative)
+    return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SystemExit(f"environment variable {name} must be a number, got {raw!r}") from None
+    _check_sign(name, raw, value, positive=positive, non_negative=non_negative)
+    return value
+
+
+def _check_sign(name: str, raw: str, value: float, *, positive: bool, non_negative: bool) -> None:
+    if positive and value <= 0:
+        raise SystemExit(f"environment variable {name} must be positive, got {raw!r}")
+    if non_negative and value < 0:
+        raise SystemExit(f"environment variable {name} must not be negative, got {raw!r}")
+
+
+def _hour(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= 23:
+        raise SystemExit(f"{name} must be an hour from 0 to 23, got {raw!r}")
+    return int(raw)
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
@@ -171,6 +209,106 @@ class WebhookSettings:
         return settings
 
 
+class StartTls(StrEnum):
+    OFF = "off"
+    # Encrypt when the server offers STARTTLS, send in the clear when it does not.
+    OPPORTUNISTIC = "opportunistic"
+    # Never send unencrypted: a server that does not offer STARTTLS gets nothing.
+    REQUIRED = "required"
+
+
+def _starttls(env: Mapping[str, str], name: str, default: StartTls) -> StartTls:
+    raw = env.get(name, "").strip().lower() or default.value
+    try:
+        return StartTls(raw)
+    except ValueError:
+        choices = ", ".join(s.value for s in StartTls)
+        raise SystemExit(
+            f"environment variable {name} must be one of {choices}, got {raw!r}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """The mail server the notifications service sends through (services/notifications/smtp.py)."""
+
+    host: str = "127.0.0.1"
+    # The development catcher's port (mentoring.mailcatcher); 587 for a submission server.
+    port: int = 1025
+    starttls: StartTls = StartTls.OFF
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout_seconds: float = 30.0
+    # The From of every message: "Name <address>" or a bare address.
+    sender: str = "Mentoring <no-reply@localhost>"
+    # Trusted CAs for STARTTLS (a private relay); empty: the system's.
+    ca_file: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> SmtpSettings:
+        default = cls()
+        return cls(
+            host=env.get("SMTP_HOST", "").strip() or default.host,
+            port=_int(env, "SMTP_PORT", default.port, positive=True),
+            starttls=_starttls(env, "SMTP_STARTTLS", default.starttls),
+            username=env.get("SMTP_USERNAME", ""),
+            password=env.get("SMTP_PASSWORD", ""),
+            timeout_seconds=_float(
+                env, "SMTP_TIMEOUT_SECONDS", default.timeout_seconds, positive=True
+            ),
+            sender=env.get("SMTP_FROM", "").strip() or default.sender,
+            ca_file=env.get("SMTP_CA_FILE", "").strip(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MailSettings:
+    """How the notifications service sends e-mail: the SMTP server and the retry policy."""
+
+    smtp: SmtpSettings = SmtpSettings()
+    # Attempts before a message is dead-lettered, and the backoff between them (doubling from
+    # the base up to the maximum), as for webhooks.
+    max_attempts: int = 8
+    retry_base_seconds: float = 60.0
+    retry_max_seconds: float = 6 * 3600.0
+    # Messages in flight at once per process (one SMTP connection each).
+    concurrency: int = 4
+    # The portal, for the links in messages; empty: none.
+    portal_url: str = ""
+    # Where the service's pages are reached from outside (the gateway): calendar feed and
+    # unsubscribe URLs start with it. Empty: mails carry no unsubscribe link.
+    public_url: str = DEFAULT_PUBLIC_URL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> MailSettings:
+        settings = cls(
+            smtp=SmtpSettings.from_env(env),
+            # Read as numbers, as they always were: "8.0" still means 8.
+            max_attempts=int(_float(env, "MAIL_MAX_ATTEMPTS", 8, non_negative=True)),
+            retry_base_seconds=_float(env, "MAIL_RETRY_BASE_SECONDS", 60.0, non_negative=True),
+            retry_max_seconds=_float(env, "MAIL_RETRY_MAX_SECONDS", 6 * 3600.0, non_negative=True),
+            concurrency=int(_float(env, "MAIL_CONCURRENCY", 4, non_negative=True)),
+            portal_url=env.get("MAIL_PORTAL_URL", "").strip(),
+            public_url=env.get("NOTIFICATIONS_PUBLIC_URL", DEFAULT_PUBLIC_URL).strip(),
+        )
+        if settings.max_attempts < 1 or settings.concurrency < 1:
+            raise SystemExit("MAIL_MAX_ATTEMPTS and MAIL_CONCURRENCY must be at least 1")
+        return settings
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """When the daily chat digest goes. Posts travel like webhooks: the WEBHOOKS_* address
+    policy, CA file, timeout and retry settings apply."""
+
+    # The hour (UTC, 0-23) of each day's digest, covering the 24 hours before it.
+    digest_hour_utc: int = DEFAULT_DIGEST_HOUR
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ChatSettings:
+        return cls(digest_hour_utc=_hour(env, "CHAT_DIGEST_HOUR_UTC", DEFAULT_DIGEST_HOUR))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     service: str
@@ -200,11 +338,15 @@ class Settings:
     # by default, so a browser page from elsewhere cannot read the answers.
     cors_origins: tuple[str, ...] = ()
     webhooks: WebhookSettings = WebhookSettings()
+    mail: MailSettings = MailSettings()
+    chat: ChatSettings = ChatSettings()
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
         grpc_port, metrics_port = DEFAULT_PORTS[service]
         prefix = service.upper()
+        # Only the service that delivers them reads (and may refuse) these.
+        notifying = service == "notifications"
         return cls(
             service=service,
             bind_host=env.get("BIND_HOST", "127.0.0.1"),
@@ -231,8 +373,7 @@ class Settings:
             hr_producer_keys_file=env.get("HR_PRODUCER_KEYS_FILE", "").strip(),
             analytics_peer_secret=env.get("ANALYTICS_PEER_SECRET", ""),
             cors_origins=_origins(env.get("HTTP_CORS_ORIGINS", "")),
-            # Only the service that delivers them reads (and may refuse) these.
-            webhooks=WebhookSettings.from_env(env)
-            if service == "notifications"
-            else WebhookSettings(),
+            webhooks=WebhookSettings.from_env(env) if notifying else WebhookSettings(),
+            mail=MailSettings.from_env(env) if notifying else MailSettings(),
+            chat=ChatSettings.from_env(env) if notifying else ChatSettings(),
         )

@@ -13,12 +13,10 @@ from services.common.kafka import (
 )
 from services.common.pb.mentoring.v1 import notifications_pb2, notifications_pb2_grpc
 from services.notifications import pages
-from services.notifications.chat_config import ChatSettings
 from services.notifications.chat_consumer import ChatConsumer
 from services.notifications.chat_sender import ChatSender
 from services.notifications.chat_servicer import ChatServicer
 from services.notifications.consumer import GROUP, TOPICS, WebhookConsumer
-from services.notifications.mail_config import MailSettings
 from services.notifications.mail_consumer import MailConsumer
 from services.notifications.mailer import MailSender
 from services.notifications.sender import WebhookSender
@@ -49,9 +47,8 @@ async def serve(settings: Settings) -> None:
         settings.scheduler_interval_seconds,
         settings.shutdown_grace_seconds,
     )
-    mail_settings = MailSettings.from_env()
     mailer = MailSender(
-        mail_settings,
+        settings.mail,
         publisher,
         settings.scheduler_interval_seconds,
         settings.shutdown_grace_seconds,
@@ -59,7 +56,7 @@ async def serve(settings: Settings) -> None:
     # Slack and Teams posts travel like webhooks (their address policy, TLS and retries).
     chat = ChatSender(
         settings.webhooks,
-        ChatSettings.from_env(),
+        settings.chat,
         publisher,
         settings.scheduler_interval_seconds,
         settings.shutdown_grace_seconds,
@@ -81,7 +78,7 @@ async def serve(settings: Settings) -> None:
     )
     binding = grpc_server.ServiceBinding.of(
         notifications_pb2.DESCRIPTOR,
-        ChatServicer(settings.webhooks, mail_settings.public_url, wake=chat.wake),
+        ChatServicer(settings.webhooks, settings.mail.public_url, wake=chat.wake),
         notifications_pb2_grpc.add_NotificationServiceServicer_to_server,
     )
     # Stopped in reverse: the consumer commits, then the senders finish their attempts, then
@@ -91,7 +88,7 @@ async def serve(settings: Settings) -> None:
         [binding],
         [publisher, sender, mailer, chat, consumer],
         # Calendar feeds and unsubscribe links, on the HTTP port beside the RPCs.
-        pages=pages.pages(mail_settings),
+        pages=pages.pages(settings.mail),
     )
 
 

@@ -13,7 +13,7 @@ from functools import partial
 import aiohttp
 
 from services.common import clock
-from services.common.config import WebhookSettings
+from services.common.config import ChatSettings, WebhookSettings
 from services.common.errors import InvalidArgument
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
@@ -25,7 +25,6 @@ from services.notifications import (
     delivery_loop,
     outcomes,
 )
-from services.notifications.chat_config import ChatSettings
 from services.notifications.documents import ChatPost
 from services.notifications.metrics import count_message
 from services.notifications.outcomes import Outcome

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.common import storage
+from services.common.config import MailSettings
 from services.common.pb.mentoring.v1 import common_pb2
 from services.common.pb.mentoring.v1.events_pb2 import Event
 from services.notifications import delivery_log, domain, notices, preferences
 from services.notifications.documents import Contact, Message, PlannedSession, Preferences
-from services.notifications.mail_config import MailSettings
 from services.notifications.outcomes import Outcome
 
 PENDING = domain.PENDING

@@ -11,6 +11,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from services.common import clock
+from services.common.config import MailSettings
 from services.common.kafka import EventPublisher
 from services.common.storage import run_sync
 from services.notifications import (
@@ -26,7 +27,6 @@ from services.notifications import (
 )
 from services.notifications.documents import Message
 from services.notifications.mail import MissingData, Renderer, UnknownTemplate
-from services.notifications.mail_config import MailSettings
 from services.notifications.metrics import count_message
 
 

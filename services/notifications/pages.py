@@ -16,10 +16,10 @@ from email.parser import BytesParser
 from urllib.parse import parse_qs
 
 from services.common import clock
+from services.common.config import MailSettings
 from services.common.http_server import Asgi, Receive, Scope, Send
 from services.common.storage import run_sync
 from services.notifications import calendar_feeds, links, preferences, unsubscribes
-from services.notifications.mail_config import MailSettings
 
 # A one-click body is 26 bytes; a browser's form a few more.
 MAX_BODY = 4096

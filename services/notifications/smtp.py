@@ -7,76 +7,14 @@ server refused this message or recipient for good, so retrying it cannot help.
 
 from __future__ import annotations
 
-import os
 import ssl
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from enum import StrEnum
 
 import aiosmtplib
 
+from services.common.config import SmtpSettings, StartTls
 from services.notifications import outcomes
 from services.notifications.outcomes import Outcome
-
-
-class StartTls(StrEnum):
-    OFF = "off"
-    # Encrypt when the server offers STARTTLS, send in the clear when it does not.
-    OPPORTUNISTIC = "opportunistic"
-    # Never send unencrypted: a server that does not offer STARTTLS gets nothing.
-    REQUIRED = "required"
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpSettings:
-    host: str = "127.0.0.1"
-    # The development catcher's port (mentoring.mailcatcher); 587 for a submission server.
-    port: int = 1025
-    starttls: StartTls = StartTls.OFF
-    username: str = ""
-    password: str = field(default="", repr=False)
-    timeout_seconds: float = 30.0
-    # The From of every message: "Name <address>" or a bare address.
-    sender: str = "Mentoring <no-reply@localhost>"
-    # Trusted CAs for STARTTLS (a private relay); empty: the system's.
-    ca_file: str = ""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> SmtpSettings:
-        default = cls()
-        raw_tls = env.get("SMTP_STARTTLS", "").strip().lower() or default.starttls.value
-        try:
-            starttls = StartTls(raw_tls)
-        except ValueError:
-            choices = ", ".join(s.value for s in StartTls)
-            raise SystemExit(
-                f"environment variable SMTP_STARTTLS must be one of {choices}, got {raw_tls!r}"
-            ) from None
-        return cls(
-            host=env.get("SMTP_HOST", "").strip() or default.host,
-            port=int(_number(env, "SMTP_PORT", default.port, integer=True)),
-            starttls=starttls,
-            username=env.get("SMTP_USERNAME", ""),
-            password=env.get("SMTP_PASSWORD", ""),
-            timeout_seconds=_number(env, "SMTP_TIMEOUT_SECONDS", default.timeout_seconds),
-            sender=env.get("SMTP_FROM", "").strip() or default.sender,
-            ca_file=env.get("SMTP_CA_FILE", "").strip(),
-        )
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, integer: bool = False) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise SystemExit(f"environment variable {name} must be {kind}, got {raw!r}") from None
-    if value <= 0:
-        raise SystemExit(f"environment variable {name} must be positive, got {raw!r}")
-    return value
 
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext:

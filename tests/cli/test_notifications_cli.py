@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 from mentoring.cli import app
 from mentoring.mailcatcher import Catcher
 from mentoring.output import console
+from services.common.config import SmtpSettings
 from services.notifications import invitations, mail, smtp
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -58,7 +59,7 @@ async def mailbox(tmp_path: Path) -> Path:
     async with Catcher(directory, port=0) as catcher:
         for note in notes:
             message = renderer.render(note, sender="no-reply@acme.example", now=NOW)
-            outcome = await smtp.send(message, smtp.SmtpSettings(port=catcher.port))
+            outcome = await smtp.send(message, SmtpSettings(port=catcher.port))
             assert outcome.delivered, outcome
     return directory
 

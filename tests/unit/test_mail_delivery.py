@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.message import Message as Payload
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.config import MailSettings
 from services.common.errors import InvalidArgument
 from services.common.events import new_event
 from services.common.pb.mentoring.v1 import common_pb2, events_pb2
@@ -21,7 +22,6 @@ from services.common.pb.mentoring.v1 import notifications_pb2 as pb
 from services.notifications import compose, convert, mail_store, notices, outcomes, preferences
 from services.notifications.documents import Contact, Message
 from services.notifications.mail import Renderer
-from services.notifications.mail_config import MailSettings
 from tests.unit import memory_db
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

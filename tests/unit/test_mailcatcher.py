@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mentoring import mailcatcher
+from services.common.config import SmtpSettings
 from services.notifications import smtp
 
 
@@ -74,7 +75,7 @@ async def test_it_runs_as_a_process_keeping_each_message(tmp_path: Path) -> None
         line = (await process.stdout.readline()).decode()
         assert line.startswith("mail catcher listening on 127.0.0.1:"), line
         port = int(line.split("127.0.0.1:")[1].split(",")[0])
-        settings = smtp.SmtpSettings(port=port, timeout_seconds=10)
+        settings = SmtpSettings(port=port, timeout_seconds=10)
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = "a@x.org", "b@y.org", "Hello"
         message.set_content("Hi")

@@ -16,8 +16,8 @@ import pytest
 import trustme
 
 from mentoring.mailcatcher import Catcher, messages, refuse_next
+from services.common.config import SmtpSettings, StartTls
 from services.notifications import smtp
-from services.notifications.smtp import SmtpSettings, StartTls
 
 
 def message(subject: str = "Time for your next session") -> EmailMessage:
