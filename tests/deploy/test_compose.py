@@ -271,9 +271,11 @@ def test_gateway_drops_the_analytics_peer_header_on_both_kinds_of_call() -> None
 
 
 def interpolated(env: dict[str, str], host: dict[str, str]) -> dict[str, str]:
-    """What compose hands a container for `${NAME:-}` values, given the host's environment."""
+    """What compose hands a container for `${NAME:-default}` values, given the host's
+    environment: the host's value unless it is unset or empty, else the default."""
     return {
-        k: re.sub(r"\$\{(\w+):-\}", lambda m: host.get(m.group(1), ""), v) for k, v in env.items()
+        k: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: host.get(m.group(1)) or m.group(2), v)
+        for k, v in env.items()
     }
 
 
