@@ -68,12 +68,24 @@ def expire(organization_id: str, match_id: str) -> Committed:
 
 def end(organization_id: str, match_id: str, exclude: str) -> None:
     """The relationship ended early (its acceptance may not have reached matching yet: the
-    topics are not ordered together). With `exclude`, the pair is never proposed again."""
-    storage.atomic(
-        lambda tx: pool.release(
+    topics are not ordered together). With `exclude`, the pair is never proposed again.
+
+    A withdrawal or an erasure that reached matching before the acceptance released the
+    proposal already (slot back, status withdrawn): the relationship it became ends it all the
+    same, so every order of the three events leaves it ended."""
+
+    def work(tx: Transaction) -> None:
+        released = pool.release(
             tx, organization_id, match_id, "ended", exclude=exclude, only_from=pool.LIVE
         )
-    )
+        if released is None:
+            tx.update(
+                Proposal,
+                {"organization_id": organization_id, "match_id": match_id, "status": "withdrawn"},
+                set__status="ended",
+            )
+
+    storage.atomic(work)
 
 
 @dataclass
