@@ -271,11 +271,6 @@ def test_an_erased_persons_delivery_log_is_pseudonymised(stack: Stack, clients: 
     assert templates(clients, program, gus)["match-proposed"].address == address(program, "Gus")
 
 
-def _session_api_ready() -> bool:
-    return hasattr(E, "RescheduleSessionRequest")
-
-
-@pytest.mark.skipif(not _session_api_ready(), reason="waits on engagement's session-planned")
 def test_a_scheduled_moved_and_cancelled_session_send_invitations(
     stack: Stack, clients: Clients
 ) -> None:
