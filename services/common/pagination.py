@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from services.common.errors import InvalidArgument
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
@@ -21,6 +25,12 @@ def page_size(requested: int) -> int:
 
 def encode_token(last_key: str) -> str:
     return base64.urlsafe_b64encode(last_key.encode()).decode()
+
+
+def next_token(rows: Sequence[T], size: int, key: Callable[[T], str]) -> str:
+    """The token of the page after these rows, read `size` at most: after the last row's key;
+    none when the page came short (it was the last)."""
+    return encode_token(key(rows[-1])) if rows and len(rows) == size else ""
 
 
 def decode_token(token: str) -> str | None:

@@ -127,7 +127,7 @@ def _page(page_size: int, page_token: str) -> tuple[int, str | None]:
 
 
 def _next(keys: list[str], size: int) -> str:
-    return pagination.encode_token(keys[-1]) if len(keys) == size else ""
+    return pagination.next_token(keys, size, str)
 
 
 class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
@@ -158,7 +158,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         docs = await run_sync(store.list_matches, org, program_id, participant_id, size, after)
         return engagement_pb2.ListMatchesResponse(
             matches=[match_message(m) for m in docs],
-            next_page_token=pagination.encode_token(docs[-1].match_id) if len(docs) == size else "",
+            next_page_token=pagination.next_token(docs, size, lambda d: d.match_id),
         )
 
     async def RespondToMatch(

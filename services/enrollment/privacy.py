@@ -384,7 +384,5 @@ class PersonalDataServicer(EnrollmentServicer):
         docs = await run_sync(list_erasures, org, size, after)
         return enrollment_pb2.ListErasuresResponse(
             erasures=[erasure_message(d) for d in docs],
-            next_page_token=pagination.encode_token(docs[-1].erasure_id)
-            if len(docs) == size
-            else "",
+            next_page_token=pagination.next_token(docs, size, lambda d: d.erasure_id),
         )

@@ -109,7 +109,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         size = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token)
         docs = await run_sync(list_programs, org, status, size, after)
-        token = pagination.encode_token(docs[-1].program_id) if len(docs) == size else ""
+        token = pagination.next_token(docs, size, lambda d: d.program_id)
         return enrollment_pb2.ListProgramsResponse(
             programs=[program_message(d) for d in docs], next_page_token=token
         )
@@ -146,7 +146,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         size = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token)
         docs = await run_sync(list_cohorts, org, program_id, size, after)
-        token = pagination.encode_token(docs[-1].cohort_id) if len(docs) == size else ""
+        token = pagination.next_token(docs, size, lambda d: d.cohort_id)
         return enrollment_pb2.ListCohortsResponse(
             cohorts=[cohort_message(d) for d in docs], next_page_token=token
         )
@@ -193,7 +193,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         docs = await run_sync(
             list_participants, org, program_id, ROLE_NAMES.get(request.role), size, after, status
         )
-        token = pagination.encode_token(docs[-1].participant_id) if len(docs) == size else ""
+        token = pagination.next_token(docs, size, lambda d: d.participant_id)
         return enrollment_pb2.ListParticipantsResponse(
             participants=[participant_message(d) for d in docs], next_page_token=token
         )

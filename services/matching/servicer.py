@@ -71,7 +71,7 @@ class MatchingServicer(matching_pb2_grpc.MatchingServiceServicer):
         docs = await run_sync(_list, org, program_id, mentee_id, size, after)
         return matching_pb2.ListProposalsResponse(
             proposals=[proposal_message(p) for p in docs],
-            next_page_token=pagination.encode_token(docs[-1].match_id) if len(docs) == size else "",
+            next_page_token=pagination.next_token(docs, size, lambda d: d.match_id),
         )
 
     async def GetMatchingConfig(

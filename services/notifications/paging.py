@@ -31,8 +31,7 @@ async def page(
     size = pagination.page_size(request.page_size)
     start = pagination.decode_token(request.page_token)
     found = await run_sync(read, size, start)
-    token = pagination.encode_token(key(found[-1])) if len(found) == size else ""
-    return found, token
+    return found, pagination.next_token(found, size, key)
 
 
 def order_key(row: Any) -> str:
